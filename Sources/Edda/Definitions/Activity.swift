@@ -1,0 +1,80 @@
+import Foundation
+
+/// A durable side effect: a unit of work whose result is recorded once and replayed after that.
+///
+/// Each attempt runs and then commits its result in one transaction, together with any work
+/// the activity added with ``ActivityContext/transaction(_:)`` and any compensation it
+/// registers. A failed attempt is retried by the activity's ``retryPolicy`` (or the app's).
+///
+/// ```swift
+/// struct ChargeCard: Activity {
+///     static let name = "charge_card"
+///     let gateway: PaymentGateway
+///
+///     func run(_ payment: Payment, context: ActivityContext) async throws -> Charge {
+///         try await gateway.charge(payment, idempotencyKey: context.idempotencyKey)
+///     }
+/// }
+/// ```
+public protocol Activity: Sendable {
+    associatedtype Input: Codable & Sendable
+    associatedtype Output: Codable & Sendable
+
+    /// The durable name: activity IDs are `"<name>:<n>"`.
+    static var name: String { get }
+
+    /// This activity's retry policy; `nil` uses the app's default. Default `nil`.
+    var retryPolicy: RetryPolicy? { get }
+
+    /// Performs the work. Runs at least once per successful result; make external calls
+    /// idempotent with ``ActivityContext/idempotencyKey``.
+    func run(_ input: Input, context: ActivityContext) async throws -> Output
+}
+
+extension Activity {
+    public var retryPolicy: RetryPolicy? { nil }
+}
+
+/// What an activity attempt knows about itself, and its way into the step's transaction.
+public final class ActivityContext: Sendable {
+    /// The workflow instance.
+    public let instanceID: String
+    /// The workflow's durable name.
+    public let workflowName: String
+    /// This step's durable ID, e.g. `charge_card:1`.
+    public let activityID: String
+    /// The attempt number, from 1.
+    public let attempt: Int
+
+    private let pendingWork = PendingWork()
+
+    init(instanceID: String, workflowName: String, activityID: String, attempt: Int) {
+        self.instanceID = instanceID
+        self.workflowName = workflowName
+        self.activityID = activityID
+        self.attempt = attempt
+    }
+
+    /// A key that is the same for every attempt of this step and unique across steps:
+    /// `"<instance ID>/<activity ID>"`. Pass it to external services that deduplicate requests.
+    public var idempotencyKey: String { "\(instanceID)/\(activityID)" }
+
+    /// Adds database work to this attempt's commit transaction.
+    ///
+    /// The work runs after ``Activity/run(_:context:)`` returns, inside the same transaction that
+    /// records the result, so it commits exactly when the step does: never twice, never without
+    /// the step. The store runs work of its own kind; see ``ActivityContext/transaction(_:)``
+    /// for SQLite.
+    public func addTransactionalWork(_ work: any TransactionalWork) {
+        pendingWork.append(work)
+    }
+
+    var transactionalWork: [any TransactionalWork] { pendingWork.all }
+}
+
+/// The transactional work an attempt collected; appended from the attempt's task only.
+final class PendingWork: Sendable {
+    private let storage = LockedBox<[any TransactionalWork]>([])
+    func append(_ work: any TransactionalWork) { storage.withValue { $0.append(work) } }
+    var all: [any TransactionalWork] { storage.withValue { $0 } }
+}

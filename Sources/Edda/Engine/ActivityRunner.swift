@@ -1,0 +1,184 @@
+import Foundation
+import Logging
+
+/// A value produced by user code, with its JSON encoding.
+struct EncodedValue: Sendable {
+    let json: String
+    let value: any Sendable
+}
+
+/// One activity call, erased to what the runner needs.
+struct ActivityInvocation: Sendable {
+    let activityID: String
+    let activityName: String
+    let inputJSON: String
+    let policy: RetryPolicy
+    /// Runs the user's code and encodes its output.
+    let perform: @Sendable (ActivityContext) async throws -> EncodedValue
+    /// The compensation to register with a successful result, for a ``CompensatableActivity``.
+    let compensationName: String?
+}
+
+/// What an execution needs outside its ``WorkflowContext``: safe to hand to handle tasks.
+struct ExecutionScope: Sendable {
+    let engine: WorkflowEngine
+    let control: ExecutionControl
+    let instanceID: String
+    let workflowName: String
+
+    var workerID: String { engine.workerID }
+
+    /// Runs an activity live: attempts with retry, each attempt's result committed in one
+    /// transaction with its compensation, the user's transactional work and `carrying`.
+    func runActivity(_ invocation: ActivityInvocation, carrying buffered: [CompensationRecord]) async throws -> EncodedValue {
+        let hooks = engine.hooks
+        let started = Date()
+        var retry = RetryMetadata()
+        var attempt = 0
+        while true {
+            attempt += 1
+            try control.check()
+            let context = ActivityContext(
+                instanceID: instanceID, workflowName: workflowName, activityID: invocation.activityID, attempt: attempt)
+            let failure: any Error
+            do {
+                let output = try await invocation.perform(context)
+                var transition = stepTransition(currentActivityID: invocation.activityID)
+                transition.history = [NewHistoryEvent(
+                    activityID: invocation.activityID, eventType: HistoryEventType.activityCompleted,
+                    payload: .json(StepPayloads.activityCompleted(
+                        name: invocation.activityName, resultJSON: output.json, inputJSON: invocation.inputJSON,
+                        retry: attempt > 1 ? retry.succeeded(attempt: attempt, since: started) : nil)))]
+                transition.compensations = buffered
+                if let compensationName = invocation.compensationName {
+                    transition.compensations.append(CompensationRecord(
+                        activityID: invocation.activityID, name: compensationName,
+                        argsJSON: StepPayloads.compensationArgs(
+                            name: compensationName, inputJSON: invocation.inputJSON, outputJSON: output.json)))
+                }
+                transition.work = context.transactionalWork
+                try accept(try await engine.store.apply(transition, now: Date()))
+                await hooks.activityCompleted(
+                    instanceID: instanceID, activityID: invocation.activityID, activityName: invocation.activityName,
+                    resultJSON: output.json, cacheHit: false)
+                return output
+            } catch let error where WorkflowEngine.isControl(error) {
+                throw error
+            } catch {
+                failure = (error as? TransactionalWorkError)?.underlying ?? error
+            }
+
+            retry.record(attempt: attempt, error: failure, at: Date())
+            if failure is TerminalError {
+                try await recordFailure(invocation, error: failure, retry: nil, reason: nil, carrying: buffered)
+                await hooks.activityFailed(
+                    instanceID: instanceID, activityID: invocation.activityID, activityName: invocation.activityName, error: failure)
+                throw failure
+            }
+            if let reason = stopReason(invocation.policy, error: failure, attempt: attempt, started: started) {
+                retry.exhausted = true
+                retry.totalDurationMs = Int64(Date().timeIntervalSince(started) * 1000)
+                let exhausted = RetryExhaustedError(
+                    activityName: invocation.activityName, attempts: attempt, reason: reason, cause: failure)
+                try await recordFailure(invocation, error: failure, retry: retry, reason: reason, carrying: buffered)
+                await hooks.activityFailed(
+                    instanceID: instanceID, activityID: invocation.activityID, activityName: invocation.activityName, error: exhausted)
+                throw exhausted
+            }
+            let delay = invocation.policy.delay(afterAttempt: attempt)
+            engine.logger.debug(
+                "Activity attempt failed; retrying",
+                metadata: [
+                    "edda.instance_id": .string(instanceID), "edda.activity_id": .string(invocation.activityID),
+                    "edda.attempt": .stringConvertible(attempt), "edda.error": .string(ErrorDescription.message(failure)),
+                ])
+            await hooks.activityRetrying(
+                instanceID: instanceID, activityID: invocation.activityID, activityName: invocation.activityName,
+                error: failure, attempt: attempt, delay: delay)
+            await control.sleep(for: delay)
+        }
+    }
+
+    /// Why retrying stops after `attempt` failed with `error`, or `nil` to retry.
+    private func stopReason(_ policy: RetryPolicy, error: any Error, attempt: Int, started: Date) -> String? {
+        if !policy.isRetryable(error) {
+            return "Error type \(ErrorDescription.typeName(error)) is not retryable"
+        }
+        if let maxAttempts = policy.maxAttempts, attempt >= maxAttempts {
+            return "Max attempts (\(maxAttempts)) reached"
+        }
+        let elapsed = Date().timeIntervalSince(started)
+        if let maxDuration = policy.maxDuration, elapsed >= maxDuration.seconds {
+            return "Max duration (\(String(format: "%.1f", maxDuration.seconds))s) exceeded (elapsed: \(String(format: "%.1f", elapsed))s)"
+        }
+        return nil
+    }
+
+    private func recordFailure(
+        _ invocation: ActivityInvocation, error: any Error, retry: RetryMetadata?, reason: String?,
+        carrying buffered: [CompensationRecord]
+    ) async throws {
+        var transition = stepTransition(currentActivityID: invocation.activityID)
+        transition.history = [NewHistoryEvent(
+            activityID: invocation.activityID, eventType: HistoryEventType.activityFailed,
+            payload: .json(StepPayloads.activityFailed(
+                name: invocation.activityName, error: error, inputJSON: invocation.inputJSON, retry: retry, reason: reason)))]
+        transition.compensations = buffered
+        try await commit(transition)
+    }
+
+    /// A transition of a step that keeps the lock, accepted while the instance runs or is
+    /// being cancelled (so a step finishing during a cancellation is recorded and compensated).
+    func stepTransition(currentActivityID: String?) -> InstanceTransition {
+        var transition = InstanceTransition(
+            instanceID: instanceID, workerID: workerID, expectedStatuses: [.running, .compensating],
+            lock: .renew(until: Date().addingTimeInterval(control.lease.seconds)))
+        transition.currentActivityID = currentActivityID
+        return transition
+    }
+
+    /// Applies an engine-written transition; store failures stop the execution.
+    func commit(_ transition: InstanceTransition) async throws {
+        let outcome: TransitionOutcome
+        do {
+            outcome = try await engine.store.apply(transition, now: Date())
+        } catch {
+            throw EngineStoreError(underlying: error)
+        }
+        try accept(outcome)
+    }
+
+    /// Interprets a step's transition outcome: a status of `compensating` means a cancellation
+    /// arrived; a rejection means the lock was lost or the instance was cancelled.
+    func accept(_ outcome: TransitionOutcome) throws {
+        switch outcome {
+        case .applied(let status):
+            if status == .compensating { control.raise(.cancelRequested) }
+        case .rejected(let status, let lockedBy):
+            if lockedBy == workerID, status == .compensating || status == .cancelled {
+                control.raise(.cancelRequested)
+                throw WorkflowCancelledError(instanceID: instanceID)
+            }
+            control.raise(.lockLost)
+            throw LockLostError(instanceID: instanceID)
+        }
+    }
+}
+
+/// The database failed while the engine recorded its own state; the execution stops and the
+/// instance is resumed later.
+struct EngineStoreError: Error, Sendable, CustomStringConvertible {
+    let underlying: any Error
+    var description: String { "Workflow store failure: \(underlying)" }
+}
+
+extension RetryMetadata {
+    /// The metadata recorded with a result that succeeded on `attempt` after earlier failures.
+    func succeeded(attempt: Int, since started: Date) -> RetryMetadata {
+        var copy = self
+        copy.totalAttempts = attempt
+        copy.exhausted = false
+        copy.totalDurationMs = Int64(Date().timeIntervalSince(started) * 1000)
+        return copy
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import Synchronization
+
+/// Signals shared between one execution of an instance and the rest of the app: a requested
+/// cancellation, a lost lock. Checked at every durable operation; wakes retry back-off sleeps.
+final class ExecutionControl: Sendable {
+    enum Signal: Sendable, Equatable {
+        case none
+        case cancelRequested
+        case lockLost
+    }
+
+    private struct State {
+        var signal = Signal.none
+        var sleepers: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextSleeper: UInt64 = 0
+    }
+
+    let instanceID: String
+    /// The lease each renewal extends the lock by.
+    let lease: Duration
+    private let state = Mutex(State())
+
+    init(instanceID: String, lease: Duration) {
+        self.instanceID = instanceID
+        self.lease = lease
+    }
+
+    var signal: Signal { state.withLock { $0.signal } }
+
+    /// Marks the execution; wakes any back-off sleep so it notices at once.
+    func raise(_ signal: Signal) {
+        let sleepers = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            if state.signal == .none || signal == .lockLost { state.signal = signal }
+            let sleepers = Array(state.sleepers.values)
+            state.sleepers.removeAll()
+            return sleepers
+        }
+        for sleeper in sleepers { sleeper.resume() }
+    }
+
+    /// Throws the control error for a raised signal.
+    func check() throws {
+        switch signal {
+        case .none: return
+        case .cancelRequested: throw WorkflowCancelledError(instanceID: instanceID)
+        case .lockLost: throw LockLostError(instanceID: instanceID)
+        }
+    }
+
+    /// Sleeps for `duration`, or until a signal is raised.
+    func sleep(for duration: Duration) async {
+        let id = state.withLock { state -> UInt64? in
+            guard state.signal == .none else { return nil }
+            state.nextSleeper += 1
+            return state.nextSleeper
+        }
+        guard let id else { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let registered = state.withLock { state -> Bool in
+                guard state.signal == .none else { return false }
+                state.sleepers[id] = continuation
+                return true
+            }
+            guard registered else {
+                continuation.resume()
+                return
+            }
+            Task {
+                try? await Task.sleep(for: duration)
+                let sleeper = self.state.withLock { $0.sleepers.removeValue(forKey: id) }
+                sleeper?.resume()
+            }
+        }
+    }
+}
+
+/// This worker no longer holds the instance's lock (it expired and another worker took it, or
+/// it was released). The execution stops without writing anything; the holder carries on.
+struct LockLostError: Error, Sendable, CustomStringConvertible {
+    let instanceID: String
+    var description: String { "Lost the lock on workflow instance \(instanceID); another worker continues it" }
+}
+
+/// The stored input could not be decoded to the workflow's input type on resume.
+struct StoredInputError: Error, Sendable, CustomStringConvertible {
+    let instanceID: String
+    let underlying: any Error
+    var description: String {
+        "The stored input of \(instanceID) does not decode to the workflow's input type (\(underlying)). "
+            + "The instance is left running; deploy code whose input type matches, then resume it."
+    }
+}

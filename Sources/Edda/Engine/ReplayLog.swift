@@ -1,0 +1,128 @@
+import Foundation
+
+/// The recorded history of an instance as replay sees it: results by durable ID, and which of
+/// them the current execution has consumed.
+struct ReplayLog {
+    struct Entry {
+        let eventType: String
+        let payload: HistoryPayload
+    }
+
+    private var entries: [String: Entry] = [:]
+    private var consumed: Set<String> = []
+    /// IDs of the step kinds replay must consume (activities, deterministic values).
+    private var stepIDs: [String] = []
+    /// `compensation_<id>` rows already recorded.
+    private(set) var executedCompensationIDs: Set<String> = []
+    /// The recorded `WorkflowCancelled` details, if a cancellation was requested.
+    private(set) var cancellation: CancellationDetails?
+
+    init(history: [HistoryEvent]) {
+        for event in history {
+            entries[event.activityID] = Entry(eventType: event.eventType, payload: event.payload)
+            switch event.eventType {
+            case HistoryEventType.activityCompleted, HistoryEventType.activityFailed:
+                stepIDs.append(event.activityID)
+            case HistoryEventType.compensationExecuted, HistoryEventType.compensationFailed:
+                executedCompensationIDs.insert(event.activityID)
+            case HistoryEventType.workflowCancelled:
+                if case .json(let text) = event.payload {
+                    cancellation = try? JSON.decode(CancellationDetails.self, from: text)
+                }
+            default:
+                break
+            }
+        }
+    }
+
+    var isEmpty: Bool { stepIDs.isEmpty }
+
+    /// The recorded entry for `id`, marked consumed.
+    mutating func take(_ id: String) -> Entry? {
+        guard let entry = entries[id] else { return nil }
+        consumed.insert(id)
+        return entry
+    }
+
+    /// Recorded steps this execution never reached: a sign the code lost a step.
+    var unconsumedSteps: [String] {
+        stepIDs.filter { !consumed.contains($0) }
+    }
+}
+
+/// The recorded shape of an `ActivityCompleted` row, decoded together with its result.
+struct CompletedEnvelope<Output: Decodable>: Decodable {
+    let activityName: String?
+    let result: Output
+
+    enum CodingKeys: String, CodingKey {
+        case activityName = "activity_name"
+        case result
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        activityName = try container.decodeIfPresent(String.self, forKey: .activityName)
+        if let value = try? container.decode(Output.self, forKey: .result) {
+            result = value
+        } else {
+            // A `null` or missing result decodes through a nil-tolerant path (e.g. NoValue).
+            result = try Output(from: NullDecoder(codingPath: container.codingPath + [CodingKeys.result]))
+        }
+    }
+}
+
+/// The recorded shape of an `ActivityFailed` row.
+struct FailedEnvelope: Decodable {
+    let activityName: String?
+    let errorType: String?
+    let errorMessage: String?
+    let retryMetadata: RetryMetadata?
+    let exhaustedReason: String?
+
+    enum CodingKeys: String, CodingKey {
+        case activityName = "activity_name"
+        case errorType = "error_type"
+        case errorMessage = "error_message"
+        case retryMetadata = "retry_metadata"
+        case exhaustedReason = "exhausted_reason"
+    }
+
+    /// The error a live execution threw, rebuilt with its type.
+    func rebuiltError(activityName fallbackName: String) -> any Error {
+        let type = errorType ?? "Error"
+        let message = errorMessage ?? ""
+        if let retry = retryMetadata, retry.exhausted {
+            return RetryExhaustedError(
+                activityName: activityName ?? fallbackName, attempts: retry.totalAttempts,
+                reason: exhaustedReason ?? "retries exhausted",
+                cause: ActivityFailure(errorType: type, message: message))
+        }
+        if type == "TerminalError" { return TerminalError(message) }
+        return ActivityFailure(errorType: type, message: message)
+    }
+}
+
+/// A decoder that holds a single JSON `null`; lets types like ``NoValue`` decode a missing result.
+private struct NullDecoder: Decoder {
+    var codingPath: [any CodingKey]
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
+        throw DecodingError.valueNotFound(Any.self, .init(codingPath: codingPath, debugDescription: "null"))
+    }
+
+    func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
+        throw DecodingError.valueNotFound(Any.self, .init(codingPath: codingPath, debugDescription: "null"))
+    }
+
+    func singleValueContainer() throws -> any SingleValueDecodingContainer { NullContainer(codingPath: codingPath) }
+
+    private struct NullContainer: SingleValueDecodingContainer {
+        var codingPath: [any CodingKey]
+        func decodeNil() -> Bool { true }
+        func decode<T: Decodable>(_ type: T.Type) throws -> T {
+            throw DecodingError.valueNotFound(type, .init(codingPath: codingPath, debugDescription: "null"))
+        }
+    }
+}

@@ -1,0 +1,488 @@
+import Foundation
+import Logging
+
+/// A workflow registered with the app, erased to what the engine needs.
+struct RegisteredWorkflow: Sendable {
+    let name: String
+    let sourceHash: String
+    let sourceCode: String
+    let lockTimeout: Duration?
+    /// Checks that stored input decodes to the workflow's input type.
+    let validateInput: @Sendable (String) throws -> Void
+    /// Decodes the input and runs the body.
+    let run: @Sendable (_ inputJSON: String, _ context: WorkflowContext) async throws -> EncodedValue
+
+    init<Input: Codable & Sendable, Output: Codable & Sendable>(
+        name: String, version: String, lockTimeout: Duration?,
+        body: @escaping @Sendable (Input, WorkflowContext) async throws -> Output
+    ) {
+        self.name = name
+        let source = "// Swift workflow '\(name)', version \(version)\n"
+        self.sourceCode = source
+        self.sourceHash = SHA256.hexDigest(source)
+        self.lockTimeout = lockTimeout
+        self.validateInput = { json in _ = try WorkflowInput.decode(Input.self, from: json) }
+        self.run = { json, context in
+            let input: Input
+            do {
+                input = try WorkflowInput.decode(Input.self, from: json)
+            } catch {
+                throw context.poisoned(StoredInputError(instanceID: context.instanceID, underlying: error))
+            }
+            let output = try await body(input, context)
+            return EncodedValue(json: try encode(output), value: output)
+        }
+    }
+}
+
+/// How a workflow input is stored in `input_data`, which the shared schema requires to be a JSON
+/// object: an input that encodes to an object is stored as is (the shape Python Edda writes
+/// for keyword arguments); any other value is stored as `{"input": value}`.
+enum WorkflowInput {
+    static func encode<T: Encodable>(_ input: T) throws -> String {
+        let json = try JSON.encode(input)
+        if json.utf8.first == UInt8(ascii: "{") { return json }
+        if json == "null" { return "{}" }
+        return "{\"input\":\(json)}"
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from json: String) throws -> T {
+        do {
+            return try JSON.decode(type, from: json)
+        } catch let whole {
+            guard let object = JSONValue(jsonText: json), case .object(let members) = object,
+                  members.count == 1, let wrapped = members["input"]
+            else { throw whole }
+            return try JSON.decode(type, from: wrapped.jsonText)
+        }
+    }
+}
+
+/// How one execution of an instance ended.
+enum ExecutionResult: Sendable {
+    case completed(EncodedValue)
+    case failed(any Error)
+    case cancelled
+    /// Stopped without an outcome (lost lock, nondeterminism, store failure, shutdown); the
+    /// instance is left for a later execution.
+    case abandoned(any Error)
+}
+
+/// The replay engine: runs executions of instances and records their outcomes.
+final class WorkflowEngine: Sendable {
+    let store: any WorkflowStore
+    let workerID: String
+    let serviceName: String
+    let hooks: any WorkflowHooks
+    let defaultRetryPolicy: RetryPolicy
+    let defaultLockTimeout: Duration
+    let logger: Logger
+    private let registry = LockedBox<[String: RegisteredWorkflow]>([:])
+    /// Executions running in this process, by instance ID: at most one per instance.
+    private let executions = LockedBox<[String: ExecutionControl]>([:])
+    /// Instances whose replay diverged; the recovery loop leaves them alone.
+    private let quarantined = LockedBox<Set<String>>([])
+    let completions = CompletionSignals()
+
+    init(
+        store: any WorkflowStore, workerID: String, serviceName: String, hooks: any WorkflowHooks,
+        defaultRetryPolicy: RetryPolicy, defaultLockTimeout: Duration, logger: Logger
+    ) {
+        self.store = store
+        self.workerID = workerID
+        self.serviceName = serviceName
+        self.hooks = hooks
+        self.defaultRetryPolicy = defaultRetryPolicy
+        self.defaultLockTimeout = defaultLockTimeout
+        self.logger = logger
+    }
+
+    /// Errors that end an execution rather than fail the workflow.
+    static func isControl(_ error: any Error) -> Bool {
+        error is WorkflowCancelledError || error is LockLostError || error is NondeterminismError
+            || error is EngineStoreError || error is StoredInputError || error is CancellationError
+    }
+
+    // MARK: - Registry
+
+    func register(_ workflow: RegisteredWorkflow) {
+        registry.withValue { $0[workflow.name] = workflow }
+    }
+
+    func registered(_ name: String) -> RegisteredWorkflow? {
+        registry.withValue { $0[name] }
+    }
+
+    var registeredNames: [String] {
+        registry.withValue { Array($0.keys) }
+    }
+
+    var runningInstanceIDs: [String: ExecutionControl] {
+        executions.withValue { $0 }
+    }
+
+    func isQuarantined(_ instanceID: String) -> Bool {
+        quarantined.withValue { $0.contains(instanceID) }
+    }
+
+    private func reserve(_ instanceID: String, lease: Duration) -> ExecutionControl? {
+        executions.withValue { executions in
+            guard executions[instanceID] == nil else { return nil }
+            let control = ExecutionControl(instanceID: instanceID, lease: lease)
+            executions[instanceID] = control
+            return control
+        }
+    }
+
+    private func unreserve(_ instanceID: String) {
+        _ = executions.withValue { $0.removeValue(forKey: instanceID) }
+        completions.signal(instanceID)
+    }
+
+    /// The lease of an instance: its stored lock timeout, the workflow's, or the app's.
+    func lease(for workflow: RegisteredWorkflow, storedSeconds: Int?) -> Duration {
+        if let storedSeconds, storedSeconds > 0 { return .seconds(storedSeconds) }
+        return workflow.lockTimeout ?? defaultLockTimeout
+    }
+
+    // MARK: - Start and resume
+
+    /// Creates an instance and, unless it existed already, runs it here until it ends or
+    /// suspends. Returns the instance ID and, if it ran, how the execution ended.
+    func start(
+        workflowName: String, inputJSON: String, instanceID requestedID: String?, lockTimeout: Duration?
+    ) async throws -> (String, ExecutionResult?) {
+        let (workflow, instanceID, lease, control) = try await create(
+            workflowName: workflowName, inputJSON: inputJSON, instanceID: requestedID, lockTimeout: lockTimeout)
+        guard let control else { return (instanceID, nil) }
+        let result = await execute(
+            workflow, control: control, inputJSON: inputJSON, status: .running, history: [], compensations: [], isNew: true)
+        _ = lease
+        return (instanceID, result)
+    }
+
+    /// Creates an instance and runs it in the background; returns its ID at once.
+    func startDetached(
+        workflowName: String, inputJSON: String, instanceID requestedID: String?, lockTimeout: Duration?,
+        tracker: TaskTracker
+    ) async throws -> String {
+        let (workflow, instanceID, _, control) = try await create(
+            workflowName: workflowName, inputJSON: inputJSON, instanceID: requestedID, lockTimeout: lockTimeout)
+        guard let control else { return instanceID }
+        tracker.spawn {
+            _ = await self.execute(
+                workflow, control: control, inputJSON: inputJSON, status: .running, history: [], compensations: [], isNew: true)
+        }
+        return instanceID
+    }
+
+    private func create(
+        workflowName: String, inputJSON: String, instanceID requestedID: String?, lockTimeout: Duration?
+    ) async throws -> (RegisteredWorkflow, String, Duration, ExecutionControl?) {
+        guard let workflow = registered(workflowName) else {
+            throw EddaUsageError(
+                .unknownWorkflow,
+                "No workflow named '\(workflowName)' is registered; register it with app.register(_:) before starting it.")
+        }
+        do {
+            try workflow.validateInput(inputJSON)
+        } catch {
+            throw EddaUsageError(
+                .undecodableInput, "The input does not decode to the input type of workflow '\(workflowName)': \(error)")
+        }
+        let instanceID = requestedID ?? "\(workflowName)-\(Self.randomHex32())"
+        guard !instanceID.isEmpty, instanceID.utf8.count <= 255 else {
+            throw EddaUsageError(.invalidQuery, "Instance IDs must be 1 to 255 bytes long; got \(instanceID.utf8.count).")
+        }
+        let lockTimeoutSeconds = lockTimeout.map { Int($0.seconds.rounded(.up)) }
+        let lease = lease(for: workflow, storedSeconds: lockTimeoutSeconds)
+        guard let control = reserve(instanceID, lease: lease) else {
+            // Already executing here: starting the same ID again is idempotent.
+            return (workflow, instanceID, lease, nil)
+        }
+        let now = Date()
+        let outcome: CreateInstanceOutcome
+        do {
+            outcome = try await store.createInstance(
+                NewInstance(
+                    instanceID: instanceID, workflowName: workflow.name, sourceHash: workflow.sourceHash,
+                    sourceCode: workflow.sourceCode, ownerService: serviceName, inputJSON: inputJSON,
+                    lockTimeoutSeconds: lockTimeoutSeconds, lockedBy: workerID,
+                    lockExpiresAt: now.addingTimeInterval(lease.seconds)),
+                now: now)
+        } catch {
+            unreserve(instanceID)
+            throw error
+        }
+        switch outcome {
+        case .created:
+            return (workflow, instanceID, lease, control)
+        case .existing(let existing):
+            unreserve(instanceID)
+            guard existing.workflowName == workflow.name else {
+                throw EddaUsageError(
+                    .instanceIDConflict,
+                    "Instance ID '\(instanceID)' already belongs to an instance of workflow '\(existing.workflowName)'; "
+                        + "choose another ID for '\(workflow.name)'.")
+            }
+            return (workflow, instanceID, lease, nil)
+        }
+    }
+
+    /// Claims an instance that is free to run and executes it here. `nil` if it is running
+    /// elsewhere, has ended, or belongs to an unregistered workflow.
+    func resume(instanceID: String) async throws -> ExecutionResult? {
+        guard let instance = try await store.instance(id: instanceID) else {
+            throw EddaUsageError(.unknownInstance, "No workflow instance has the ID '\(instanceID)'.")
+        }
+        guard let workflow = registered(instance.workflowName) else {
+            throw EddaUsageError(
+                .unknownWorkflow,
+                "Instance '\(instanceID)' runs workflow '\(instance.workflowName)', which is not registered in this app.")
+        }
+        return try await resume(instanceID: instanceID, workflow: workflow, storedLockTimeout: instance.lockTimeoutSeconds)
+    }
+
+    func resume(instanceID: String, workflow: RegisteredWorkflow, storedLockTimeout: Int?) async throws -> ExecutionResult? {
+        let lease = lease(for: workflow, storedSeconds: storedLockTimeout)
+        guard let control = reserve(instanceID, lease: lease) else { return nil }
+        let now = Date()
+        let claimed: ClaimedInstance?
+        do {
+            claimed = try await store.claim(
+                instanceID: instanceID, workerID: workerID, leaseUntil: now.addingTimeInterval(lease.seconds), now: now)
+        } catch {
+            unreserve(instanceID)
+            throw error
+        }
+        guard let claimed else {
+            unreserve(instanceID)
+            return nil
+        }
+        _ = quarantined.withValue { $0.remove(instanceID) }
+        return await execute(
+            workflow, control: control, inputJSON: claimed.instance.inputData.jsonText, status: claimed.instance.status,
+            history: claimed.history, compensations: claimed.compensations, isNew: false)
+    }
+
+    // MARK: - Execution
+
+    private func execute(
+        _ workflow: RegisteredWorkflow, control: ExecutionControl, inputJSON: String, status: WorkflowStatus,
+        history: [HistoryEvent], compensations: [CompensationRecord], isNew: Bool
+    ) async -> ExecutionResult {
+        defer { unreserve(control.instanceID) }
+        let scope = ExecutionScope(engine: self, control: control, instanceID: control.instanceID, workflowName: workflow.name)
+        let log = ReplayLog(history: history)
+        let mode: WorkflowContext.Mode =
+            status == .compensating ? (log.cancellation != nil ? .cancelling : .recoveringFailure) : .normal
+        let context = WorkflowContext(scope: scope, mode: mode, history: history, compensations: compensations, logger: logger)
+        if isNew {
+            await hooks.workflowStarted(instanceID: scope.instanceID, workflowName: workflow.name, inputJSON: inputJSON)
+        }
+        context.logger.debug(isNew ? "Workflow started" : "Workflow resumed")
+
+        let outcome: Result<EncodedValue, any Error>
+        do {
+            outcome = .success(try await workflow.run(inputJSON, context))
+        } catch {
+            outcome = .failure(error)
+        }
+        await context.awaitOutstanding()
+
+        if let poison = context.poison {
+            return await stop(context, because: poison)
+        }
+        let unconsumed = context.log.unconsumedSteps
+        if !unconsumed.isEmpty {
+            return await stop(context, because: NondeterminismError(
+                instanceID: scope.instanceID, activityID: unconsumed[0],
+                detail: "recorded steps \(unconsumed.joined(separator: ", ")) were not reached by the code"))
+        }
+        switch (outcome, mode) {
+        case (_, .cancelling):
+            return await finishCancellation(context)
+        case (.success, .recoveringFailure):
+            return await stop(context, because: NondeterminismError(
+                instanceID: scope.instanceID, activityID: "workflow_failed",
+                detail: "the instance failed, but replay now completes it"))
+        case (.success(let output), .normal):
+            return await complete(context, output: output)
+        case (.failure(let error), _):
+            return await fail(context, error: error)
+        }
+    }
+
+    private func complete(_ context: WorkflowContext, output: EncodedValue) async -> ExecutionResult {
+        let scope = context.scope
+        var transition = InstanceTransition(
+            instanceID: scope.instanceID, workerID: workerID, expectedStatuses: [.running], lock: .release)
+        transition.newStatus = .completed
+        transition.outputJSON = StepPayloads.completedOutput(resultJSON: output.json)
+        transition.compensations = context.takeBuffered()
+        transition.removeSubscriptions = true
+        do {
+            switch try await store.apply(transition, now: Date()) {
+            case .applied:
+                context.logger.debug("Workflow completed")
+                await hooks.workflowCompleted(instanceID: scope.instanceID, workflowName: scope.workflowName, resultJSON: output.json)
+                return .completed(output)
+            case .rejected(let status, let lockedBy) where lockedBy == workerID && status == .compensating:
+                return await finishCancellation(context)
+            case .rejected:
+                return .abandoned(LockLostError(instanceID: scope.instanceID))
+            }
+        } catch {
+            return await stop(context, because: EngineStoreError(underlying: error))
+        }
+    }
+
+    private func fail(_ context: WorkflowContext, error: any Error) async -> ExecutionResult {
+        let scope = context.scope
+        do {
+            if context.hasCompensations || context.mode == .recoveringFailure {
+                var begin = scope.stepTransition(currentActivityID: nil)
+                begin.newStatus = .compensating
+                begin.outputJSON = "{\"started_at\":\(JSONObjectWriter.quoted(Timestamp.iso8601(Date())))}"
+                begin.compensations = context.takeBuffered()
+                try await scope.commit(begin)
+                try await runCompensations(context, isCancellation: false)
+            }
+            var finish = InstanceTransition(
+                instanceID: scope.instanceID, workerID: workerID, expectedStatuses: [.running, .compensating], lock: .release)
+            let failureJSON = StepPayloads.workflowFailed(error)
+            finish.newStatus = .failed
+            finish.outputJSON = failureJSON
+            finish.history = [NewHistoryEvent(
+                activityID: ReservedActivityID.workflowFailed, eventType: HistoryEventType.workflowFailed,
+                payload: .json(failureJSON))]
+            finish.compensations = context.takeBuffered()
+            finish.removeSubscriptions = true
+            try await scope.commit(finish)
+        } catch let control where control is WorkflowCancelledError {
+            return await finishCancellation(context)
+        } catch let control {
+            return await stop(context, because: control)
+        }
+        context.logger.info("Workflow failed", metadata: ["edda.error": .string(ErrorDescription.message(error))])
+        await hooks.workflowFailed(instanceID: scope.instanceID, workflowName: scope.workflowName, error: error)
+        return .failed(error)
+    }
+
+    private func finishCancellation(_ context: WorkflowContext) async -> ExecutionResult {
+        let scope = context.scope
+        do {
+            try await runCompensations(context, isCancellation: true)
+            let details: CancellationDetails
+            if let recorded = context.log.cancellation {
+                details = recorded
+            } else {
+                let history = try await store.history(instanceID: scope.instanceID)
+                details = ReplayLog(history: history).cancellation
+                    ?? CancellationDetails(cancelledBy: "user", cancelledAt: Timestamp.iso8601(Date()), previousStatus: "running")
+            }
+            var finish = InstanceTransition(
+                instanceID: scope.instanceID, workerID: workerID, expectedStatuses: [.compensating, .running], lock: .release)
+            finish.newStatus = .cancelled
+            finish.outputJSON = try JSON.encode(details)
+            finish.removeSubscriptions = true
+            try await scope.commit(finish)
+        } catch {
+            return await stop(context, because: error, cancelling: true)
+        }
+        context.logger.info("Workflow cancelled")
+        await hooks.workflowCancelled(instanceID: scope.instanceID, workflowName: scope.workflowName)
+        return .cancelled
+    }
+
+    /// Runs the instance's compensations not yet recorded, newest first, recording each.
+    private func runCompensations(_ context: WorkflowContext, isCancellation: Bool) async throws {
+        let scope = context.scope
+        let records: [CompensationRecord]
+        let executed: Set<String>
+        do {
+            records = try await store.compensations(instanceID: scope.instanceID)
+            executed = ReplayLog(history: try await store.history(instanceID: scope.instanceID)).executedCompensationIDs
+        } catch {
+            throw EngineStoreError(underlying: error)
+        }
+        for record in records {
+            guard let rowID = record.id, !executed.contains(ReservedActivityID.compensation(rowID)) else { continue }
+            let activityID = ReservedActivityID.compensation(rowID)
+            let payload: String
+            let succeeded: Bool
+            do {
+                guard let runner = context.compensationRunners[record.name] else {
+                    throw CompensationUnavailableError(name: record.name)
+                }
+                try await runner(record.argsJSON, CompensationContext(
+                    instanceID: scope.instanceID, name: record.name, activityID: record.activityID,
+                    isCancellation: isCancellation))
+                payload = StepPayloads.compensationExecuted(name: record.name, id: rowID, argsJSON: record.argsJSON)
+                succeeded = true
+                context.logger.debug("Compensation executed", metadata: ["edda.compensation": .string(record.name)])
+            } catch {
+                context.logger.warning(
+                    "Compensation failed", metadata: ["edda.compensation": .string(record.name), "edda.error": "\(error)"])
+                payload = StepPayloads.compensationFailed(name: record.name, id: rowID, error: error)
+                succeeded = false
+            }
+            var transition = InstanceTransition(
+                instanceID: scope.instanceID, workerID: workerID, expectedStatuses: [.compensating],
+                lock: .renew(until: Date().addingTimeInterval(scope.control.lease.seconds)))
+            transition.history = [NewHistoryEvent(
+                activityID: activityID,
+                eventType: succeeded ? HistoryEventType.compensationExecuted : HistoryEventType.compensationFailed,
+                payload: .json(payload))]
+            let outcome: TransitionOutcome
+            do {
+                outcome = try await store.apply(transition, now: Date())
+            } catch {
+                throw EngineStoreError(underlying: error)
+            }
+            if case .rejected = outcome { throw LockLostError(instanceID: scope.instanceID) }
+        }
+    }
+
+    /// Ends an execution without an outcome and leaves the instance for a later one.
+    private func stop(_ context: WorkflowContext, because error: any Error, cancelling: Bool = false) async -> ExecutionResult {
+        let scope = context.scope
+        if error is WorkflowCancelledError, !cancelling {
+            return await finishCancellation(context)
+        }
+        switch error {
+        case is LockLostError:
+            context.logger.warning("Workflow execution stopped: \(error)")
+            return .abandoned(error)
+        case is NondeterminismError, is StoredInputError:
+            _ = quarantined.withValue { $0.insert(scope.instanceID) }
+            context.logger.error("Workflow execution stopped: \(error)")
+        default:
+            context.logger.warning("Workflow execution stopped; the instance will be resumed: \(error)")
+        }
+        try? await store.releaseLock(instanceID: scope.instanceID, workerID: workerID, now: Date())
+        return .abandoned(error)
+    }
+
+    static func randomHex32() -> String {
+        let uuid = UUID().uuid
+        let bytes = [uuid.0, uuid.1, uuid.2, uuid.3, uuid.4, uuid.5, uuid.6, uuid.7,
+                     uuid.8, uuid.9, uuid.10, uuid.11, uuid.12, uuid.13, uuid.14, uuid.15]
+        let digits = Array("0123456789abcdef")
+        var out = ""
+        out.reserveCapacity(32)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0xf)])
+        }
+        return out
+    }
+}
+
+/// A registered compensation's code is not known to this execution.
+struct CompensationUnavailableError: Error, CustomStringConvertible {
+    let name: String
+    var description: String {
+        "No code for compensation '\(name)' was registered in this execution; it was registered by code the workflow no longer runs"
+    }
+}

@@ -1,0 +1,51 @@
+import Logging
+
+extension EddaApp {
+    /// How an ``EddaApp`` runs.
+    ///
+    /// ```swift
+    /// var configuration = EddaApp.Configuration(serviceName: "orders", database: .sqlite(path: "orders.db"))
+    /// configuration.defaultRetryPolicy = .aggressive
+    /// ```
+    public struct Configuration: Sendable {
+        /// The service's name, stored as each instance's `owner_service` and part of the worker ID.
+        public var serviceName: String
+        /// Where state is kept.
+        public var database: DatabaseLocation
+        /// The retry policy of activities that declare none. Default ``RetryPolicy/default``.
+        public var defaultRetryPolicy: RetryPolicy = .default
+        /// How long an executing instance's lock lasts without renewal. The worker renews it
+        /// every third of this while the workflow runs, so this only bounds how soon another
+        /// worker takes over after this one dies. Default 30 s.
+        public var lockTimeout: Duration = .seconds(30)
+        /// Lifecycle callbacks. Default: none.
+        public var hooks: any WorkflowHooks = NoHooks()
+        /// The logger; instance and activity IDs are attached as metadata.
+        public var logger = Logger(label: "edda")
+        /// How often to look for instances left unfinished (by a crashed worker, or resumable
+        /// after a wait) when nothing wakes the app sooner. Default 1 s.
+        public var recoveryInterval: Duration = .seconds(1)
+        /// How many instances one recovery pass resumes at most. Default 10.
+        public var resumeBatchSize = 10
+        /// Whether the app resumes unfinished instances in the background. Default `true`; turn
+        /// it off for tools that only read or start instances.
+        public var runsBackgroundRecovery = true
+
+        public init(serviceName: String, database: DatabaseLocation) {
+            self.serviceName = serviceName
+            self.database = database
+        }
+
+        func validate() throws {
+            guard !serviceName.isEmpty else {
+                throw EddaUsageError(.invalidConfiguration, "serviceName must not be empty.")
+            }
+            guard lockTimeout >= .milliseconds(300) else {
+                throw EddaUsageError(.invalidConfiguration, "lockTimeout must be at least 300 ms; got \(lockTimeout).")
+            }
+            guard recoveryInterval > .zero, resumeBatchSize > 0 else {
+                throw EddaUsageError(.invalidConfiguration, "recoveryInterval and resumeBatchSize must be positive.")
+            }
+        }
+    }
+}

@@ -1,0 +1,320 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// A durable execution runtime inside your process: register workflows, start them, read their
+/// results; it resumes unfinished instances after a crash.
+///
+/// ```swift
+/// let app = try await EddaApp(configuration: .init(serviceName: "orders", database: .sqlite(path: "orders.db")))
+/// app.register(PlaceOrder(inventory: inventory))
+/// let receipt = try await app.run(PlaceOrder.self, input: order)
+/// ```
+///
+/// Creating the app opens the database, applies the schema and starts the background work
+/// (lock renewal, recovery). Call ``shutdown()`` when done, or run the app as a
+/// `ServiceLifecycle` service, which shuts it down on graceful shutdown.
+public final class EddaApp: Service, Sendable {
+    /// The `framework` value this implementation writes and processes.
+    public static let frameworkName = "swift"
+
+    /// The configuration the app was created with.
+    public let configuration: Configuration
+    /// This process's worker identity: `<service>-<pid>-<8 hex>`, stored in `locked_by`.
+    public let workerID: String
+    /// The store behind the app.
+    public let store: any WorkflowStore
+
+    let engine: WorkflowEngine
+    private let tasks = TaskTracker()
+    private let isShutDown = LockedBox(false)
+
+    /// Opens the configured database, migrates it, and starts the background work.
+    ///
+    /// - Throws: ``EddaUsageError`` for an invalid configuration; the database's error if it
+    ///   cannot be opened or migrated.
+    public convenience init(configuration: Configuration) async throws {
+        try configuration.validate()
+        let store = try await configuration.database.makeStore()
+        try await self.init(configuration: configuration, store: store)
+    }
+
+    /// Runs on a store you created (for example, one shared by several apps in tests).
+    public init(configuration: Configuration, store: any WorkflowStore) async throws {
+        try configuration.validate()
+        try await store.migrate()
+        self.configuration = configuration
+        self.store = store
+        self.workerID = "\(configuration.serviceName)-\(ProcessInfo.processInfo.processIdentifier)-\(WorkflowEngine.randomHex32().prefix(8))"
+        var logger = configuration.logger
+        logger[metadataKey: "edda.worker"] = .string(workerID)
+        self.engine = WorkflowEngine(
+            store: store, workerID: workerID, serviceName: configuration.serviceName, hooks: configuration.hooks,
+            defaultRetryPolicy: configuration.defaultRetryPolicy, defaultLockTimeout: configuration.lockTimeout,
+            logger: logger)
+        tasks.spawn { [engine] in await LeaseRenewer(engine: engine).run() }
+        if configuration.runsBackgroundRecovery {
+            tasks.spawn { [engine, tasks, configuration] in
+                await RecoveryLoop(
+                    engine: engine, tasks: tasks, interval: configuration.recoveryInterval,
+                    batchSize: configuration.resumeBatchSize
+                ).run()
+            }
+        }
+    }
+
+    // MARK: - Registration
+
+    /// Registers a workflow. Its stored properties (clients, settings) are used by every
+    /// execution in this app, including resumes after a restart. Registering a name again
+    /// replaces the earlier registration.
+    public func register<W: Workflow>(_ workflow: W) {
+        engine.register(RegisteredWorkflow(name: W.name, version: W.version, lockTimeout: W.lockTimeout) { input, context in
+            try await workflow.run(input, context: context)
+        })
+    }
+
+    /// Registers a workflow defined by a closure, and returns a reference to start it with.
+    ///
+    /// ```swift
+    /// let greet = app.register(workflow: "greet") { (name: String, context) in
+    ///     try await context.run(sayHello, input: name)
+    /// }
+    /// let text = try await app.run(greet, input: "Ada")
+    /// ```
+    @discardableResult
+    public func register<Input: Codable & Sendable, Output: Codable & Sendable>(
+        workflow name: String, version: String = "1", lockTimeout: Duration? = nil,
+        _ body: @escaping @Sendable (Input, WorkflowContext) async throws -> Output
+    ) -> WorkflowReference<Input, Output> {
+        engine.register(RegisteredWorkflow(name: name, version: version, lockTimeout: lockTimeout, body: body))
+        return WorkflowReference(name: name)
+    }
+
+    /// The names of the registered workflows.
+    public var registeredWorkflowNames: [String] { engine.registeredNames.sorted() }
+
+    // MARK: - Starting
+
+    /// Starts an instance and runs it in this task until it completes, fails or suspends.
+    ///
+    /// Starting with an `instanceID` that exists already is idempotent: nothing runs and the
+    /// existing instance's ID is returned.
+    ///
+    /// - Parameters:
+    ///   - instanceID: The instance's ID; default `"<workflow name>-<32 hex digits>"`.
+    ///   - lockTimeout: This instance's lock timeout (`lock_timeout_seconds`), overriding the
+    ///     workflow's and the app's.
+    /// - Returns: The instance ID.
+    /// - Throws: ``EddaUsageError`` if the workflow is not registered, the input cannot be
+    ///   encoded, or the ID belongs to another workflow's instance. A failure of the workflow
+    ///   itself is recorded, not thrown: read it with ``result(of:as:)``.
+    @discardableResult
+    public func start<Input, Output>(
+        _ workflow: WorkflowReference<Input, Output>, input: Input, instanceID: String? = nil, lockTimeout: Duration? = nil
+    ) async throws -> String {
+        try await engine.start(
+            workflowName: workflow.name, inputJSON: try encodeInput(input), instanceID: instanceID, lockTimeout: lockTimeout
+        ).0
+    }
+
+    /// Starts an instance of a registered ``Workflow`` type (see ``start(_:input:instanceID:lockTimeout:)-(WorkflowReference<Input,Output>,_,_,_)``).
+    @discardableResult
+    public func start<W: Workflow>(
+        _ workflow: W.Type, input: W.Input, instanceID: String? = nil, lockTimeout: Duration? = nil
+    ) async throws -> String {
+        try await start(W.reference, input: input, instanceID: instanceID, lockTimeout: lockTimeout)
+    }
+
+    /// Starts an instance by workflow name with JSON input, as tools and HTTP endpoints do.
+    ///
+    /// - Throws: ``EddaUsageError`` (`.unknownWorkflow`, `.undecodableInput`) before anything is
+    ///   stored.
+    @discardableResult
+    public func start(workflowNamed name: String, inputJSON: String, instanceID: String? = nil) async throws -> String {
+        guard let value = JSONValue(jsonText: inputJSON) else {
+            throw EddaUsageError(.undecodableInput, "The input of workflow '\(name)' is not valid JSON.")
+        }
+        return try await engine.start(
+            workflowName: name, inputJSON: try WorkflowInput.encode(value), instanceID: instanceID, lockTimeout: nil
+        ).0
+    }
+
+    /// Starts an instance and returns its ID at once; the workflow runs in the background.
+    @discardableResult
+    public func startDetached<Input, Output>(
+        _ workflow: WorkflowReference<Input, Output>, input: Input, instanceID: String? = nil, lockTimeout: Duration? = nil
+    ) async throws -> String {
+        try await engine.startDetached(
+            workflowName: workflow.name, inputJSON: try encodeInput(input), instanceID: instanceID,
+            lockTimeout: lockTimeout, tracker: tasks)
+    }
+
+    /// Starts an instance of a registered ``Workflow`` type in the background.
+    @discardableResult
+    public func startDetached<W: Workflow>(
+        _ workflow: W.Type, input: W.Input, instanceID: String? = nil, lockTimeout: Duration? = nil
+    ) async throws -> String {
+        try await startDetached(W.reference, input: input, instanceID: instanceID, lockTimeout: lockTimeout)
+    }
+
+    /// Starts an instance, runs it, and returns its result.
+    ///
+    /// If an instance with `instanceID` exists already, its result is awaited instead.
+    ///
+    /// - Throws: ``WorkflowFailedError`` if the workflow failed, ``WorkflowNotCompletedError``
+    ///   if it was cancelled, and the errors of ``start(_:input:instanceID:lockTimeout:)-(WorkflowReference<Input,Output>,_,_,_)``.
+    public func run<Input, Output>(
+        _ workflow: WorkflowReference<Input, Output>, input: Input, instanceID: String? = nil, lockTimeout: Duration? = nil
+    ) async throws -> Output {
+        let (id, execution) = try await engine.start(
+            workflowName: workflow.name, inputJSON: try encodeInput(input), instanceID: instanceID, lockTimeout: lockTimeout)
+        switch execution {
+        case .completed(let output)?:
+            if let value = output.value as? Output { return value }
+            return try decodeResult(output.json, as: Output.self)
+        case .failed(let error)?:
+            throw WorkflowFailedError(
+                instanceID: id, errorType: ErrorDescription.typeName(error), message: ErrorDescription.message(error),
+                underlyingError: error)
+        case .cancelled?, .abandoned?, nil:
+            return try await result(of: id, as: Output.self)
+        }
+    }
+
+    /// Starts an instance of a registered ``Workflow`` type, runs it, and returns its result.
+    public func run<W: Workflow>(
+        _ workflow: W.Type, input: W.Input, instanceID: String? = nil, lockTimeout: Duration? = nil
+    ) async throws -> W.Output {
+        try await run(W.reference, input: input, instanceID: instanceID, lockTimeout: lockTimeout)
+    }
+
+    private func encodeInput<T: Encodable>(_ input: T) throws -> String {
+        do {
+            return try WorkflowInput.encode(input)
+        } catch {
+            throw EddaUsageError(.unencodableValue, "The workflow input could not be encoded to JSON: \(error)")
+        }
+    }
+
+    // MARK: - Results and control
+
+    /// Waits until the instance has ended and returns its result.
+    ///
+    /// Waiting is cheap: an execution ending in this process wakes the caller at once; one
+    /// ending in another process is noticed within `pollInterval`.
+    ///
+    /// - Throws: ``WorkflowFailedError``, ``WorkflowNotCompletedError`` (cancelled or recurred),
+    ///   ``EddaUsageError`` (`.unknownInstance`), or a decoding error if the stored result does
+    ///   not decode as `Output`.
+    public func result<Output: Decodable & Sendable>(
+        of instanceID: String, as type: Output.Type = Output.self, pollInterval: Duration = .milliseconds(500)
+    ) async throws -> Output {
+        while true {
+            try Task.checkCancellation()
+            guard let instance = try await store.instance(id: instanceID) else {
+                throw EddaUsageError(.unknownInstance, "No workflow instance has the ID '\(instanceID)'.")
+            }
+            switch instance.status {
+            case .completed:
+                return try decodeResult(instance.outputData?["result"]?.jsonText ?? "null", as: Output.self)
+            case .failed:
+                throw WorkflowFailedError(
+                    instanceID: instanceID,
+                    errorType: instance.outputData?["error_type"]?.stringValue ?? "Error",
+                    message: instance.outputData?["error_message"]?.stringValue
+                        ?? instance.outputData?["error"]?.stringValue ?? "")
+            case .cancelled, .recurred:
+                throw WorkflowNotCompletedError(instanceID: instanceID, status: instance.status)
+            default:
+                await engine.completions.wait(for: instanceID, timeout: pollInterval)
+            }
+        }
+    }
+
+    /// Resumes an instance now, in this task, if it is free to run (unlocked or its lock
+    /// expired, and `running` or `compensating`). Also lifts the hold on an instance whose
+    /// replay diverged, once the code is fixed.
+    ///
+    /// - Returns: Whether this call ran it.
+    /// - Throws: ``EddaUsageError`` for an unknown instance or an unregistered workflow.
+    @discardableResult
+    public func resume(instanceID: String) async throws -> Bool {
+        try await engine.resume(instanceID: instanceID) != nil
+    }
+
+    /// Cancels an instance: its compensations run, newest first, and it ends `cancelled` with
+    /// `output_data` `{"cancelled_by", "cancelled_at", "previous_status"}`.
+    ///
+    /// Cancels `running`, `waiting_*` and crashed `compensating` instances. A waiting instance
+    /// with no compensations is cancelled at once; otherwise the worker running it (this app, or
+    /// whichever worker holds or next claims it) runs the compensations and finishes the
+    /// cancellation. Cancelling an instance that has ended returns `false` and changes nothing.
+    ///
+    /// - Returns: Whether the cancellation was accepted.
+    @discardableResult
+    public func cancel(instanceID: String, cancelledBy: String = "user") async throws -> Bool {
+        let now = Date()
+        let outcome = try await store.requestCancellation(
+            instanceID: instanceID, cancelledBy: cancelledBy, workerID: workerID,
+            leaseUntil: now.addingTimeInterval(configuration.lockTimeout.seconds), now: now)
+        switch outcome {
+        case .notCancellable:
+            return false
+        case .cancelled:
+            if let instance = try await store.instance(id: instanceID) {
+                await configuration.hooks.workflowCancelled(instanceID: instanceID, workflowName: instance.workflowName)
+            }
+            engine.completions.signal(instanceID)
+            return true
+        case .pendingCompensation(let heldBy):
+            if let control = engine.runningInstanceIDs[instanceID] {
+                control.raise(.cancelRequested)
+            } else if heldBy == nil, let instance = try await store.instance(id: instanceID),
+                      engine.registered(instance.workflowName) != nil {
+                tasks.spawn { [engine] in _ = try? await engine.resume(instanceID: instanceID) }
+            }
+            return true
+        }
+    }
+
+    // MARK: - Queries
+
+    /// One instance, or `nil`.
+    public func instance(_ instanceID: String) async throws -> WorkflowInstance? {
+        try await store.instance(id: instanceID)
+    }
+
+    /// An instance's history in recorded order.
+    public func history(of instanceID: String) async throws -> [HistoryEvent] {
+        try await store.history(instanceID: instanceID)
+    }
+
+    /// A filtered page of instances, newest first.
+    ///
+    /// - Throws: ``EddaUsageError`` (`.invalidQuery`) for an invalid input-filter path, limit
+    ///   or page token.
+    public func findInstances(_ query: InstanceQuery) async throws -> InstancePage {
+        try await store.findInstances(query)
+    }
+
+    // MARK: - Lifecycle
+
+    /// Runs until graceful shutdown (`ServiceLifecycle`), then shuts the app down.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await shutdown()
+    }
+
+    /// Stops background work, lets executions in progress stop at their next step, releases
+    /// their locks, and closes the database. Idempotent.
+    public func shutdown() async {
+        let first = isShutDown.withValue { done -> Bool in
+            defer { done = true }
+            return !done
+        }
+        guard first else { return }
+        await tasks.shutdown()
+        try? await store.close()
+    }
+}

@@ -1,0 +1,123 @@
+/// The SQL of ``SQLiteStore``, as named statements.
+extension SQLiteStore {
+    enum Statements {
+        static let instanceColumns = """
+            i.instance_id, i.workflow_name, i.source_hash, i.owner_service, i.framework, i.status,
+            i.current_activity_id, i.continued_from, i.started_at, i.updated_at, i.input_data, i.output_data,
+            i.locked_by, i.locked_at, i.lock_expires_at, i.lock_timeout_seconds
+            """
+
+        static let selectInstance = "SELECT \(instanceColumns) FROM workflow_instances i WHERE i.instance_id = ?"
+
+        static let selectInstanceWithSource = """
+            SELECT \(instanceColumns), d.source_code FROM workflow_instances i
+            LEFT JOIN workflow_definitions d ON d.workflow_name = i.workflow_name AND d.source_hash = i.source_hash
+            WHERE i.instance_id = ?
+            """
+
+        static let insertDefinition = """
+            INSERT OR IGNORE INTO workflow_definitions (workflow_name, source_hash, source_code, created_at)
+            VALUES (?, ?, ?, ?)
+            """
+
+        static let insertInstance = """
+            INSERT INTO workflow_instances (
+                instance_id, workflow_name, source_hash, owner_service, framework, status, continued_from,
+                started_at, updated_at, input_data, locked_by, locked_at, lock_expires_at, lock_timeout_seconds)
+            VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (instance_id) DO NOTHING
+            """
+
+        /// Takes a free or expired lock on a `running` or `compensating` instance of this framework.
+        static let claim = """
+            UPDATE workflow_instances SET locked_by = ?, locked_at = ?, lock_expires_at = ?, updated_at = ?
+            WHERE instance_id = ? AND framework = ? AND status IN ('running', 'compensating')
+              AND (locked_by IS NULL OR lock_expires_at < ?)
+            """
+
+        private static func statusPlaceholders(_ count: Int) -> String {
+            Array(repeating: "?", count: max(count, 1)).joined(separator: ", ")
+        }
+
+        /// The compare-and-set of a step that keeps the lock. Arguments: updated_at, status,
+        /// output_data, current_activity_id, lock_expires_at, instance_id, locked_by, statuses….
+        static func transitionRenewing(statusCount: Int) -> String {
+            """
+            UPDATE workflow_instances SET updated_at = ?, status = COALESCE(?, status),
+                output_data = COALESCE(?, output_data), current_activity_id = COALESCE(?, current_activity_id),
+                lock_expires_at = ?
+            WHERE instance_id = ? AND locked_by = ? AND status IN (\(statusPlaceholders(statusCount)))
+            RETURNING status
+            """
+        }
+
+        /// The compare-and-set of a step that releases the lock.
+        static func transitionReleasing(statusCount: Int) -> String {
+            """
+            UPDATE workflow_instances SET updated_at = ?, status = COALESCE(?, status),
+                output_data = COALESCE(?, output_data), current_activity_id = COALESCE(?, current_activity_id),
+                locked_by = NULL, locked_at = NULL, lock_expires_at = NULL
+            WHERE instance_id = ? AND locked_by = ? AND status IN (\(statusPlaceholders(statusCount)))
+            RETURNING status
+            """
+        }
+
+        static let insertHistory = """
+            INSERT INTO workflow_history (instance_id, activity_id, event_type, data_type, event_data, event_data_binary, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """
+
+        static let insertHistoryIfAbsent = """
+            INSERT OR IGNORE INTO workflow_history (instance_id, activity_id, event_type, data_type, event_data, event_data_binary, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """
+
+        static let selectHistory = """
+            SELECT id, activity_id, event_type, data_type, event_data, event_data_binary, created_at
+            FROM workflow_history WHERE instance_id = ? ORDER BY created_at, id
+            """
+
+        static let insertCompensation = """
+            INSERT INTO workflow_compensations (instance_id, activity_id, activity_name, args, created_at)
+            VALUES (?, ?, ?, ?, ?)
+            """
+
+        static let selectCompensations = """
+            SELECT id, activity_id, activity_name, args FROM workflow_compensations
+            WHERE instance_id = ? ORDER BY created_at DESC, id DESC
+            """
+
+        /// Compensations registered but not yet recorded as executed or failed.
+        static let countPendingCompensations = """
+            SELECT COUNT(*) FROM workflow_compensations c WHERE c.instance_id = ?1
+              AND NOT EXISTS (SELECT 1 FROM workflow_history h
+                              WHERE h.instance_id = ?1 AND h.activity_id = 'compensation_' || c.id)
+            """
+
+        static let releaseLock = """
+            UPDATE workflow_instances SET locked_by = NULL, locked_at = NULL, lock_expires_at = NULL, updated_at = ?
+            WHERE instance_id = ? AND locked_by = ?
+            """
+
+        static let renewLock = """
+            UPDATE workflow_instances SET lock_expires_at = ? WHERE instance_id = ? AND locked_by = ? RETURNING status
+            """
+
+        static let finishCancelled = """
+            UPDATE workflow_instances SET status = 'cancelled', output_data = ?, updated_at = ?,
+                locked_by = NULL, locked_at = NULL, lock_expires_at = NULL
+            WHERE instance_id = ?
+            """
+
+        static let markCompensating = """
+            UPDATE workflow_instances SET status = 'compensating', output_data = ?, updated_at = ? WHERE instance_id = ?
+            """
+    }
+}
+
+/// Activity IDs the engine writes for its own history rows.
+enum ReservedActivityID {
+    static let workflowFailed = "workflow_failed"
+    static let workflowCancelled = "workflow_cancelled"
+    static func compensation(_ rowID: Int64) -> String { "compensation_\(rowID)" }
+}

@@ -1,0 +1,383 @@
+import Foundation
+import GRDB
+
+/// The embedded SQLite store: the shared schema in one WAL-mode database file, through GRDB.
+///
+/// Writes go through one writer connection with group commit (concurrent workflows share a
+/// commit); reads use a pool of reader connections. Several processes may open the same file;
+/// each write transaction takes SQLite's write lock with `BEGIN IMMEDIATE`.
+///
+/// Most users never create one directly: ``EddaApp/Configuration/database`` with
+/// ``DatabaseLocation/sqlite(path:durability:)`` does it.
+public final class SQLiteStore: WorkflowStore {
+    /// How hard each commit works to survive power loss.
+    public struct Durability: Sendable, Hashable {
+        let pragma: String
+        /// `synchronous = FULL`: every commit is on disk before it returns. Survives process
+        /// crashes and power loss. The default.
+        public static let full = Durability(pragma: "FULL")
+        /// `synchronous = NORMAL`: commits survive a process crash (kill -9) but the last ones
+        /// may be lost on power loss or an OS crash. Several times faster.
+        public static let normal = Durability(pragma: "NORMAL")
+    }
+
+    let pool: DatabasePool
+    let writer: WriteBatcher
+    /// The file's path.
+    public let path: String
+
+    /// Opens (creating if needed) the database at `path`.
+    ///
+    /// - Throws: GRDB's `DatabaseError` if the file cannot be opened.
+    public init(path: String, durability: Durability = .full) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(30)
+        configuration.foreignKeysEnabled = true
+        configuration.maximumReaderCount = 4
+        configuration.label = "Edda"
+        pool = try DatabasePool(path: path, configuration: configuration)
+        // DatabasePool switches the writer to synchronous=NORMAL when it enables WAL, after
+        // `prepareDatabase` has run, so the durability level is set here, on the writer.
+        try pool.writeWithoutTransaction { database in
+            try database.execute(sql: "PRAGMA synchronous = \(durability.pragma)")
+        }
+        writer = WriteBatcher(pool: pool)
+        self.path = path
+    }
+
+    // MARK: - Migrations
+
+    public func migrate() async throws {
+        try await pool.writeWithoutTransaction { database in
+            try database.execute(sql: SQLiteSchema.createMigrationsTable)
+            let applied = Set(try String.fetchAll(database, sql: "SELECT version FROM schema_migrations"))
+            for migration in SQLiteSchema.migrations where !applied.contains(migration.version) {
+                try database.inTransaction(.immediate) {
+                    // Another process may have applied it while this one waited for the lock.
+                    let done = try Bool.fetchOne(
+                        database, sql: "SELECT 1 FROM schema_migrations WHERE version = ?",
+                        arguments: [migration.version]) ?? false
+                    if !done {
+                        for statement in migration.statements {
+                            try database.execute(sql: statement)
+                        }
+                        try database.execute(
+                            sql: "INSERT INTO schema_migrations (version) VALUES (?)", arguments: [migration.version])
+                    }
+                    return .commit
+                }
+            }
+            try database.execute(
+                sql: """
+                    INSERT INTO schema_version (version, applied_at, description)
+                    SELECT ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM schema_version)
+                    """,
+                arguments: [SQLiteSchema.currentSchemaVersion, Timestamp.database(Date()), SQLiteSchema.schemaVersionDescription])
+        }
+    }
+
+    // MARK: - Instances
+
+    public func createInstance(_ instance: NewInstance, now: Date) async throws -> CreateInstanceOutcome {
+        try await writer.write { database in
+            let timestamp = Timestamp.database(now)
+            try database.cachedStatement(sql: Statements.insertDefinition).execute(arguments: [
+                instance.workflowName, instance.sourceHash, instance.sourceCode, timestamp,
+            ])
+            try database.cachedStatement(sql: Statements.insertInstance).execute(arguments: [
+                instance.instanceID, instance.workflowName, instance.sourceHash, instance.ownerService,
+                EddaApp.frameworkName, instance.continuedFrom, timestamp, timestamp, instance.inputJSON,
+                instance.lockedBy, instance.lockedBy == nil ? nil : timestamp,
+                instance.lockExpiresAt.map(Timestamp.database), instance.lockTimeoutSeconds,
+            ])
+            if database.changesCount == 1 { return .created }
+            guard let existing = try Self.fetchInstance(database, id: instance.instanceID) else {
+                throw DatabaseError(message: "instance \(instance.instanceID) neither inserted nor found")
+            }
+            return .existing(existing)
+        }
+    }
+
+    public func claim(instanceID: String, workerID: String, leaseUntil: Date, now: Date) async throws -> ClaimedInstance? {
+        try await writer.write { database in
+            let timestamp = Timestamp.database(now)
+            try database.cachedStatement(sql: Statements.claim).execute(arguments: [
+                workerID, timestamp, Timestamp.database(leaseUntil), timestamp, instanceID, EddaApp.frameworkName, timestamp,
+            ])
+            guard database.changesCount == 1, let instance = try Self.fetchInstance(database, id: instanceID) else {
+                return nil
+            }
+            return ClaimedInstance(
+                instance: instance,
+                history: try Self.fetchHistory(database, instanceID: instanceID),
+                compensations: try Self.fetchCompensations(database, instanceID: instanceID))
+        }
+    }
+
+    public func apply(_ transition: InstanceTransition, now: Date) async throws -> TransitionOutcome {
+        try await writer.write { database in
+            try Self.apply(transition, now: now, in: database)
+        }
+    }
+
+    static func apply(_ transition: InstanceTransition, now: Date, in database: Database) throws -> TransitionOutcome {
+        let timestamp = Timestamp.database(now)
+        var arguments: StatementArguments = [
+            timestamp, transition.newStatus?.rawValue, transition.outputJSON, transition.currentActivityID,
+        ]
+        let sql: String
+        switch transition.lock {
+        case .renew(let until):
+            sql = Statements.transitionRenewing(statusCount: transition.expectedStatuses.count)
+            arguments += [Timestamp.database(until)]
+        case .release:
+            sql = Statements.transitionReleasing(statusCount: transition.expectedStatuses.count)
+        }
+        arguments += [transition.instanceID, transition.workerID]
+        arguments += StatementArguments(transition.expectedStatuses.map(\.rawValue))
+        let newStatus = try String.fetchOne(database.cachedStatement(sql: sql), arguments: arguments)
+        guard let newStatus else {
+            let row = try Row.fetchOne(
+                database, sql: "SELECT status, locked_by FROM workflow_instances WHERE instance_id = ?",
+                arguments: [transition.instanceID])
+            return .rejected(
+                status: (row?["status"] as String?).map(WorkflowStatus.init(rawValue:)),
+                lockedBy: row?["locked_by"])
+        }
+        for event in transition.history {
+            try insertHistory(database, instanceID: transition.instanceID, event: event, timestamp: timestamp)
+        }
+        for compensation in transition.compensations {
+            try database.cachedStatement(sql: Statements.insertCompensation).execute(arguments: [
+                transition.instanceID, compensation.activityID, compensation.name, compensation.argsJSON, timestamp,
+            ])
+        }
+        for work in transition.work {
+            guard let work = work as? SQLiteTransactionalWork else {
+                throw EddaUsageError(
+                    .invalidConfiguration,
+                    "An activity registered transactional work for another database (\(type(of: work))) "
+                        + "but this app stores its state in SQLite; use the SQLite form of `transaction`.")
+            }
+            do {
+                try work.body(database)
+            } catch {
+                throw TransactionalWorkError(underlying: error)
+            }
+        }
+        if transition.removeSubscriptions {
+            try database.cachedStatement(sql: "DELETE FROM channel_subscriptions WHERE instance_id = ?")
+                .execute(arguments: [transition.instanceID])
+            try database.cachedStatement(sql: "DELETE FROM workflow_timer_subscriptions WHERE instance_id = ?")
+                .execute(arguments: [transition.instanceID])
+        }
+        return .applied(status: WorkflowStatus(rawValue: newStatus))
+    }
+
+    static func insertHistory(_ database: Database, instanceID: String, event: NewHistoryEvent, timestamp: String) throws {
+        let statement = try database.cachedStatement(sql: Statements.insertHistory)
+        switch event.payload {
+        case .json(let text):
+            try statement.execute(arguments: [instanceID, event.activityID, event.eventType, "json", text, nil, timestamp])
+        case .binary(let bytes):
+            try statement.execute(arguments: [instanceID, event.activityID, event.eventType, "binary", nil, Data(bytes), timestamp])
+        }
+    }
+
+    public func releaseLock(instanceID: String, workerID: String, now: Date) async throws {
+        try await writer.write { database in
+            try database.cachedStatement(sql: Statements.releaseLock).execute(arguments: [
+                Timestamp.database(now), instanceID, workerID,
+            ])
+        }
+    }
+
+    public func renewLocks(instanceIDs: [String], workerID: String, leaseUntil: Date, now: Date) async throws -> [String: WorkflowStatus] {
+        guard !instanceIDs.isEmpty else { return [:] }
+        return try await writer.write { database in
+            var held: [String: WorkflowStatus] = [:]
+            let statement = try database.cachedStatement(sql: Statements.renewLock)
+            let expiry = Timestamp.database(leaseUntil)
+            for id in instanceIDs {
+                if let status = try String.fetchOne(statement, arguments: [expiry, id, workerID]) {
+                    held[id] = WorkflowStatus(rawValue: status)
+                }
+            }
+            return held
+        }
+    }
+
+    public func requestCancellation(
+        instanceID: String, cancelledBy: String, workerID: String, leaseUntil: Date, now: Date
+    ) async throws -> CancellationOutcome {
+        try await writer.write { database in
+            guard let row = try Row.fetchOne(
+                database,
+                sql: "SELECT status, framework, locked_by, lock_expires_at FROM workflow_instances WHERE instance_id = ?",
+                arguments: [instanceID])
+            else { return .notCancellable(nil) }
+            let status = WorkflowStatus(rawValue: row["status"])
+            let lockedBy: String? = row["locked_by"]
+            let expiry = (row["lock_expires_at"] as String?).flatMap(Timestamp.parse)
+            let isHeld = lockedBy != nil && (expiry.map { $0 > now } ?? true)
+            guard status.isCancellable, row["framework"] as String == EddaApp.frameworkName,
+                  !(status == .compensating && isHeld)
+            else { return .notCancellable(status) }
+
+            let timestamp = Timestamp.database(now)
+            let details = CancellationDetails(
+                cancelledBy: cancelledBy, cancelledAt: Timestamp.iso8601(now), previousStatus: status.rawValue)
+            try database.cachedStatement(sql: Statements.insertHistoryIfAbsent).execute(arguments: [
+                instanceID, ReservedActivityID.workflowCancelled, HistoryEventType.workflowCancelled, "json",
+                try JSON.encode(details), nil, timestamp,
+            ])
+            guard database.changesCount == 1 else { return .notCancellable(status) }
+
+            let pending = try Int.fetchOne(database, sql: Statements.countPendingCompensations, arguments: [instanceID]) ?? 0
+            if pending == 0 && !isHeld {
+                try database.cachedStatement(sql: Statements.finishCancelled).execute(arguments: [
+                    try JSON.encode(details), timestamp, instanceID,
+                ])
+                try database.execute(sql: "DELETE FROM channel_subscriptions WHERE instance_id = ?", arguments: [instanceID])
+                try database.execute(sql: "DELETE FROM workflow_timer_subscriptions WHERE instance_id = ?", arguments: [instanceID])
+                return .cancelled
+            }
+            try database.cachedStatement(sql: Statements.markCompensating).execute(arguments: [
+                try JSON.encode(["started_at": Timestamp.iso8601(now)]), timestamp, instanceID,
+            ])
+            try database.execute(sql: "DELETE FROM workflow_timer_subscriptions WHERE instance_id = ?", arguments: [instanceID])
+            try database.execute(
+                sql: "UPDATE channel_subscriptions SET activity_id = NULL, timeout_at = NULL WHERE instance_id = ?",
+                arguments: [instanceID])
+            return .pendingCompensation(heldBy: isHeld ? lockedBy : nil)
+        }
+    }
+
+    public func resumableInstances(workflowNames: [String], limit: Int, now: Date) async throws -> [ResumableInstance] {
+        guard !workflowNames.isEmpty else { return [] }
+        return try await pool.read { database in
+            let names = Array(repeating: "?", count: workflowNames.count).joined(separator: ", ")
+            let sql = """
+                SELECT instance_id, workflow_name FROM workflow_instances
+                WHERE framework = ? AND status IN ('running', 'compensating')
+                  AND (locked_by IS NULL OR lock_expires_at < ?)
+                  AND workflow_name IN (\(names))
+                ORDER BY updated_at LIMIT ?
+                """
+            var arguments: StatementArguments = [EddaApp.frameworkName, Timestamp.database(now)]
+            arguments += StatementArguments(workflowNames)
+            arguments += [limit]
+            return try Row.fetchAll(database, sql: sql, arguments: arguments).map {
+                ResumableInstance(instanceID: $0["instance_id"], workflowName: $0["workflow_name"])
+            }
+        }
+    }
+
+    // MARK: - Reads
+
+    public func instance(id: String) async throws -> WorkflowInstance? {
+        try await pool.read { database in try Self.fetchInstance(database, id: id, withSource: true) }
+    }
+
+    public func history(instanceID: String) async throws -> [HistoryEvent] {
+        try await pool.read { database in try Self.fetchHistory(database, instanceID: instanceID) }
+    }
+
+    public func compensations(instanceID: String) async throws -> [CompensationRecord] {
+        try await pool.read { database in try Self.fetchCompensations(database, instanceID: instanceID) }
+    }
+
+    public func findInstances(_ query: InstanceQuery) async throws -> InstancePage {
+        let validated = try query.validated()
+        return try await pool.read { database in
+            let (sql, arguments) = SQLiteInstanceQuery.build(validated)
+            var instances = try Row.fetchAll(database, sql: sql, arguments: arguments).map {
+                try Self.instance(from: $0, withSource: true)
+            }
+            let hasMore = instances.count > query.limit
+            if hasMore { instances.removeLast(instances.count - query.limit) }
+            let token = hasMore ? instances.last.map { "\(Timestamp.iso8601($0.startedAt))||\($0.instanceID)" } : nil
+            return InstancePage(instances: instances, nextPageToken: token, hasMore: hasMore)
+        }
+    }
+
+    public func close() async throws {
+        try pool.close()
+    }
+
+    // MARK: - Row decoding
+
+    static func fetchInstance(_ database: Database, id: String, withSource: Bool = false) throws -> WorkflowInstance? {
+        let sql = withSource ? Statements.selectInstanceWithSource : Statements.selectInstance
+        return try Row.fetchOne(database.cachedStatement(sql: sql), arguments: [id]).map {
+            try instance(from: $0, withSource: withSource)
+        }
+    }
+
+    static func instance(from row: Row, withSource: Bool) throws -> WorkflowInstance {
+        let inputText: String = row["input_data"]
+        let outputText: String? = row["output_data"]
+        return WorkflowInstance(
+            instanceID: row["instance_id"],
+            workflowName: row["workflow_name"],
+            sourceHash: row["source_hash"],
+            ownerService: row["owner_service"],
+            framework: row["framework"],
+            status: WorkflowStatus(rawValue: row["status"]),
+            currentActivityID: row["current_activity_id"],
+            continuedFrom: row["continued_from"],
+            startedAt: date(row["started_at"]) ?? Date(timeIntervalSince1970: 0),
+            updatedAt: date(row["updated_at"]) ?? Date(timeIntervalSince1970: 0),
+            inputData: JSONValue(jsonText: inputText) ?? .string(inputText),
+            outputData: outputText.map { JSONValue(jsonText: $0) ?? .string($0) },
+            lockedBy: row["locked_by"],
+            lockedAt: date(row["locked_at"]),
+            lockExpiresAt: date(row["lock_expires_at"]),
+            lockTimeoutSeconds: row["lock_timeout_seconds"],
+            sourceCode: withSource ? row["source_code"] : nil)
+    }
+
+    private static func date(_ text: String?) -> Date? {
+        text.flatMap(Timestamp.parse)
+    }
+
+    static func fetchHistory(_ database: Database, instanceID: String) throws -> [HistoryEvent] {
+        try Row.fetchAll(database.cachedStatement(sql: Statements.selectHistory), arguments: [instanceID]).map { row in
+            let payload: HistoryPayload
+            if row["data_type"] as String == "binary" {
+                let data: Data = row["event_data_binary"] ?? Data()
+                payload = .binary(Array(data))
+            } else {
+                payload = .json(row["event_data"] ?? "null")
+            }
+            return HistoryEvent(
+                id: row["id"], instanceID: instanceID, activityID: row["activity_id"], eventType: row["event_type"],
+                payload: payload, createdAt: date(row["created_at"]) ?? Date(timeIntervalSince1970: 0))
+        }
+    }
+
+    static func fetchCompensations(_ database: Database, instanceID: String) throws -> [CompensationRecord] {
+        try Row.fetchAll(database.cachedStatement(sql: Statements.selectCompensations), arguments: [instanceID]).map {
+            CompensationRecord(id: $0["id"], activityID: $0["activity_id"], name: $0["activity_name"], argsJSON: $0["args"])
+        }
+    }
+}
+
+/// The cancellation details stored in the `WorkflowCancelled` history row and, at the end, in
+/// `output_data`.
+struct CancellationDetails: Codable, Sendable {
+    var cancelledBy: String
+    var cancelledAt: String
+    var previousStatus: String
+
+    enum CodingKeys: String, CodingKey {
+        case cancelledBy = "cancelled_by"
+        case cancelledAt = "cancelled_at"
+        case previousStatus = "previous_status"
+    }
+}
+
+/// Work on the user's own tables in an activity's commit transaction (SQLite).
+struct SQLiteTransactionalWork: TransactionalWork {
+    let body: @Sendable (Database) throws -> Void
+}

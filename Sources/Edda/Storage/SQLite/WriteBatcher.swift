@@ -1,0 +1,113 @@
+import GRDB
+import Synchronization
+
+/// Runs write transactions on SQLite's single writer connection with group commit.
+///
+/// Callers submit closures; the writer drains everything queued into one `BEGIN IMMEDIATE`
+/// transaction, each closure inside its own savepoint (so one failing closure rolls back only
+/// its own changes), and commits once. A lone closure runs without a savepoint. Nothing waits to
+/// fill a batch: a batch is whatever arrived while the previous commit was in flight, so a
+/// sequential caller pays no extra latency and concurrent callers share fsyncs.
+final class WriteBatcher: Sendable {
+    private struct PendingWrite: Sendable {
+        /// Runs the caller's closure; returns the thunk that delivers its result after commit.
+        let run: @Sendable (Database) throws -> @Sendable () -> Void
+        let fail: @Sendable (any Error) -> Void
+    }
+
+    private struct State {
+        var pending: [PendingWrite] = []
+        var draining = false
+    }
+
+    private let pool: DatabasePool
+    private let state = Mutex(State())
+
+    init(pool: DatabasePool) {
+        self.pool = pool
+    }
+
+    /// Runs `body` in a write transaction shared with other concurrent writes, and returns its
+    /// value once that transaction has committed.
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let pending = PendingWrite(
+                run: { database in
+                    let value = try body(database)
+                    return { continuation.resume(returning: value) }
+                },
+                fail: { error in continuation.resume(throwing: error) }
+            )
+            let startDrain = state.withLock { state -> Bool in
+                state.pending.append(pending)
+                if state.draining { return false }
+                state.draining = true
+                return true
+            }
+            if startDrain {
+                pool.asyncWriteWithoutTransaction { database in self.drain(database) }
+            }
+        }
+    }
+
+    private func drain(_ database: Database) {
+        while true {
+            let batch = state.withLock { state -> [PendingWrite] in
+                if state.pending.isEmpty {
+                    state.draining = false
+                    return []
+                }
+                let batch = state.pending
+                state.pending.removeAll(keepingCapacity: true)
+                return batch
+            }
+            if batch.isEmpty { return }
+            execute(batch, in: database)
+        }
+    }
+
+    private func execute(_ batch: [PendingWrite], in database: Database) {
+        do {
+            try database.beginTransaction(.immediate)
+        } catch {
+            for write in batch { write.fail(error) }
+            return
+        }
+        var completions: [@Sendable () -> Void] = []
+        completions.reserveCapacity(batch.count)
+        var failures: [(PendingWrite, any Error)] = []
+        if batch.count == 1 {
+            do {
+                completions.append(try batch[0].run(database))
+            } catch {
+                failures.append((batch[0], error))
+            }
+        } else {
+            for write in batch {
+                do {
+                    try database.execute(sql: "SAVEPOINT edda_write")
+                    let completion = try write.run(database)
+                    try database.execute(sql: "RELEASE SAVEPOINT edda_write")
+                    completions.append(completion)
+                } catch {
+                    try? database.execute(sql: "ROLLBACK TO SAVEPOINT edda_write")
+                    try? database.execute(sql: "RELEASE SAVEPOINT edda_write")
+                    failures.append((write, error))
+                }
+            }
+        }
+        do {
+            if completions.isEmpty {
+                try database.rollback()
+            } else {
+                try database.commit()
+            }
+        } catch {
+            try? database.rollback()
+            for write in batch { write.fail(error) }
+            return
+        }
+        for completion in completions { completion() }
+        for (write, error) in failures { write.fail(error) }
+    }
+}

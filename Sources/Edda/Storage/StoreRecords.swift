@@ -1,0 +1,240 @@
+import Foundation
+
+/// A workflow instance as stored: the columns of `workflow_instances` a caller may need.
+public struct WorkflowInstance: Sendable {
+    public var instanceID: String
+    public var workflowName: String
+    public var sourceHash: String
+    public var ownerService: String
+    public var framework: String
+    public var status: WorkflowStatus
+    public var currentActivityID: String?
+    public var continuedFrom: String?
+    public var startedAt: Date
+    public var updatedAt: Date
+    /// The stored input (`input_data`), a JSON object.
+    public var inputData: JSONValue
+    /// The stored outcome (`output_data`): `{"result": …}` when completed, the error when failed,
+    /// the cancellation details when cancelled.
+    public var outputData: JSONValue?
+    public var lockedBy: String?
+    public var lockedAt: Date?
+    public var lockExpiresAt: Date?
+    public var lockTimeoutSeconds: Int?
+    /// The workflow definition's source text (`workflow_definitions.source_code`), when loaded.
+    public var sourceCode: String?
+
+    public init(
+        instanceID: String, workflowName: String, sourceHash: String, ownerService: String,
+        framework: String, status: WorkflowStatus, currentActivityID: String?, continuedFrom: String?,
+        startedAt: Date, updatedAt: Date, inputData: JSONValue, outputData: JSONValue?,
+        lockedBy: String?, lockedAt: Date?, lockExpiresAt: Date?, lockTimeoutSeconds: Int?,
+        sourceCode: String? = nil
+    ) {
+        self.instanceID = instanceID
+        self.workflowName = workflowName
+        self.sourceHash = sourceHash
+        self.ownerService = ownerService
+        self.framework = framework
+        self.status = status
+        self.currentActivityID = currentActivityID
+        self.continuedFrom = continuedFrom
+        self.startedAt = startedAt
+        self.updatedAt = updatedAt
+        self.inputData = inputData
+        self.outputData = outputData
+        self.lockedBy = lockedBy
+        self.lockedAt = lockedAt
+        self.lockExpiresAt = lockExpiresAt
+        self.lockTimeoutSeconds = lockTimeoutSeconds
+        self.sourceCode = sourceCode
+    }
+}
+
+/// The payload of a history row: JSON text (`data_type = 'json'`) or bytes (`'binary'`).
+public enum HistoryPayload: Sendable, Hashable {
+    case json(String)
+    case binary([UInt8])
+}
+
+/// One row of `workflow_history`.
+public struct HistoryEvent: Sendable {
+    /// The row's database ID; history is ordered by `(createdAt, id)`.
+    public var id: Int64
+    public var instanceID: String
+    public var activityID: String
+    public var eventType: String
+    public var payload: HistoryPayload
+    public var createdAt: Date
+
+    public init(id: Int64, instanceID: String, activityID: String, eventType: String, payload: HistoryPayload, createdAt: Date) {
+        self.id = id
+        self.instanceID = instanceID
+        self.activityID = activityID
+        self.eventType = eventType
+        self.payload = payload
+        self.createdAt = createdAt
+    }
+
+    /// The JSON payload parsed, or `nil` for binary rows.
+    public var data: JSONValue? {
+        if case .json(let text) = payload { return JSONValue(jsonText: text) }
+        return nil
+    }
+}
+
+/// A history row to insert.
+public struct NewHistoryEvent: Sendable {
+    public var activityID: String
+    public var eventType: String
+    public var payload: HistoryPayload
+
+    public init(activityID: String, eventType: String, payload: HistoryPayload) {
+        self.activityID = activityID
+        self.eventType = eventType
+        self.payload = payload
+    }
+}
+
+/// A row of `workflow_compensations`: one registered compensation.
+public struct CompensationRecord: Sendable, Hashable {
+    /// The row's database ID (`nil` before insertion).
+    public var id: Int64?
+    /// The durable ID of the step that registered it.
+    public var activityID: String
+    /// The compensation's durable name.
+    public var name: String
+    /// `{"name": …, "args": […], "kwargs": {…}}`, the reference's shape.
+    public var argsJSON: String
+
+    public init(id: Int64? = nil, activityID: String, name: String, argsJSON: String) {
+        self.id = id
+        self.activityID = activityID
+        self.name = name
+        self.argsJSON = argsJSON
+    }
+}
+
+/// What a new instance looks like when it is created.
+public struct NewInstance: Sendable {
+    public var instanceID: String
+    public var workflowName: String
+    public var sourceHash: String
+    public var sourceCode: String
+    public var ownerService: String
+    public var inputJSON: String
+    public var continuedFrom: String?
+    /// The per-instance lock timeout (`lock_timeout_seconds`), `nil` for the app default.
+    public var lockTimeoutSeconds: Int?
+    /// The worker that creates and immediately holds the instance, or `nil` to leave it unlocked
+    /// for any worker.
+    public var lockedBy: String?
+    public var lockExpiresAt: Date?
+
+    public init(
+        instanceID: String, workflowName: String, sourceHash: String, sourceCode: String,
+        ownerService: String, inputJSON: String, continuedFrom: String? = nil,
+        lockTimeoutSeconds: Int? = nil, lockedBy: String? = nil, lockExpiresAt: Date? = nil
+    ) {
+        self.instanceID = instanceID
+        self.workflowName = workflowName
+        self.sourceHash = sourceHash
+        self.sourceCode = sourceCode
+        self.ownerService = ownerService
+        self.inputJSON = inputJSON
+        self.continuedFrom = continuedFrom
+        self.lockTimeoutSeconds = lockTimeoutSeconds
+        self.lockedBy = lockedBy
+        self.lockExpiresAt = lockExpiresAt
+    }
+}
+
+/// The result of ``WorkflowStore/createInstance(_:now:)``.
+public enum CreateInstanceOutcome: Sendable {
+    /// The instance was created (and is locked by the creator if it asked).
+    case created
+    /// An instance with that ID already existed; nothing changed.
+    case existing(WorkflowInstance)
+}
+
+/// An instance claimed for execution, with everything replay needs, read in the claim's
+/// transaction.
+public struct ClaimedInstance: Sendable {
+    public var instance: WorkflowInstance
+    public var history: [HistoryEvent]
+    public var compensations: [CompensationRecord]
+}
+
+/// Database work supplied by user code, run inside a step's commit transaction.
+///
+/// Each store runs the kinds it understands (GRDB closures on SQLite) and refuses the others
+/// with a clear error, which fails that attempt.
+public protocol TransactionalWork: Sendable {}
+
+/// How a transition changes the instance lock.
+public enum LockChange: Sendable {
+    /// Keep holding it and extend it to the given expiry.
+    case renew(until: Date)
+    /// Release it (`locked_by`, `locked_at`, `lock_expires_at` cleared).
+    case release
+}
+
+/// One atomic change to an instance owned by a worker: the heart of every step commit.
+///
+/// Applied only while `workerID` holds the instance lock and its status is one of
+/// `expectedStatuses` (compare-and-set); then the history rows, compensation rows and the user's
+/// transactional work are written and the instance columns updated, all in one transaction.
+public struct InstanceTransition: Sendable {
+    public var instanceID: String
+    public var workerID: String
+    public var expectedStatuses: [WorkflowStatus]
+    public var history: [NewHistoryEvent] = []
+    public var compensations: [CompensationRecord] = []
+    public var work: [any TransactionalWork] = []
+    /// The new status, or `nil` to keep it.
+    public var newStatus: WorkflowStatus?
+    /// New `output_data` JSON text, or `nil` to keep it.
+    public var outputJSON: String?
+    /// New `current_activity_id`, or `nil` to keep it.
+    public var currentActivityID: String?
+    public var lock: LockChange
+    /// Remove the instance's channel subscriptions, timer subscriptions and message claims
+    /// (done when it ends).
+    public var removeSubscriptions = false
+
+    public init(instanceID: String, workerID: String, expectedStatuses: [WorkflowStatus], lock: LockChange) {
+        self.instanceID = instanceID
+        self.workerID = workerID
+        self.expectedStatuses = expectedStatuses
+        self.lock = lock
+    }
+}
+
+/// The result of ``WorkflowStore/apply(_:now:)``.
+public enum TransitionOutcome: Sendable, Equatable {
+    /// Everything was written; carries the instance's status afterwards.
+    case applied(status: WorkflowStatus)
+    /// Nothing was written: the worker no longer holds the lock or the status changed. Carries
+    /// the status and holder found, `nil` if the instance is gone.
+    case rejected(status: WorkflowStatus?, lockedBy: String?)
+}
+
+/// The result of ``WorkflowStore/requestCancellation(instanceID:cancelledBy:workerID:leaseUntil:now:)``.
+public enum CancellationOutcome: Sendable, Equatable {
+    /// No such instance, or it has already ended; nothing changed.
+    case notCancellable(WorkflowStatus?)
+    /// Cancelled and finished in the same transaction (no compensations were pending and no
+    /// worker held the instance).
+    case cancelled
+    /// Marked for cancellation: status `compensating` and a `WorkflowCancelled` history row.
+    /// The worker holding the lock (`heldBy`) finishes it; if none does, any worker that has the
+    /// workflow registered resumes it, runs the compensations and records it `cancelled`.
+    case pendingCompensation(heldBy: String?)
+}
+
+/// An instance another worker may pick up: unlocked (or lock expired) and `running` or
+/// `compensating`.
+public struct ResumableInstance: Sendable, Hashable {
+    public var instanceID: String
+    public var workflowName: String
+}

@@ -1,0 +1,56 @@
+import Foundation
+
+/// The database behind an ``EddaApp``: every durable change the engine makes goes through it.
+///
+/// Each method is one transaction, executed in one hop (one closure on SQLite, one round-trip
+/// sequence on PostgreSQL). Claims are compare-and-set inside the transaction that reads them.
+/// Implementations write `framework = 'swift'` and act only on instances of that framework,
+/// while they read any instance.
+///
+/// Edda ships ``SQLiteStore``; other backends implement this protocol and pass the shared
+/// conformance suite.
+public protocol WorkflowStore: Sendable {
+    /// Creates or upgrades the shared schema (idempotent), recording versions in
+    /// `schema_migrations`.
+    func migrate() async throws
+
+    /// Inserts the definition (if new) and the instance, `running`; with an ID that exists
+    /// already, changes nothing and returns the existing instance.
+    func createInstance(_ instance: NewInstance, now: Date) async throws -> CreateInstanceOutcome
+
+    /// Takes the instance lock if it is free or expired and the instance is `running` or
+    /// `compensating`, and returns the instance with its history and compensations; `nil` if it
+    /// cannot be claimed.
+    func claim(instanceID: String, workerID: String, leaseUntil: Date, now: Date) async throws -> ClaimedInstance?
+
+    /// Applies one compare-and-set transition (see ``InstanceTransition``).
+    func apply(_ transition: InstanceTransition, now: Date) async throws -> TransitionOutcome
+
+    /// Releases the lock if `workerID` holds it.
+    func releaseLock(instanceID: String, workerID: String, now: Date) async throws
+
+    /// Extends the locks `workerID` holds on `instanceIDs`; returns those it still holds, with
+    /// their current status.
+    func renewLocks(instanceIDs: [String], workerID: String, leaseUntil: Date, now: Date) async throws -> [String: WorkflowStatus]
+
+    /// Requests cancellation of an instance (see ``CancellationOutcome``).
+    func requestCancellation(instanceID: String, cancelledBy: String, workerID: String, leaseUntil: Date, now: Date) async throws -> CancellationOutcome
+
+    /// Instances of `workflowNames` that any worker may pick up now, oldest first.
+    func resumableInstances(workflowNames: [String], limit: Int, now: Date) async throws -> [ResumableInstance]
+
+    /// One instance, with its definition's source text.
+    func instance(id: String) async throws -> WorkflowInstance?
+
+    /// An instance's history in recorded order, `(created_at, id)`.
+    func history(instanceID: String) async throws -> [HistoryEvent]
+
+    /// An instance's registered compensations, newest first.
+    func compensations(instanceID: String) async throws -> [CompensationRecord]
+
+    /// A filtered page of instances, newest first (see ``InstanceQuery``).
+    func findInstances(_ query: InstanceQuery) async throws -> InstancePage
+
+    /// Closes connections. The store is unusable afterwards.
+    func close() async throws
+}
