@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "Edda", targets: ["Edda"]),
         .library(name: "EddaTesting", targets: ["EddaTesting"]),
         .executable(name: "edda-bench", targets: ["EddaBench"]),
+        .executable(name: "edda-test-worker", targets: ["EddaTestWorker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
@@ -32,6 +33,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "EddaTests", dependencies: ["Edda", "EddaTesting"]),
+        .executableTarget(
+            name: "EddaTestWorker",
+            dependencies: ["Edda", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(
+            name: "EddaTests",
+            dependencies: [
+                "Edda", "EddaTesting", "EddaTestWorker",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
     ]
 )

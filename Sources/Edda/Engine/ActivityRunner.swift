@@ -57,10 +57,11 @@ struct ExecutionScope: Sendable {
                             name: compensationName, inputJSON: invocation.inputJSON, outputJSON: output.json)))
                 }
                 transition.work = context.transactionalWork
-                try accept(try await engine.store.apply(transition, now: Date()))
+                let outcome = try await engine.store.apply(transition, now: Date())
                 await hooks.activityCompleted(
                     instanceID: instanceID, activityID: invocation.activityID, activityName: invocation.activityName,
                     resultJSON: output.json, cacheHit: false)
+                try accept(outcome)
                 return output
             } catch let error where WorkflowEngine.isControl(error) {
                 throw error
@@ -138,22 +139,29 @@ struct ExecutionScope: Sendable {
     }
 
     /// Applies an engine-written transition; store failures stop the execution.
-    func commit(_ transition: InstanceTransition) async throws {
+    ///
+    /// - Parameter isStep: Whether this records a step of the body, in which case finding the
+    ///   instance `compensating` means a cancellation arrived and the body must stop.
+    func commit(_ transition: InstanceTransition, isStep: Bool = true) async throws {
         let outcome: TransitionOutcome
         do {
             outcome = try await engine.store.apply(transition, now: Date())
         } catch {
             throw EngineStoreError(underlying: error)
         }
-        try accept(outcome)
+        try accept(outcome, isStep: isStep)
     }
 
-    /// Interprets a step's transition outcome: a status of `compensating` means a cancellation
-    /// arrived; a rejection means the lock was lost or the instance was cancelled.
-    func accept(_ outcome: TransitionOutcome) throws {
+    /// Interprets a transition's outcome. For a step, a status of `compensating` afterwards
+    /// means a cancellation arrived: the step is recorded (and its compensation registered), and
+    /// the body stops here. A rejection means the lock was lost or the instance was cancelled.
+    func accept(_ outcome: TransitionOutcome, isStep: Bool = true) throws {
         switch outcome {
         case .applied(let status):
-            if status == .compensating { control.raise(.cancelRequested) }
+            if isStep, status == .compensating {
+                control.raise(.cancelRequested)
+                throw WorkflowCancelledError(instanceID: instanceID)
+            }
         case .rejected(let status, let lockedBy):
             if lockedBy == workerID, status == .compensating || status == .cancelled {
                 control.raise(.cancelRequested)

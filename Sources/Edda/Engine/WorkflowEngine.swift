@@ -345,7 +345,7 @@ final class WorkflowEngine: Sendable {
                 begin.newStatus = .compensating
                 begin.outputJSON = "{\"started_at\":\(JSONObjectWriter.quoted(Timestamp.iso8601(Date())))}"
                 begin.compensations = context.takeBuffered()
-                try await scope.commit(begin)
+                try await scope.commit(begin, isStep: false)
                 try await runCompensations(context, isCancellation: false)
             }
             var finish = InstanceTransition(
@@ -358,7 +358,7 @@ final class WorkflowEngine: Sendable {
                 payload: .json(failureJSON))]
             finish.compensations = context.takeBuffered()
             finish.removeSubscriptions = true
-            try await scope.commit(finish)
+            try await scope.commit(finish, isStep: false)
         } catch let control where control is WorkflowCancelledError {
             return await finishCancellation(context)
         } catch let control {
@@ -386,7 +386,7 @@ final class WorkflowEngine: Sendable {
             finish.newStatus = .cancelled
             finish.outputJSON = try JSON.encode(details)
             finish.removeSubscriptions = true
-            try await scope.commit(finish)
+            try await scope.commit(finish, isStep: false)
         } catch {
             return await stop(context, because: error, cancelling: true)
         }
@@ -421,6 +421,9 @@ final class WorkflowEngine: Sendable {
                 payload = StepPayloads.compensationExecuted(name: record.name, id: rowID, argsJSON: record.argsJSON)
                 succeeded = true
                 context.logger.debug("Compensation executed", metadata: ["edda.compensation": .string(record.name)])
+            } catch let error where error is CancellationError && Task.isCancelled {
+                // The app is shutting down: this compensation did not finish and runs again on resume.
+                throw error
             } catch {
                 context.logger.warning(
                     "Compensation failed", metadata: ["edda.compensation": .string(record.name), "edda.error": "\(error)"])

@@ -1,0 +1,76 @@
+// A worker process for crash tests: runs the `crash_steps` workflow on the SQLite file given as
+// the first argument. Each step records its execution in the `executions` table inside the
+// step's own commit transaction, so a count above one means a completed step ran twice.
+//
+//   edda-test-worker <db-path> start <instance-id> <steps>   start the workflow and run it
+//   edda-test-worker <db-path> serve                          resume whatever is unfinished
+import Edda
+import Foundation
+import GRDB
+
+struct StepInput: Codable, Sendable {
+    var index: Int
+}
+
+struct Step: Activity {
+    static let name = "step"
+    let delay: Duration
+
+    func run(_ input: StepInput, context: ActivityContext) async throws -> Int {
+        try await Task.sleep(for: delay)
+        let activityID = context.activityID
+        context.transaction { db in
+            try db.execute(
+                sql: "INSERT INTO executions (activity_id, pid) VALUES (?, ?)",
+                arguments: [activityID, Int(ProcessInfo.processInfo.processIdentifier)])
+        }
+        return input.index * 10
+    }
+}
+
+struct CrashSteps: Workflow {
+    static let name = "crash_steps"
+    let delay: Duration
+
+    func run(_ steps: Int, context: WorkflowContext) async throws -> Int {
+        var total = 0
+        for index in 1...steps {
+            total += try await context.run(Step(delay: delay), input: StepInput(index: index))
+        }
+        return total
+    }
+}
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 3 else {
+    FileHandle.standardError.write(Data("usage: edda-test-worker <db-path> start <id> <steps> | serve\n".utf8))
+    exit(2)
+}
+let path = arguments[1]
+do {
+    let queue = try DatabaseQueue(path: path)
+    try queue.write { db in
+        try db.execute(sql: "CREATE TABLE IF NOT EXISTS executions (activity_id TEXT NOT NULL, pid INTEGER NOT NULL)")
+    }
+    try queue.close()
+
+    var configuration = EddaApp.Configuration(serviceName: "crash-worker", database: .sqlite(path: path))
+    configuration.lockTimeout = .seconds(1)
+    configuration.recoveryInterval = .milliseconds(100)
+    let app = try await EddaApp(configuration: configuration)
+    app.register(CrashSteps(delay: .milliseconds(150)))
+    switch arguments[2] {
+    case "start":
+        let instanceID = arguments[3]
+        let steps = Int(arguments[4]) ?? 10
+        let result = try await app.run(CrashSteps.self, input: steps, instanceID: instanceID)
+        print("completed \(result)")
+    default:
+        // Resume whatever the background recovery finds, until killed.
+        while true { try await Task.sleep(for: .seconds(3600)) }
+    }
+    await app.shutdown()
+} catch {
+    FileHandle.standardError.write(Data("edda-test-worker: \(error)\n".utf8))
+    exit(1)
+}
