@@ -10,6 +10,7 @@ struct ReplayLog {
 
     private var entries: [String: Entry] = [:]
     private var consumed: Set<String> = []
+    private var consumedStepCount = 0
     /// IDs of the step kinds replay must consume (activities, deterministic values).
     private var stepIDs: [String] = []
     /// `compensation_<id>` rows already recorded.
@@ -40,9 +41,15 @@ struct ReplayLog {
     /// The recorded entry for `id`, marked consumed.
     mutating func take(_ id: String) -> Entry? {
         guard let entry = entries[id] else { return nil }
-        consumed.insert(id)
+        if consumed.insert(id).inserted,
+           entry.eventType == HistoryEventType.activityCompleted || entry.eventType == HistoryEventType.activityFailed {
+            consumedStepCount += 1
+        }
         return entry
     }
+
+    /// Whether some recorded step has not been reached yet.
+    var hasUnconsumedSteps: Bool { consumedStepCount < stepIDs.count }
 
     /// Recorded steps this execution never reached: a sign the code lost a step.
     var unconsumedSteps: [String] {

@@ -99,12 +99,12 @@ public final class WorkflowContext {
     /// let itinerary = Itinerary(flight: try await flight.value, hotel: try await hotel.value)
     /// ```
     public func start<A: Activity>(_ activity: A, input: A.Input, id: String? = nil) -> ActivityHandle<A.Output> {
-        launch(Result { try prepare(activity, input: input, id: id) }, as: A.Output.self)
+        launch(Result { try prepare(activity, input: input, id: id, sequential: false) }, as: A.Output.self)
     }
 
     /// Starts a closure-defined activity without waiting for it.
     public func start<Input, Output>(_ activity: ActivityDefinition<Input, Output>, input: Input, id: String? = nil) -> ActivityHandle<Output> {
-        launch(Result { try prepare(activity, input: input, id: id) }, as: Output.self)
+        launch(Result { try prepare(activity, input: input, id: id, sequential: false) }, as: Output.self)
     }
 
     /// A prepared call: either recorded in history, or to run live.
@@ -113,33 +113,35 @@ public final class WorkflowContext {
         case live(ActivityInvocation)
     }
 
-    private func prepare<A: Activity>(_ activity: A, input: A.Input, id: String?) throws -> PreparedCall {
+    private func prepare<A: Activity>(_ activity: A, input: A.Input, id: String?, sequential: Bool = true) throws -> PreparedCall {
         var compensationName: String?
         if let compensatable = activity as? any CompensatableActivity {
             compensationName = registerRunner(for: compensatable)
         }
         return try prepareCall(
             name: A.name, explicitID: id, input: input, policy: activity.retryPolicy,
-            compensationName: compensationName
+            compensationName: compensationName, sequential: sequential
         ) { input, context in try await activity.run(input, context: context) }
     }
 
-    private func prepare<Input, Output>(_ activity: ActivityDefinition<Input, Output>, input: Input, id: String?) throws -> PreparedCall {
+    private func prepare<Input, Output>(
+        _ activity: ActivityDefinition<Input, Output>, input: Input, id: String?, sequential: Bool = true
+    ) throws -> PreparedCall {
         try prepareCall(
             name: activity.name, explicitID: id, input: input, policy: activity.retryPolicy, compensationName: nil,
-            body: activity.body)
+            sequential: sequential, body: activity.body)
     }
 
     private func prepareCall<Input: Encodable & Sendable, Output: Encodable & Sendable>(
         name: String, explicitID: String?, input: Input, policy: RetryPolicy?, compensationName: String?,
-        body: @escaping @Sendable (Input, ActivityContext) async throws -> Output
+        sequential: Bool = true, body: @escaping @Sendable (Input, ActivityContext) async throws -> Output
     ) throws -> PreparedCall {
         try checkPoison()
         let id = try nextID(for: name, explicit: explicitID)
         if let entry = log.take(id) {
             return .recorded(id: id, name: name, entry)
         }
-        try goLive(at: id)
+        try goLive(at: id, sequential: sequential)
         let inputJSON = try guarded { try encode(input) }
         if compensationName != nil { hasCompensations = true }
         return .live(ActivityInvocation(
@@ -349,7 +351,19 @@ public final class WorkflowContext {
     }
 
     /// The first step not found in history: from here on, steps run for real.
-    private func goLive(at id: String) throws {
+    ///
+    /// A sequential step cannot legitimately go live while recorded steps remain unconsumed:
+    /// every operation issued before it has taken its record (``start(_:input:id:)`` takes it at
+    /// call time), and none issued after it can have been recorded while it blocked. So an
+    /// unconsumed record here means the code skipped or renamed a recorded step, and the step is
+    /// refused before it runs. Concurrent handles are exempt: a later handle may have finished
+    /// first.
+    private func goLive(at id: String, sequential: Bool = true) throws {
+        if sequential, log.hasUnconsumedSteps {
+            throw poisoned(NondeterminismError(
+                instanceID: instanceID, activityID: id,
+                detail: "the code runs this new step while recorded steps \(log.unconsumedSteps.joined(separator: ", ")) were never reached"))
+        }
         isReplaying = false
         switch mode {
         case .normal:

@@ -1,0 +1,61 @@
+import Edda
+import EddaTesting
+import Foundation
+import GRDB
+import Testing
+
+@Suite("Crash recovery")
+struct CrashTests {
+    /// The `edda-test-worker` binary, built next to the test bundle.
+    static var workerPath: String {
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        return bundle.appendingPathComponent("edda-test-worker").path
+    }
+
+    static func launch(_ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: workerPath)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    @Test("a worker killed with SIGKILL mid-workflow is resumed by a new process; no completed step runs twice")
+    func killAndRestart() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.workerPath), "edda-test-worker not built at \(Self.workerPath)")
+        try await withDatabase { database in
+            let steps = 12
+            var kills = 0
+            let first = try Self.launch([database.path, "start", "crash-1", "\(steps)"])
+            var current = first
+            // Kill the worker three times, each after it has made some progress.
+            for round in 1...3 {
+                try await eventually("progress before kill \(round)") {
+                    // The worker creates the table when it starts.
+                    let done = (try? rows(database, "SELECT COUNT(*) AS n FROM executions").first?["n"] as Int?) ?? 0
+                    return done >= round * 3
+                }
+                kill(current.processIdentifier, SIGKILL)
+                current.waitUntilExit()
+                kills += 1
+                #expect(current.terminationReason == .uncaughtSignal)
+                current = try Self.launch([database.path, "serve"])
+            }
+            defer {
+                kill(current.processIdentifier, SIGKILL)
+                current.waitUntilExit()
+            }
+            try await eventually("completion after \(kills) kills", timeout: .seconds(60)) {
+                try rows(database, "SELECT status FROM workflow_instances WHERE instance_id = 'crash-1'").first?["status"] as String? == "completed"
+            }
+            let executions = try rows(database, "SELECT activity_id, COUNT(*) AS n FROM executions GROUP BY activity_id")
+            #expect(executions.count == steps)
+            #expect(executions.allSatisfy { $0["n"] as Int == 1 })
+            let output = try #require(try rows(database, "SELECT output_data FROM workflow_instances").first)
+            #expect(JSONValue(jsonText: output["output_data"])?["result"] == .number(Double((1...steps).reduce(0, +) * 10)))
+            let pids = try rows(database, "SELECT DISTINCT pid FROM executions")
+            #expect(pids.count >= 2)
+        }
+    }
+}
