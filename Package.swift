@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "EddaTesting", targets: ["EddaTesting"]),
         .executable(name: "edda-bench", targets: ["EddaBench"]),
         .executable(name: "edda-test-worker", targets: ["EddaTestWorker"]),
+        .executable(name: "edda-quickstart", targets: ["Quickstart"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
@@ -37,6 +38,7 @@ let package = Package(
             name: "EddaTestWorker",
             dependencies: ["Edda", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        .executableTarget(name: "Quickstart", dependencies: ["Edda"], path: "Examples/Quickstart", exclude: ["README.md"]),
         .testTarget(
             name: "EddaTests",
             dependencies: [

@@ -45,6 +45,13 @@ public final class SQLiteStore: WorkflowStore {
         self.path = path
     }
 
+    /// Counts of the store's writes since it was opened: store operations (`transactions`,
+    /// each one atomic unit) and SQLite commits (`commits`, fewer when concurrent operations
+    /// share a group commit).
+    public var writeStatistics: (transactions: Int, commits: Int) {
+        (writer.transactions.load(ordering: .relaxed), writer.commits.load(ordering: .relaxed))
+    }
+
     // MARK: - Migrations
 
     public func migrate() async throws {

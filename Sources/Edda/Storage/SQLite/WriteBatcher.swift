@@ -22,6 +22,10 @@ final class WriteBatcher: Sendable {
 
     private let pool: DatabasePool
     private let state = Mutex(State())
+    /// Write transactions requested (one per store operation).
+    let transactions = Atomic<Int>(0)
+    /// SQLite commits made (a commit may carry several transactions).
+    let commits = Atomic<Int>(0)
 
     init(pool: DatabasePool) {
         self.pool = pool
@@ -38,6 +42,7 @@ final class WriteBatcher: Sendable {
                 },
                 fail: { error in continuation.resume(throwing: error) }
             )
+            transactions.add(1, ordering: .relaxed)
             let startDrain = state.withLock { state -> Bool in
                 state.pending.append(pending)
                 if state.draining { return false }
@@ -101,6 +106,7 @@ final class WriteBatcher: Sendable {
                 try database.rollback()
             } else {
                 try database.commit()
+                commits.add(1, ordering: .relaxed)
             }
         } catch {
             try? database.rollback()
