@@ -59,3 +59,33 @@ struct CrashTests {
         }
     }
 }
+
+@Suite("Leases")
+struct LeaseTests {
+    @Test("a worker renews its lock while a long step runs, so no other worker takes the instance over")
+    func renewalKeepsOwnership() async throws {
+        try await withDatabase { database in
+            let recorder = Recorder()
+            let slow = ActivityDefinition<String, String>(name: "slow") { input, _ in
+                recorder.record("slow")
+                try await Task.sleep(for: .seconds(2))
+                return input
+            }
+            let register: (EddaApp) -> WorkflowReference<String, String> = { app in
+                app.register(workflow: "long_step") { (input: String, context) in
+                    try await context.run(slow, input: input)
+                }
+            }
+            let owner = try await database.makeApp(serviceName: "owner") { $0.lockTimeout = .milliseconds(600) }
+            let rival = try await database.makeApp(serviceName: "rival") { $0.lockTimeout = .milliseconds(600) }
+            _ = register(rival)
+            let result = try await owner.run(register(owner), input: "done", instanceID: "long-1")
+            #expect(result == "done")
+            #expect(recorder.count("slow") == 1)
+            let history = try await owner.history(of: "long-1")
+            #expect(history.count == 1)
+            await rival.shutdown()
+            await owner.shutdown()
+        }
+    }
+}
