@@ -165,7 +165,6 @@ struct EngineTests {
         try await withDatabase { database in
             let recorder = Recorder()
             let gate = Gate()
-            let first = try await database.makeApp()
             let flow = ActivityDefinition<Int, Int>(name: "count") { value, _ in
                 recorder.record("count")
                 return value + 1
@@ -178,21 +177,18 @@ struct EngineTests {
                     return held
                 }
             }
-            let reference = register(first)
-            let id = try await first.startDetached(reference, input: 1, instanceID: "replay-1")
-            try await eventually("the workflow to reach the held step") { recorder.count("hold") == 1 }
             // Stop the first app mid-step: its execution is abandoned, the lock released.
-            await first.shutdown()
+            let id = try await startAndStop(database, register: register, input: 1, instanceID: "replay-1", heldBy: recorder)
             #expect(try rows(database, "SELECT status, locked_by FROM workflow_instances").first?["status"] as String? == "running")
 
             gate.open()
-            let second = try await database.makeApp()
-            _ = register(second)
-            let result = try await second.result(of: id, as: String.self)
-            #expect(result == "released 3")
-            #expect(recorder.count("count") == 2)
-            #expect(recorder.count("hold") == 2)
-            await second.shutdown()
+            try await withApp(database) { second in
+                _ = register(second)
+                let result = try await second.result(of: id, as: String.self)
+                #expect(result == "released 3")
+                #expect(recorder.count("count") == 2)
+                #expect(recorder.count("hold") == 2)
+            }
         }
     }
 }

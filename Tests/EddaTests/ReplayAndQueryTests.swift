@@ -19,20 +19,16 @@ struct ReplayTests {
                 recorder.record("b")
                 return input + "b"
             }
-            let original: (EddaApp) -> Void = { app in
+            let original: (EddaApp) -> WorkflowReference<String, String> = { app in
                 app.register(workflow: "evolving") { (input: String, context) -> String in
                     let a = try await context.run(stepA, input: input)
                     return try await context.run(Hold(gate: gate, recorder: recorder), input: a)
                 }
             }
-            let first = try await database.makeApp()
-            original(first)
-            let id = try await first.startDetached(WorkflowReference<String, String>(name: "evolving"), input: "x")
-            try await eventually("the held step") { recorder.count("hold") == 1 }
-            await first.shutdown()
+            let id = try await startAndStop(database, register: original, input: "x", heldBy: recorder)
 
             // New code runs a different activity first: step_a:1 is recorded but step_b:1 is asked for.
-            let changed = try await database.makeApp { $0.runsBackgroundRecovery = false }
+            try await withApp(database, configure: { $0.runsBackgroundRecovery = false }) { changed in
             changed.register(workflow: "evolving") { (input: String, context) -> String in
                 try await context.run(stepB, input: input)
             }
@@ -47,14 +43,15 @@ struct ReplayTests {
             }
             #expect(try await changed.resume(instanceID: id))
             #expect(recorder.count("b") == 0)
-            await changed.shutdown()
+            }
 
             gate.open()
-            let fixed = try await database.makeApp()
-            original(fixed)
-            #expect(try await fixed.result(of: id, as: String.self) == "released xa")
-            #expect(recorder.count("a") == 1)
-            await fixed.shutdown()
+            try await withApp(database) { fixed in
+                _ = original(fixed)
+                let result = try await fixed.result(of: id, as: String.self)
+                #expect(result == "released xa")
+                #expect(recorder.count("a") == 1)
+            }
         }
     }
 
@@ -77,19 +74,17 @@ struct ReplayTests {
                     return total
                 }
             }
-            let first = try await database.makeApp()
-            let id = try await first.startDetached(register(first), input: 5)
-            try await eventually("the held step") { recorder.count("hold") == 1 }
-            await first.shutdown()
+            let id = try await startAndStop(database, register: register, input: 5, heldBy: recorder)
             let ids = try rows(database, "SELECT activity_id FROM workflow_history").map { $0["activity_id"] as String }
             #expect(Set(ids) == Set((1...5).map { "square:\($0)" }))
 
             gate.open()
-            let second = try await database.makeApp()
-            _ = register(second)
-            #expect(try await second.result(of: id, as: Int.self) == 55)
-            #expect(recorder.all.filter { $0.hasPrefix("square") }.count == 5)
-            await second.shutdown()
+            try await withApp(database) { second in
+                _ = register(second)
+                let total = try await second.result(of: id, as: Int.self)
+                #expect(total == 55)
+                #expect(recorder.all.filter { $0.hasPrefix("square") }.count == 5)
+            }
         }
     }
 
@@ -107,10 +102,7 @@ struct ReplayTests {
                     return "\(now.timeIntervalSince1970) \(uuid) \(dice)"
                 }
             }
-            let first = try await database.makeApp()
-            let id = try await first.startDetached(register(first), input: "x")
-            try await eventually("the held step") { recorder.count("hold") == 1 }
-            await first.shutdown()
+            let id = try await startAndStop(database, register: register, input: "x", heldBy: recorder)
             let recorded = try rows(database, "SELECT activity_id FROM workflow_history ORDER BY id").map { $0["activity_id"] as String }
             #expect(recorded == ["now:1", "uuid:1", "random:1"])
             let values = try rows(database, "SELECT event_data FROM workflow_history ORDER BY id").compactMap {
@@ -118,13 +110,13 @@ struct ReplayTests {
             }
 
             gate.open()
-            let second = try await database.makeApp()
-            _ = register(second)
-            let result = try await second.result(of: id, as: String.self)
+            let result = try await withApp(database) { second in
+                _ = register(second)
+                return try await second.result(of: id, as: String.self)
+            }
             let parts = result.split(separator: " ")
             #expect(parts[1].lowercased() == values[1].stringValue)
             #expect(values[2] == .number(Double(parts[2]) ?? -1))
-            await second.shutdown()
         }
     }
 

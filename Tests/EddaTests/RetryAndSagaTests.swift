@@ -142,19 +142,17 @@ struct RetryTests {
                     return seen.joined(separator: ",")
                 }
             }
-            let first = try await database.makeApp()
-            let id = try await first.startDetached(register(first), input: "x")
-            try await eventually("the held step") { recorder.count("hold") == 1 }
-            await first.shutdown()
+            let id = try await startAndStop(database, register: register, input: "x", heldBy: recorder)
             #expect(recorder.all.filter { $0.hasPrefix("attempt") }.count == 5)
 
             gate.open()
-            let second = try await database.makeApp()
-            _ = register(second)
-            #expect(try await second.result(of: id, as: String.self) == "terminal:cannot x,exhausted:5")
+            try await withApp(database) { second in
+                _ = register(second)
+                let seen = try await second.result(of: id, as: String.self)
+                #expect(seen == "terminal:cannot x,exhausted:5")
+            }
             // Neither failing activity ran again on replay.
             #expect(recorder.all.filter { $0.hasPrefix("attempt") }.count == 5)
-            await second.shutdown()
         }
     }
 }
@@ -219,31 +217,29 @@ struct SagaTests {
                 }
             }
             // First process: stopped mid-step (registration of refund committed with nothing yet).
-            let first = try await database.makeApp()
-            let id = try await first.startDetached(register(first), input: "a", instanceID: "crashy-1")
-            try await eventually("the held step") { recorder.count("hold") == 1 }
-            await first.shutdown()
+            let id = try await startAndStop(database, register: register, input: "a", instanceID: "crashy-1", heldBy: recorder)
 
             // Second process: the step completes, the workflow fails, compensation starts and is
             // stopped in the middle of slow_undo.
             holdWorkflow.open()
-            let second = try await database.makeApp()
-            _ = register(second)
-            try await eventually("the compensation to start") { recorder.count("slow_undo start") == 1 }
-            #expect(try await second.instance(id)?.status == .compensating)
-            await second.shutdown()
+            try await withApp(database) { second in
+                _ = register(second)
+                try await eventually("the compensation to start") { recorder.count("slow_undo start") == 1 }
+                let status = try await second.instance(id)?.status
+                #expect(status == .compensating)
+            }
 
             // Third process: recovery finishes the compensations and the failure.
             holdCompensation.open()
-            let third = try await database.makeApp()
-            _ = register(third)
-            let final = try await third.waitForStatus(id, in: [.failed])
+            let final = try await withApp(database) { third in
+                _ = register(third)
+                return try await third.waitForStatus(id, in: [.failed])
+            }
             #expect(final.outputData?["error_type"] == .string("TerminalError"))
             #expect(recorder.count("refund 7") == 1)
             #expect(recorder.count("slow_undo done") == 1)
             let registrations = try rows(database, "SELECT activity_name FROM workflow_compensations WHERE instance_id = ?", [id])
             #expect(registrations.map { $0["activity_name"] as String }.sorted() == ["refund", "slow_undo"])
-            await third.shutdown()
         }
     }
 }
@@ -289,13 +285,12 @@ struct CancellationTests {
         try await withDatabase { database in
             let recorder = Recorder()
             let gate = Gate()
-            let first = try await database.makeApp()
-            let flow = first.register(workflow: "parked") { (input: String, context) -> String in
-                try await context.run(Hold(gate: gate, recorder: recorder), input: input)
+            let register: (EddaApp) -> WorkflowReference<String, String> = { app in
+                app.register(workflow: "parked") { (input: String, context) -> String in
+                    try await context.run(Hold(gate: gate, recorder: recorder), input: input)
+                }
             }
-            let id = try await first.startDetached(flow, input: "x")
-            try await eventually("the held step") { recorder.count("hold") == 1 }
-            await first.shutdown()
+            let id = try await startAndStop(database, register: register, input: "x", heldBy: recorder)
 
             let tool = try await database.makeApp(serviceName: "tool") { $0.runsBackgroundRecovery = false }
             #expect(try await tool.cancel(instanceID: id, cancelledBy: "cli"))

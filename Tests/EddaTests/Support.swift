@@ -85,3 +85,35 @@ func withDatabase(_ body: (TemporaryDatabase) async throws -> Void) async throws
     defer { database.remove() }
     try await body(database)
 }
+
+/// Runs `body` with an app on `database` and shuts the app down afterwards, also when `body`
+/// throws.
+func withApp<T>(
+    _ database: TemporaryDatabase, serviceName: String = "test",
+    configure: (inout EddaApp.Configuration) -> Void = { _ in },
+    _ body: (EddaApp) async throws -> T
+) async throws -> T {
+    let app = try await database.makeApp(serviceName: serviceName, configure: configure)
+    do {
+        let result = try await body(app)
+        await app.shutdown()
+        return result
+    } catch {
+        await app.shutdown()
+        throw error
+    }
+}
+
+/// Starts a workflow on an app of its own, waits until it is inside its held step (`hold`
+/// recorded `holds` times), and stops that app there, as a crash at that point would. The
+/// instance is left `running` for another app to resume. Returns its ID.
+func startAndStop<Input: Codable & Sendable, Output: Codable & Sendable>(
+    _ database: TemporaryDatabase, register: (EddaApp) -> WorkflowReference<Input, Output>, input: Input,
+    instanceID: String? = nil, heldBy recorder: Recorder, holds: Int = 1
+) async throws -> String {
+    try await withApp(database) { first in
+        let id = try await first.startDetached(register(first), input: input, instanceID: instanceID)
+        try await eventually("the held step") { recorder.count("hold") == holds }
+        return id
+    }
+}
