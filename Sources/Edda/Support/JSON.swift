@@ -4,26 +4,28 @@ import Foundation
 ///
 /// Dates are written as ISO 8601 text, which is what the sibling implementations read.
 enum JSON {
-    static func encoder() -> JSONEncoder {
+    /// Shared coders: configured once, never mutated afterwards (encoding and decoding with
+    /// them is thread-safe).
+    private static let sharedEncoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.withoutEscapingSlashes]
         return encoder
-    }
+    }()
 
-    static func decoder() -> JSONDecoder {
+    private static let sharedDecoder: JSONDecoder = {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         return decoder
-    }
+    }()
 
     static func encode<T: Encodable>(_ value: T) throws -> String {
-        let data = try encoder().encode(value)
+        let data = try sharedEncoder.encode(value)
         return String(decoding: data, as: UTF8.self)
     }
 
     static func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T {
-        try decoder().decode(type, from: Data(text.utf8))
+        try sharedDecoder.decode(type, from: Data(text.utf8))
     }
 }
 
@@ -100,6 +102,7 @@ public enum JSONValue: Sendable, Hashable, Codable, CustomStringConvertible {
 /// A `Codable` stand-in for "no value", for workflows and activities that take no input or
 /// return nothing. It is stored as JSON `null` (or `{}` as a workflow input).
 public struct NoValue: Codable, Sendable, Hashable {
+    /// The empty value.
     public init() {}
 
     public init(from decoder: any Decoder) throws {}
