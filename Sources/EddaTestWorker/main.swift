@@ -48,7 +48,9 @@ guard arguments.count >= 3 else {
 }
 let path = arguments[1]
 do {
-    let queue = try DatabaseQueue(path: path)
+    var queueConfiguration = Configuration()
+    queueConfiguration.busyMode = .timeout(10)
+    let queue = try DatabaseQueue(path: path, configuration: queueConfiguration)
     try queue.write { db in
         try db.execute(sql: "CREATE TABLE IF NOT EXISTS executions (activity_id TEXT NOT NULL, pid INTEGER NOT NULL)")
     }

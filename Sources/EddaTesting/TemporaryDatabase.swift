@@ -72,7 +72,9 @@ extension EddaApp {
 
 /// A test helper waited longer than its limit.
 public struct WaitTimeoutError: Error, CustomStringConvertible, Sendable {
+    /// What was waited for.
     public let message: String
+    /// Creates the error.
     public init(message: String) {
         self.message = message
     }

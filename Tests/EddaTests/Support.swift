@@ -61,7 +61,9 @@ final class Gate: Sendable {
 
 /// Reads rows straight from the database file, as another tool would.
 func rows(_ database: TemporaryDatabase, _ sql: String, _ arguments: StatementArguments = []) throws -> [Row] {
-    let queue = try DatabaseQueue(path: database.path)
+    var configuration = Configuration()
+    configuration.busyMode = .timeout(10)
+    let queue = try DatabaseQueue(path: database.path, configuration: configuration)
     defer { try? queue.close() }
     return try queue.read { try Row.fetchAll($0, sql: sql, arguments: arguments) }
 }

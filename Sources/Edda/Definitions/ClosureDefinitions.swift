@@ -13,6 +13,7 @@ public struct ActivityDefinition<Input: Codable & Sendable, Output: Codable & Se
     public var retryPolicy: RetryPolicy?
     let body: @Sendable (Input, ActivityContext) async throws -> Output
 
+    /// Defines an activity named `name` that runs `body`.
     public init(
         name: String, retryPolicy: RetryPolicy? = nil,
         _ body: @escaping @Sendable (Input, ActivityContext) async throws -> Output

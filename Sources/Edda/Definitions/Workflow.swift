@@ -56,6 +56,7 @@ public struct WorkflowReference<Input: Codable & Sendable, Output: Codable & Sen
     /// The durable name.
     public let name: String
 
+    /// A reference to the registered workflow named `name`.
     public init(name: String) {
         self.name = name
     }

@@ -37,6 +37,7 @@ struct ExecutionScope: Sendable {
         var attempt = 0
         while true {
             attempt += 1
+            try Task.checkCancellation()
             try control.check()
             let context = ActivityContext(
                 instanceID: instanceID, workflowName: workflowName, activityID: invocation.activityID, attempt: attempt)
@@ -57,10 +58,12 @@ struct ExecutionScope: Sendable {
                             name: compensationName, inputJSON: invocation.inputJSON, outputJSON: output.json)))
                 }
                 transition.work = context.transactionalWork
-                let outcome = try await engine.store.apply(transition, now: Date())
-                await hooks.activityCompleted(
-                    instanceID: instanceID, activityID: invocation.activityID, activityName: invocation.activityName,
-                    resultJSON: output.json, cacheHit: false)
+                let outcome = try await applyStep(transition)
+                if case .applied = outcome {
+                    await hooks.activityCompleted(
+                        instanceID: instanceID, activityID: invocation.activityID, activityName: invocation.activityName,
+                        resultJSON: output.json, cacheHit: false)
+                }
                 try accept(outcome)
                 return output
             } catch let error where WorkflowEngine.isControl(error) {
@@ -97,6 +100,22 @@ struct ExecutionScope: Sendable {
                 instanceID: instanceID, activityID: invocation.activityID, activityName: invocation.activityName,
                 error: failure, attempt: attempt, delay: delay)
             await control.sleep(for: delay)
+        }
+    }
+
+    /// Commits a step's transition. An error of the user's transactional work (or a misuse of
+    /// it) fails the attempt; any other store error stops the execution, because retrying the
+    /// activity's side effect cannot fix the database and the result must not be recorded as a
+    /// failure of the activity.
+    private func applyStep(_ transition: InstanceTransition) async throws -> TransitionOutcome {
+        do {
+            return try await engine.store.apply(transition, now: Date())
+        } catch let error as TransactionalWorkError {
+            throw error
+        } catch let error as EddaUsageError {
+            throw error
+        } catch {
+            throw EngineStoreError(underlying: error)
         }
     }
 

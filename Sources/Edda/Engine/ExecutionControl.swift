@@ -12,7 +12,11 @@ final class ExecutionControl: Sendable {
 
     private struct State {
         var signal = Signal.none
+        var claimed = false
+        var lastRenewal = ContinuousClock.now
         var sleepers: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        /// Sleepers woken before they had registered.
+        var wokenEarly: Set<UInt64> = []
         var nextSleeper: UInt64 = 0
     }
 
@@ -27,6 +31,24 @@ final class ExecutionControl: Sendable {
     }
 
     var signal: Signal { state.withLock { $0.signal } }
+
+    /// Whether this execution's lock is held in the database (created or claimed). Until then
+    /// the lease renewer leaves it alone.
+    var isClaimed: Bool { state.withLock { $0.claimed } }
+
+    func markClaimed() {
+        state.withLock {
+            $0.claimed = true
+            $0.lastRenewal = .now
+        }
+    }
+
+    /// When the lease must next be renewed: a third of the lease after the last renewal.
+    var renewalDue: ContinuousClock.Instant { state.withLock { $0.lastRenewal } + lease / 3 }
+
+    func markRenewed(at instant: ContinuousClock.Instant) {
+        state.withLock { $0.lastRenewal = instant }
+    }
 
     /// Marks the execution; wakes any back-off sleep so it notices at once.
     func raise(_ signal: Signal) {
@@ -48,7 +70,7 @@ final class ExecutionControl: Sendable {
         }
     }
 
-    /// Sleeps for `duration`, or until a signal is raised.
+    /// Sleeps for `duration`, or until a signal is raised or the task is cancelled.
     func sleep(for duration: Duration) async {
         let id = state.withLock { state -> UInt64? in
             guard state.signal == .none else { return nil }
@@ -56,22 +78,37 @@ final class ExecutionControl: Sendable {
             return state.nextSleeper
         }
         guard let id else { return }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let registered = state.withLock { state -> Bool in
-                guard state.signal == .none else { return false }
-                state.sleepers[id] = continuation
-                return true
-            }
-            guard registered else {
-                continuation.resume()
-                return
-            }
-            Task {
-                try? await Task.sleep(for: duration)
-                let sleeper = self.state.withLock { $0.sleepers.removeValue(forKey: id) }
-                sleeper?.resume()
-            }
+        let timer = Task {
+            try? await Task.sleep(for: duration)
+            self.wake(id)
         }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let registered = state.withLock { state -> Bool in
+                    guard state.signal == .none, !Task.isCancelled,
+                          state.wokenEarly.remove(id) == nil
+                    else { return false }
+                    state.sleepers[id] = continuation
+                    return true
+                }
+                if !registered { continuation.resume() }
+            }
+        } onCancel: {
+            self.wake(id)
+        }
+        timer.cancel()
+        _ = state.withLock { $0.wokenEarly.remove(id) }
+    }
+
+    private func wake(_ id: UInt64) {
+        let sleeper = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard let sleeper = state.sleepers.removeValue(forKey: id) else {
+                state.wokenEarly.insert(id)
+                return nil
+            }
+            return sleeper
+        }
+        sleeper?.resume()
     }
 }
 

@@ -162,8 +162,15 @@ public final class WorkflowContext {
         case .live(let invocation):
             await hooks.activityStarted(
                 instanceID: instanceID, activityID: invocation.activityID, activityName: invocation.activityName, isReplaying: false)
-            let buffered = takeBuffered()
-            let output = try await guarded { try await scope.runActivity(invocation, carrying: buffered) }
+            let output: EncodedValue
+            do {
+                output = try await guarded { try await scope.runActivity(invocation, carrying: bufferedCompensations) }
+            } catch where !WorkflowEngine.isControl(error) {
+                // The failure was recorded together with the buffered registrations.
+                bufferedCompensationsWritten()
+                throw error
+            }
+            bufferedCompensationsWritten()
             return try value(of: output, as: type)
         }
     }
@@ -278,9 +285,11 @@ public final class WorkflowContext {
         return A.compensationName
     }
 
-    func takeBuffered() -> [CompensationRecord] {
-        defer { bufferedCompensations.removeAll() }
-        return bufferedCompensations
+    /// Marks the buffered registrations as written. Called only after a commit that carried
+    /// them succeeded; until then they stay buffered, so a stopped commit cannot lose them.
+    /// (Nothing registers while such a commit is in flight: the body is suspended awaiting it.)
+    func bufferedCompensationsWritten() {
+        bufferedCompensations.removeAll()
     }
 
     // MARK: - Deterministic values
@@ -326,8 +335,9 @@ public final class WorkflowContext {
         transition.history = [NewHistoryEvent(
             activityID: id, eventType: HistoryEventType.activityCompleted,
             payload: .json(StepPayloads.activityCompleted(name: name, resultJSON: json, inputJSON: nil, retry: nil)))]
-        transition.compensations = takeBuffered()
+        transition.compensations = bufferedCompensations
         try await guarded { try await scope.commit(transition) }
+        bufferedCompensationsWritten()
         return value
     }
 
@@ -393,7 +403,10 @@ public final class WorkflowContext {
         do {
             return try body()
         } catch let error as EncodingError {
-            throw EddaUsageError(.unencodableValue, "A value could not be encoded to JSON: \(error)")
+            throw EddaUsageError(
+                .unencodableValue,
+                "A value of workflow '\(workflowName)' (instance \(instanceID)) could not be encoded to JSON: \(error). "
+                    + "Make its Encodable conformance produce JSON-compatible values (no NaN or infinite numbers).")
         } catch {
             if WorkflowEngine.isControl(error) { poisoned(error) }
             throw error

@@ -83,6 +83,8 @@ final class WorkflowEngine: Sendable {
     /// Instances whose replay diverged; the recovery loop leaves them alone.
     private let quarantined = LockedBox<Set<String>>([])
     let completions = CompletionSignals()
+    /// Wakes the lease renewer when an execution with a new lease begins.
+    let renewerWakeup = CompletionSignals()
 
     init(
         store: any WorkflowStore, workerID: String, serviceName: String, hooks: any WorkflowHooks,
@@ -97,10 +99,13 @@ final class WorkflowEngine: Sendable {
         self.logger = logger
     }
 
-    /// Errors that end an execution rather than fail the workflow.
+    /// Errors that end an execution rather than fail the workflow. A `CancellationError` counts
+    /// only when this task really is cancelled (shutdown); one thrown by an activity on its own
+    /// is an ordinary, retryable failure.
     static func isControl(_ error: any Error) -> Bool {
         error is WorkflowCancelledError || error is LockLostError || error is NondeterminismError
-            || error is EngineStoreError || error is StoredInputError || error is CancellationError
+            || error is EngineStoreError || error is StoredInputError
+            || (error is CancellationError && Task.isCancelled)
     }
 
     // MARK: - Registry
@@ -125,11 +130,19 @@ final class WorkflowEngine: Sendable {
         quarantined.withValue { $0.contains(instanceID) }
     }
 
+    var quarantinedCount: Int {
+        quarantined.withValue { $0.count }
+    }
+
     private func reserve(_ instanceID: String, lease: Duration) -> ExecutionControl? {
-        executions.withValue { executions in
+        executions.withValue { executions -> ExecutionControl? in
             guard executions[instanceID] == nil else { return nil }
             let control = ExecutionControl(instanceID: instanceID, lease: lease)
             executions[instanceID] = control
+            return control
+        }.map { control in
+            // A lease shorter than the renewer's current sleep must not wait for it.
+            renewerWakeup.signal(LeaseRenewer.wakeupKey, remembered: true)
             return control
         }
     }
@@ -152,12 +165,11 @@ final class WorkflowEngine: Sendable {
     func start(
         workflowName: String, inputJSON: String, instanceID requestedID: String?, lockTimeout: Duration?
     ) async throws -> (String, ExecutionResult?) {
-        let (workflow, instanceID, lease, control) = try await create(
+        let (workflow, instanceID, control) = try await create(
             workflowName: workflowName, inputJSON: inputJSON, instanceID: requestedID, lockTimeout: lockTimeout)
         guard let control else { return (instanceID, nil) }
         let result = await execute(
             workflow, control: control, inputJSON: inputJSON, status: .running, history: [], compensations: [], isNew: true)
-        _ = lease
         return (instanceID, result)
     }
 
@@ -166,7 +178,7 @@ final class WorkflowEngine: Sendable {
         workflowName: String, inputJSON: String, instanceID requestedID: String?, lockTimeout: Duration?,
         tracker: TaskTracker
     ) async throws -> String {
-        let (workflow, instanceID, _, control) = try await create(
+        let (workflow, instanceID, control) = try await create(
             workflowName: workflowName, inputJSON: inputJSON, instanceID: requestedID, lockTimeout: lockTimeout)
         guard let control else { return instanceID }
         tracker.spawn {
@@ -178,7 +190,7 @@ final class WorkflowEngine: Sendable {
 
     private func create(
         workflowName: String, inputJSON: String, instanceID requestedID: String?, lockTimeout: Duration?
-    ) async throws -> (RegisteredWorkflow, String, Duration, ExecutionControl?) {
+    ) async throws -> (RegisteredWorkflow, String, ExecutionControl?) {
         guard let workflow = registered(workflowName) else {
             throw EddaUsageError(
                 .unknownWorkflow,
@@ -192,13 +204,17 @@ final class WorkflowEngine: Sendable {
         }
         let instanceID = requestedID ?? "\(workflowName)-\(Self.randomHex32())"
         guard !instanceID.isEmpty, instanceID.utf8.count <= 255 else {
-            throw EddaUsageError(.invalidQuery, "Instance IDs must be 1 to 255 bytes long; got \(instanceID.utf8.count).")
+            throw EddaUsageError(
+                .invalidInstanceID, "Instance IDs must be 1 to 255 bytes long; got \(instanceID.utf8.count). Pass a shorter ID.")
         }
         let lockTimeoutSeconds = lockTimeout.map { Int($0.seconds.rounded(.up)) }
         let lease = lease(for: workflow, storedSeconds: lockTimeoutSeconds)
         guard let control = reserve(instanceID, lease: lease) else {
-            // Already executing here: starting the same ID again is idempotent.
-            return (workflow, instanceID, lease, nil)
+            // Already executing here: starting the same ID again is idempotent, for the same workflow.
+            if let existing = try await store.instance(id: instanceID) {
+                try Self.checkSameWorkflow(existing, workflow: workflow)
+            }
+            return (workflow, instanceID, nil)
         }
         let now = Date()
         let outcome: CreateInstanceOutcome
@@ -216,16 +232,21 @@ final class WorkflowEngine: Sendable {
         }
         switch outcome {
         case .created:
-            return (workflow, instanceID, lease, control)
+            control.markClaimed()
+            return (workflow, instanceID, control)
         case .existing(let existing):
             unreserve(instanceID)
-            guard existing.workflowName == workflow.name else {
-                throw EddaUsageError(
-                    .instanceIDConflict,
-                    "Instance ID '\(instanceID)' already belongs to an instance of workflow '\(existing.workflowName)'; "
-                        + "choose another ID for '\(workflow.name)'.")
-            }
-            return (workflow, instanceID, lease, nil)
+            try Self.checkSameWorkflow(existing, workflow: workflow)
+            return (workflow, instanceID, nil)
+        }
+    }
+
+    private static func checkSameWorkflow(_ existing: WorkflowInstance, workflow: RegisteredWorkflow) throws {
+        guard existing.workflowName == workflow.name else {
+            throw EddaUsageError(
+                .instanceIDConflict,
+                "Instance ID '\(existing.instanceID)' already belongs to an instance of workflow '\(existing.workflowName)'; "
+                    + "choose another ID for '\(workflow.name)'.")
         }
     }
 
@@ -259,6 +280,7 @@ final class WorkflowEngine: Sendable {
             unreserve(instanceID)
             return nil
         }
+        control.markClaimed()
         _ = quarantined.withValue { $0.remove(instanceID) }
         return await execute(
             workflow, control: control, inputJSON: claimed.instance.inputData.jsonText, status: claimed.instance.status,
@@ -319,11 +341,12 @@ final class WorkflowEngine: Sendable {
             instanceID: scope.instanceID, workerID: workerID, expectedStatuses: [.running], lock: .release)
         transition.newStatus = .completed
         transition.outputJSON = StepPayloads.completedOutput(resultJSON: output.json)
-        transition.compensations = context.takeBuffered()
+        transition.compensations = context.bufferedCompensations
         transition.removeSubscriptions = true
         do {
             switch try await store.apply(transition, now: Date()) {
             case .applied:
+                context.bufferedCompensationsWritten()
                 context.logger.debug("Workflow completed")
                 await hooks.workflowCompleted(instanceID: scope.instanceID, workflowName: scope.workflowName, resultJSON: output.json)
                 return .completed(output)
@@ -344,8 +367,9 @@ final class WorkflowEngine: Sendable {
                 var begin = scope.stepTransition(currentActivityID: nil)
                 begin.newStatus = .compensating
                 begin.outputJSON = "{\"started_at\":\(JSONObjectWriter.quoted(Timestamp.iso8601(Date())))}"
-                begin.compensations = context.takeBuffered()
+                begin.compensations = context.bufferedCompensations
                 try await scope.commit(begin, isStep: false)
+                context.bufferedCompensationsWritten()
                 try await runCompensations(context, isCancellation: false)
             }
             var finish = InstanceTransition(
@@ -356,7 +380,7 @@ final class WorkflowEngine: Sendable {
             finish.history = [NewHistoryEvent(
                 activityID: ReservedActivityID.workflowFailed, eventType: HistoryEventType.workflowFailed,
                 payload: .json(failureJSON))]
-            finish.compensations = context.takeBuffered()
+            finish.compensations = context.bufferedCompensations
             finish.removeSubscriptions = true
             try await scope.commit(finish, isStep: false)
         } catch let control where control is WorkflowCancelledError {
@@ -372,6 +396,14 @@ final class WorkflowEngine: Sendable {
     private func finishCancellation(_ context: WorkflowContext) async -> ExecutionResult {
         let scope = context.scope
         do {
+            if !context.bufferedCompensations.isEmpty {
+                // Registrations made before the cancellation stopped the body must run too.
+                var flush = scope.stepTransition(currentActivityID: nil)
+                flush.expectedStatuses = [.compensating, .running]
+                flush.compensations = context.bufferedCompensations
+                try await scope.commit(flush, isStep: false)
+                context.bufferedCompensationsWritten()
+            }
             try await runCompensations(context, isCancellation: true)
             let details: CancellationDetails
             if let recorded = context.log.cancellation {
@@ -421,7 +453,7 @@ final class WorkflowEngine: Sendable {
                 payload = StepPayloads.compensationExecuted(name: record.name, id: rowID, argsJSON: record.argsJSON)
                 succeeded = true
                 context.logger.debug("Compensation executed", metadata: ["edda.compensation": .string(record.name)])
-            } catch let error where error is CancellationError && Task.isCancelled {
+            } catch let error where Self.isControl(error) {
                 // The app is shutting down: this compensation did not finish and runs again on resume.
                 throw error
             } catch {

@@ -18,6 +18,8 @@ public struct EddaUsageError: Error, Sendable, Hashable, CustomStringConvertible
         public static let unknownInstance = Kind(rawValue: "unknownInstance")
         /// A query filter or page token is malformed.
         public static let invalidQuery = Kind(rawValue: "invalidQuery")
+        /// An instance ID is empty or too long.
+        public static let invalidInstanceID = Kind(rawValue: "invalidInstanceID")
         /// A configuration value is out of range.
         public static let invalidConfiguration = Kind(rawValue: "invalidConfiguration")
         public var description: String { rawValue }
@@ -28,6 +30,7 @@ public struct EddaUsageError: Error, Sendable, Hashable, CustomStringConvertible
     /// A sentence that says what happened and what to do.
     public var message: String
 
+    /// Creates an error of `kind` with a message that says what to do.
     public init(_ kind: Kind, _ message: String) {
         self.kind = kind
         self.message = message

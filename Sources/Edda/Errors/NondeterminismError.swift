@@ -13,6 +13,7 @@ public struct NondeterminismError: Error, Sendable, CustomStringConvertible {
     /// What the code asked for versus what history holds.
     public var detail: String
 
+    /// Creates the error.
     public init(instanceID: String, activityID: String, detail: String) {
         self.instanceID = instanceID
         self.activityID = activityID

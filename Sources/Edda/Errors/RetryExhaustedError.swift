@@ -15,6 +15,7 @@ public struct RetryExhaustedError: Error, Sendable, CustomStringConvertible {
     /// recorded type name and message, because the original error value no longer exists.
     public var cause: any Error
 
+    /// Creates the error.
     public init(activityName: String, attempts: Int, reason: String, cause: any Error) {
         self.activityName = activityName
         self.attempts = attempts
@@ -35,6 +36,7 @@ public struct ActivityFailure: Error, Sendable, Hashable, CustomStringConvertibl
     /// The recorded message.
     public var message: String
 
+    /// Creates a recorded failure.
     public init(errorType: String, message: String) {
         self.errorType = errorType
         self.message = message

@@ -11,6 +11,7 @@ public struct TerminalError: Error, Sendable, Hashable, CustomStringConvertible 
     /// What went wrong, as the activity said it.
     public var message: String
 
+    /// A terminal failure with `message`.
     public init(_ message: String) {
         self.message = message
     }

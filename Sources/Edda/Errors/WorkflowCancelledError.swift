@@ -8,6 +8,7 @@ public struct WorkflowCancelledError: Error, Sendable, CustomStringConvertible {
     /// The cancelled instance.
     public var instanceID: String
 
+    /// Creates the error.
     public init(instanceID: String) {
         self.instanceID = instanceID
     }

@@ -1,5 +1,5 @@
-/// A workflow instance ended as `failed`; thrown by ``EddaApp/run(_:input:instanceID:)`` and
-/// ``EddaApp/result(of:as:)``.
+/// A workflow instance ended as `failed`; thrown by `EddaApp.run(_:input:…)` and
+/// ``EddaApp/result(of:as:pollInterval:)``.
 public struct WorkflowFailedError: Error, Sendable, CustomStringConvertible {
     /// The failed instance.
     public var instanceID: String
@@ -10,6 +10,7 @@ public struct WorkflowFailedError: Error, Sendable, CustomStringConvertible {
     /// The error the workflow body threw, when it failed in this process during this call.
     public var underlyingError: (any Error)?
 
+    /// Creates the error.
     public init(instanceID: String, errorType: String, message: String, underlyingError: (any Error)? = nil) {
         self.instanceID = instanceID
         self.errorType = errorType
@@ -27,6 +28,7 @@ public struct WorkflowNotCompletedError: Error, Sendable, CustomStringConvertibl
     /// Its final status.
     public var status: WorkflowStatus
 
+    /// Creates the error.
     public init(instanceID: String, status: WorkflowStatus) {
         self.instanceID = instanceID
         self.status = status

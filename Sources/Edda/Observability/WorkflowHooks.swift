@@ -51,5 +51,6 @@ extension WorkflowHooks {
 
 /// Hooks that do nothing: the default.
 public struct NoHooks: WorkflowHooks {
+    /// Hooks that do nothing.
     public init() {}
 }

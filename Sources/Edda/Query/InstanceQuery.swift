@@ -38,6 +38,7 @@ public struct InstanceQuery: Sendable {
     /// Default `"swift"`.
     public var framework: String? = EddaApp.frameworkName
 
+    /// A query that matches every instance of this framework, 50 a page.
     public init() {}
 
     /// Checks the query and throws ``EddaUsageError`` (`.invalidQuery`) for a bad path, limit or
@@ -70,6 +71,7 @@ public struct InstanceQuery: Sendable {
 
 /// An ``InstanceQuery`` that passed validation, with its page cursor decoded.
 public struct ValidatedInstanceQuery: Sendable {
+    /// The query as given.
     public let query: InstanceQuery
     /// `(started_at, instance_id)` of the last row of the previous page.
     public let cursor: (Date, String)?
@@ -84,6 +86,7 @@ public struct InstancePage: Sendable {
     /// Whether another page follows.
     public var hasMore: Bool
 
+    /// Creates a page.
     public init(instances: [WorkflowInstance], nextPageToken: String?, hasMore: Bool) {
         self.instances = instances
         self.nextPageToken = nextPageToken

@@ -30,6 +30,7 @@ public struct RetryPolicy: Sendable {
     /// Errors never retried even if `retryableErrors` matches them. Default: none.
     public var nonRetryableErrors: ErrorFilter
 
+    /// A policy; every parameter defaults to the reference's default.
     public init(
         initialInterval: Duration = .seconds(1),
         backoffCoefficient: Double = 2.0,
@@ -105,7 +106,6 @@ public struct ErrorFilter: Sendable {
         error is T
     }
 
-    func matches(_ error: any Error) -> Bool { matches(error) }
 }
 
 extension Duration {

@@ -11,6 +11,7 @@ public struct DatabaseLocation: Sendable, CustomStringConvertible {
     /// A description for logs (no credentials).
     public let description: String
 
+    /// A location whose store `makeStore` opens; for backend modules.
     public init(description: String, makeStore: @escaping @Sendable () async throws -> any WorkflowStore) {
         self.description = description
         self.makeStore = makeStore

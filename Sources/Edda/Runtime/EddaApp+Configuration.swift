@@ -31,6 +31,7 @@ extension EddaApp {
         /// it off for tools that only read or start instances.
         public var runsBackgroundRecovery = true
 
+        /// A configuration with the defaults documented on each property.
         public init(serviceName: String, database: DatabaseLocation) {
             self.serviceName = serviceName
             self.database = database
@@ -44,7 +45,9 @@ extension EddaApp {
                 throw EddaUsageError(.invalidConfiguration, "lockTimeout must be at least 300 ms; got \(lockTimeout).")
             }
             guard recoveryInterval > .zero, resumeBatchSize > 0 else {
-                throw EddaUsageError(.invalidConfiguration, "recoveryInterval and resumeBatchSize must be positive.")
+                throw EddaUsageError(
+                    .invalidConfiguration,
+                    "recoveryInterval and resumeBatchSize must be positive; got \(recoveryInterval) and \(resumeBatchSize).")
             }
         }
     }

@@ -27,6 +27,8 @@ public final class EddaApp: Service, Sendable {
 
     let engine: WorkflowEngine
     private let tasks = TaskTracker()
+    /// Renews locks until every execution has stopped; stopped last at shutdown.
+    private let renewer: Task<Void, Never>
     private let isShutDown = LockedBox(false)
 
     /// Opens the configured database, migrates it, and starts the background work.
@@ -52,7 +54,7 @@ public final class EddaApp: Service, Sendable {
             store: store, workerID: workerID, serviceName: configuration.serviceName, hooks: configuration.hooks,
             defaultRetryPolicy: configuration.defaultRetryPolicy, defaultLockTimeout: configuration.lockTimeout,
             logger: logger)
-        tasks.spawn { [engine] in await LeaseRenewer(engine: engine).run() }
+        renewer = Task { [engine] in await LeaseRenewer(engine: engine).run() }
         if configuration.runsBackgroundRecovery {
             tasks.spawn { [engine, tasks, configuration] in
                 await RecoveryLoop(
@@ -133,7 +135,8 @@ public final class EddaApp: Service, Sendable {
     @discardableResult
     public func start(workflowNamed name: String, inputJSON: String, instanceID: String? = nil) async throws -> String {
         guard let value = JSONValue(jsonText: inputJSON) else {
-            throw EddaUsageError(.undecodableInput, "The input of workflow '\(name)' is not valid JSON.")
+            throw EddaUsageError(
+                .undecodableInput, "The input of workflow '\(name)' is not valid JSON; pass a JSON object such as {\"id\": 1}.")
         }
         return try await engine.start(
             workflowName: name, inputJSON: try WorkflowInput.encode(value), instanceID: instanceID, lockTimeout: nil
@@ -177,7 +180,15 @@ public final class EddaApp: Service, Sendable {
             throw WorkflowFailedError(
                 instanceID: id, errorType: ErrorDescription.typeName(error), message: ErrorDescription.message(error),
                 underlyingError: error)
-        case .cancelled?, .abandoned?, nil:
+        case .abandoned(let error)? where error is LockLostError:
+            // Another worker took the instance over; its outcome will be stored.
+            return try await result(of: id, as: Output.self)
+        case .abandoned(let error as EngineStoreError)?:
+            throw error.underlying
+        case .abandoned(let error)?:
+            // Diverged replay, undecodable stored input, shutdown: waiting would not end.
+            throw error
+        case .cancelled?, nil:
             return try await result(of: id, as: Output.self)
         }
     }
@@ -254,10 +265,7 @@ public final class EddaApp: Service, Sendable {
     /// - Returns: Whether the cancellation was accepted.
     @discardableResult
     public func cancel(instanceID: String, cancelledBy: String = "user") async throws -> Bool {
-        let now = Date()
-        let outcome = try await store.requestCancellation(
-            instanceID: instanceID, cancelledBy: cancelledBy, workerID: workerID,
-            leaseUntil: now.addingTimeInterval(configuration.lockTimeout.seconds), now: now)
+        let outcome = try await store.requestCancellation(instanceID: instanceID, cancelledBy: cancelledBy, now: Date())
         switch outcome {
         case .notCancellable:
             return false
@@ -314,7 +322,10 @@ public final class EddaApp: Service, Sendable {
             return !done
         }
         guard first else { return }
+        // Executions stop first, while their locks are still renewed; then the renewer.
         await tasks.shutdown()
+        renewer.cancel()
+        await renewer.value
         try? await store.close()
     }
 }

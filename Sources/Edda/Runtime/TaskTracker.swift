@@ -24,13 +24,4 @@ final class TaskTracker: Sendable {
         for task in running { task.cancel() }
         for task in running { await task.value }
     }
-
-    /// Waits for the tasks running now to end, without cancelling them.
-    func drain() async {
-        while true {
-            let running = tasks.withValue { Array($0.values) }
-            if running.isEmpty { return }
-            for task in running { await task.value }
-        }
-    }
 }

@@ -2,28 +2,43 @@ import Foundation
 
 /// A workflow instance as stored: the columns of `workflow_instances` a caller may need.
 public struct WorkflowInstance: Sendable {
+    /// The instance's ID.
     public var instanceID: String
+    /// The workflow's durable name.
     public var workflowName: String
+    /// The definition's `source_hash`.
     public var sourceHash: String
+    /// The service that created it (`owner_service`).
     public var ownerService: String
+    /// The implementation that owns it: `swift`, `python`, `go`, …
     public var framework: String
+    /// Its status.
     public var status: WorkflowStatus
+    /// The last step it recorded or waits on.
     public var currentActivityID: String?
+    /// The instance it continues after `recur`, if any.
     public var continuedFrom: String?
+    /// When it was created.
     public var startedAt: Date
+    /// When it last changed.
     public var updatedAt: Date
     /// The stored input (`input_data`), a JSON object.
     public var inputData: JSONValue
     /// The stored outcome (`output_data`): `{"result": …}` when completed, the error when failed,
     /// the cancellation details when cancelled.
     public var outputData: JSONValue?
+    /// The worker executing it now, if any.
     public var lockedBy: String?
+    /// When that worker took the lock.
     public var lockedAt: Date?
+    /// When the lock lapses unless renewed.
     public var lockExpiresAt: Date?
+    /// Its own lock timeout in seconds, or `nil` for the default.
     public var lockTimeoutSeconds: Int?
     /// The workflow definition's source text (`workflow_definitions.source_code`), when loaded.
     public var sourceCode: String?
 
+    /// Creates a value with every field given.
     public init(
         instanceID: String, workflowName: String, sourceHash: String, ownerService: String,
         framework: String, status: WorkflowStatus, currentActivityID: String?, continuedFrom: String?,
@@ -61,12 +76,18 @@ public enum HistoryPayload: Sendable, Hashable {
 public struct HistoryEvent: Sendable {
     /// The row's database ID; history is ordered by `(createdAt, id)`.
     public var id: Int64
+    /// The instance's ID.
     public var instanceID: String
+    /// The durable step ID the row belongs to.
     public var activityID: String
+    /// The event type, e.g. `ActivityCompleted`.
     public var eventType: String
+    /// The event's data.
     public var payload: HistoryPayload
+    /// When the row was written.
     public var createdAt: Date
 
+    /// Creates a value with every field given.
     public init(id: Int64, instanceID: String, activityID: String, eventType: String, payload: HistoryPayload, createdAt: Date) {
         self.id = id
         self.instanceID = instanceID
@@ -85,10 +106,14 @@ public struct HistoryEvent: Sendable {
 
 /// A history row to insert.
 public struct NewHistoryEvent: Sendable {
+    /// The durable step ID the row belongs to.
     public var activityID: String
+    /// The event type, e.g. `ActivityCompleted`.
     public var eventType: String
+    /// The event's data.
     public var payload: HistoryPayload
 
+    /// Creates a value with every field given.
     public init(activityID: String, eventType: String, payload: HistoryPayload) {
         self.activityID = activityID
         self.eventType = eventType
@@ -107,6 +132,7 @@ public struct CompensationRecord: Sendable, Hashable {
     /// `{"name": …, "args": […], "kwargs": {…}}`, the reference's shape.
     public var argsJSON: String
 
+    /// Creates a value with every field given.
     public init(id: Int64? = nil, activityID: String, name: String, argsJSON: String) {
         self.id = id
         self.activityID = activityID
@@ -117,20 +143,29 @@ public struct CompensationRecord: Sendable, Hashable {
 
 /// What a new instance looks like when it is created.
 public struct NewInstance: Sendable {
+    /// The instance's ID.
     public var instanceID: String
+    /// The workflow's durable name.
     public var workflowName: String
+    /// The definition's `source_hash`.
     public var sourceHash: String
+    /// The definition's source text, stored in `workflow_definitions`.
     public var sourceCode: String
+    /// The service that created it (`owner_service`).
     public var ownerService: String
+    /// The input, a JSON object.
     public var inputJSON: String
+    /// The instance it continues after `recur`, if any.
     public var continuedFrom: String?
     /// The per-instance lock timeout (`lock_timeout_seconds`), `nil` for the app default.
     public var lockTimeoutSeconds: Int?
     /// The worker that creates and immediately holds the instance, or `nil` to leave it unlocked
     /// for any worker.
     public var lockedBy: String?
+    /// When the lock lapses unless renewed.
     public var lockExpiresAt: Date?
 
+    /// Creates a value with every field given.
     public init(
         instanceID: String, workflowName: String, sourceHash: String, sourceCode: String,
         ownerService: String, inputJSON: String, continuedFrom: String? = nil,
@@ -160,8 +195,11 @@ public enum CreateInstanceOutcome: Sendable {
 /// An instance claimed for execution, with everything replay needs, read in the claim's
 /// transaction.
 public struct ClaimedInstance: Sendable {
+    /// The instance, now locked by the claiming worker.
     public var instance: WorkflowInstance
+    /// Its history in recorded order.
     public var history: [HistoryEvent]
+    /// Its registered compensations, newest first.
     public var compensations: [CompensationRecord]
 }
 
@@ -185,11 +223,17 @@ public enum LockChange: Sendable {
 /// `expectedStatuses` (compare-and-set); then the history rows, compensation rows and the user's
 /// transactional work are written and the instance columns updated, all in one transaction.
 public struct InstanceTransition: Sendable {
+    /// The instance's ID.
     public var instanceID: String
+    /// The worker that must hold the lock.
     public var workerID: String
+    /// The statuses the instance must be in.
     public var expectedStatuses: [WorkflowStatus]
+    /// History rows to insert.
     public var history: [NewHistoryEvent] = []
+    /// Its registered compensations, newest first.
     public var compensations: [CompensationRecord] = []
+    /// The user's transactional work to run.
     public var work: [any TransactionalWork] = []
     /// The new status, or `nil` to keep it.
     public var newStatus: WorkflowStatus?
@@ -197,11 +241,12 @@ public struct InstanceTransition: Sendable {
     public var outputJSON: String?
     /// New `current_activity_id`, or `nil` to keep it.
     public var currentActivityID: String?
+    /// What happens to the lock.
     public var lock: LockChange
-    /// Remove the instance's channel subscriptions, timer subscriptions and message claims
-    /// (done when it ends).
+    /// Remove the instance's channel and timer subscriptions (done when it ends).
     public var removeSubscriptions = false
 
+    /// Creates a value with every field given.
     public init(instanceID: String, workerID: String, expectedStatuses: [WorkflowStatus], lock: LockChange) {
         self.instanceID = instanceID
         self.workerID = workerID
@@ -219,7 +264,7 @@ public enum TransitionOutcome: Sendable, Equatable {
     case rejected(status: WorkflowStatus?, lockedBy: String?)
 }
 
-/// The result of ``WorkflowStore/requestCancellation(instanceID:cancelledBy:workerID:leaseUntil:now:)``.
+/// The result of ``WorkflowStore/requestCancellation(instanceID:cancelledBy:now:)``.
 public enum CancellationOutcome: Sendable, Equatable {
     /// No such instance, or it has already ended; nothing changed.
     case notCancellable(WorkflowStatus?)
@@ -235,6 +280,17 @@ public enum CancellationOutcome: Sendable, Equatable {
 /// An instance another worker may pick up: unlocked (or lock expired) and `running` or
 /// `compensating`.
 public struct ResumableInstance: Sendable, Hashable {
+    /// The instance.
     public var instanceID: String
+    /// Its workflow's durable name.
     public var workflowName: String
+    /// Its own lock timeout (`lock_timeout_seconds`), if it has one.
+    public var lockTimeoutSeconds: Int?
+
+    /// Creates a value with every field given.
+    public init(instanceID: String, workflowName: String, lockTimeoutSeconds: Int?) {
+        self.instanceID = instanceID
+        self.workflowName = workflowName
+        self.lockTimeoutSeconds = lockTimeoutSeconds
+    }
 }

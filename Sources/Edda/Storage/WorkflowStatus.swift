@@ -1,7 +1,9 @@
 /// The status of a workflow instance: the nine strings of the shared schema.
 public struct WorkflowStatus: RawRepresentable, Sendable, Hashable, Codable, CustomStringConvertible {
+    /// The status string stored in `workflow_instances.status`.
     public let rawValue: String
 
+    /// A status from its stored string (any string: other implementations may add statuses).
     public init(rawValue: String) {
         self.rawValue = rawValue
     }

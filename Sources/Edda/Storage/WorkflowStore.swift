@@ -34,7 +34,7 @@ public protocol WorkflowStore: Sendable {
     func renewLocks(instanceIDs: [String], workerID: String, leaseUntil: Date, now: Date) async throws -> [String: WorkflowStatus]
 
     /// Requests cancellation of an instance (see ``CancellationOutcome``).
-    func requestCancellation(instanceID: String, cancelledBy: String, workerID: String, leaseUntil: Date, now: Date) async throws -> CancellationOutcome
+    func requestCancellation(instanceID: String, cancelledBy: String, now: Date) async throws -> CancellationOutcome
 
     /// Instances of `workflowNames` that any worker may pick up now, oldest first.
     func resumableInstances(workflowNames: [String], limit: Int, now: Date) async throws -> [ResumableInstance]

@@ -214,9 +214,7 @@ public final class SQLiteStore: WorkflowStore {
         }
     }
 
-    public func requestCancellation(
-        instanceID: String, cancelledBy: String, workerID: String, leaseUntil: Date, now: Date
-    ) async throws -> CancellationOutcome {
+    public func requestCancellation(instanceID: String, cancelledBy: String, now: Date) async throws -> CancellationOutcome {
         try await writer.write { database in
             guard let row = try Row.fetchOne(
                 database,
@@ -265,7 +263,7 @@ public final class SQLiteStore: WorkflowStore {
         return try await pool.read { database in
             let names = Array(repeating: "?", count: workflowNames.count).joined(separator: ", ")
             let sql = """
-                SELECT instance_id, workflow_name FROM workflow_instances
+                SELECT instance_id, workflow_name, lock_timeout_seconds FROM workflow_instances
                 WHERE framework = ? AND status IN ('running', 'compensating')
                   AND (locked_by IS NULL OR lock_expires_at < ?)
                   AND workflow_name IN (\(names))
@@ -275,7 +273,8 @@ public final class SQLiteStore: WorkflowStore {
             arguments += StatementArguments(workflowNames)
             arguments += [limit]
             return try Row.fetchAll(database, sql: sql, arguments: arguments).map {
-                ResumableInstance(instanceID: $0["instance_id"], workflowName: $0["workflow_name"])
+                ResumableInstance(
+                    instanceID: $0["instance_id"], workflowName: $0["workflow_name"], lockTimeoutSeconds: $0["lock_timeout_seconds"])
             }
         }
     }

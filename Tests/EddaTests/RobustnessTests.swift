@@ -1,0 +1,152 @@
+import Edda
+import EddaTesting
+import Foundation
+import Testing
+
+/// Fails every attempt; waits `backoff` between attempts.
+struct AlwaysFails: Activity {
+    static let name = "always_fails"
+    let recorder: Recorder
+    let backoff: Duration
+    var retryPolicy: RetryPolicy? { RetryPolicy(initialInterval: backoff, maxAttempts: 100, maxDuration: nil) }
+    func run(_ input: String, context: ActivityContext) async throws -> String {
+        recorder.record("fail attempt \(context.attempt)")
+        throw TestFailure(message: "down")
+    }
+}
+
+@Suite("Robustness")
+struct RobustnessTests {
+    @Test("a compensation registered just before a cancellation still runs")
+    func bufferedRegistrationSurvivesCancellation() async throws {
+        try await withDatabase { database in
+            let recorder = Recorder()
+            try await withApp(database) { app in
+                let flow = app.register(workflow: "buffered") { (input: String, context) -> String in
+                    _ = try await context.run(Book(recorder: recorder), input: "room")
+                    try context.registerCompensation(Refund(recorder: recorder), input: 5)
+                    return try await context.run(AlwaysFails(recorder: recorder, backoff: .seconds(30)), input: input)
+                }
+                let id = try await app.startDetached(flow, input: "x")
+                try await eventually("the first failed attempt") { recorder.count("fail attempt 1") == 1 }
+                let accepted = try await app.cancel(instanceID: id)
+                #expect(accepted)
+                let final = try await app.waitForStatus(id, in: [.cancelled])
+                #expect(final.status == .cancelled)
+                #expect(recorder.all.filter { !$0.hasPrefix("fail") } == ["book room", "refund 5", "undo booking-room"])
+            }
+        }
+    }
+
+    @Test("an activity's own CancellationError is an ordinary, retried failure")
+    func activityCancellationErrorIsRetried() async throws {
+        try await withDatabase { database in
+            try await withApp(database) { app in
+                let flaky = ActivityDefinition<String, String>(name: "flaky_cancel") { input, context in
+                    if context.attempt == 1 { throw CancellationError() }
+                    return "\(input) on attempt \(context.attempt)"
+                }
+                let flow = app.register(workflow: "cancel_error") { (input: String, context) in
+                    try await context.run(flaky, input: input)
+                }
+                let result = try await app.run(flow, input: "ok")
+                #expect(result == "ok on attempt 2")
+            }
+        }
+    }
+
+    @Test("run reports a divergence instead of waiting forever")
+    func runThrowsOnDivergence() async throws {
+        try await withDatabase { database in
+            try await withApp(database) { app in
+                let echo = ActivityDefinition<String, String>(name: "echo") { input, _ in input }
+                let flow = app.register(workflow: "duplicate_ids") { (input: String, context) -> String in
+                    _ = try await context.run(echo, input: input, id: "same")
+                    return try await context.run(echo, input: input, id: "same")
+                }
+                await #expect(throws: NondeterminismError.self) {
+                    _ = try await app.run(flow, input: "x", instanceID: "dup-1")
+                }
+                let instance = try await app.instance("dup-1")
+                #expect(instance?.status == .running)
+                #expect(instance?.lockedBy == nil)
+            }
+        }
+    }
+
+    @Test("an instance ID running here under another workflow is refused")
+    func conflictWhileRunningHere() async throws {
+        try await withDatabase { database in
+            let recorder = Recorder()
+            let gate = Gate()
+            try await withApp(database) { app in
+                let held = app.register(workflow: "held") { (input: String, context) in
+                    try await context.run(Hold(gate: gate, recorder: recorder), input: input)
+                }
+                let other = app.register(workflow: "other") { (input: String, _) in input }
+                _ = try await app.startDetached(held, input: "x", instanceID: "shared-id")
+                try await eventually("the held step") { recorder.count("hold") == 1 }
+                await #expect(throws: EddaUsageError.self) {
+                    _ = try await app.start(other, input: "y", instanceID: "shared-id")
+                }
+                // The same workflow is idempotent.
+                let again = try await app.start(held, input: "x", instanceID: "shared-id")
+                #expect(again == "shared-id")
+                gate.open()
+                let result = try await app.result(of: "shared-id", as: String.self)
+                #expect(result == "released x")
+            }
+        }
+    }
+
+    @Test("shutdown does not wait out a retry back-off")
+    func shutdownInterruptsBackoff() async throws {
+        try await withDatabase { database in
+            let recorder = Recorder()
+            let app = try await database.makeApp()
+            let flow = app.register(workflow: "backing_off") { (input: String, context) in
+                try await context.run(AlwaysFails(recorder: recorder, backoff: .seconds(120)), input: input)
+            }
+            let id = try await app.startDetached(flow, input: "x")
+            try await eventually("the first failed attempt") { recorder.count("fail attempt 1") == 1 }
+            let clock = ContinuousClock()
+            let started = clock.now
+            await app.shutdown()
+            // Far below the 120 s back-off: shutdown interrupted it.
+            #expect(clock.now - started < .seconds(30))
+            #expect(recorder.count("fail attempt 2") == 0)
+            try await withApp(database, configure: { $0.runsBackgroundRecovery = false }) { reader in
+                let instance = try await reader.instance(id)
+                #expect(instance?.status == .running)
+                #expect(instance?.lockedBy == nil)
+            }
+        }
+    }
+
+    @Test("a short per-instance lease is renewed even while the renewer sleeps on a long default")
+    func shortLeaseIsRenewed() async throws {
+        try await withDatabase { database in
+            let recorder = Recorder()
+            let slow = ActivityDefinition<String, String>(name: "slow") { input, _ in
+                recorder.record("slow")
+                try await Task.sleep(for: .seconds(2))
+                return input
+            }
+            let register: (EddaApp) -> WorkflowReference<String, String> = { app in
+                app.register(workflow: "short_lease") { (input: String, context) in
+                    try await context.run(slow, input: input)
+                }
+            }
+            try await withApp(database, serviceName: "rival", configure: { $0.lockTimeout = .seconds(30) }) { rival in
+                _ = register(rival)
+                try await withApp(database, serviceName: "owner", configure: { $0.lockTimeout = .seconds(30) }) { owner in
+                    // Let the owner's renewer fall asleep on its 10 s default first.
+                    try await Task.sleep(for: .milliseconds(200))
+                    let result = try await owner.run(register(owner), input: "done", lockTimeout: .milliseconds(600))
+                    #expect(result == "done")
+                }
+            }
+            #expect(recorder.count("slow") == 1)
+        }
+    }
+}
