@@ -83,8 +83,10 @@ final class WorkflowEngine: Sendable {
     /// Instances whose replay diverged; the recovery loop leaves them alone.
     private let quarantined = LockedBox<Set<String>>([])
     let completions = CompletionSignals()
-    /// Wakes the lease renewer when an execution with a new lease begins.
+    /// Wakes the lease renewer when an execution's renewal falls due before its planned wake-up.
     let renewerWakeup = CompletionSignals()
+    /// When the lease renewer next wakes by itself.
+    let renewerPlannedWake = LockedBox(ContinuousClock.now)
 
     init(
         store: any WorkflowStore, workerID: String, serviceName: String, hooks: any WorkflowHooks,
@@ -141,8 +143,11 @@ final class WorkflowEngine: Sendable {
             executions[instanceID] = control
             return control
         }.map { control in
-            // A lease shorter than the renewer's current sleep must not wait for it.
-            renewerWakeup.signal(LeaseRenewer.wakeupKey, remembered: true)
+            // A lease due before the renewer's planned wake-up must not wait for it. (Most
+            // executions share the default lease and are due later: no wake-up, no extra thread.)
+            if control.renewalDue < renewerPlannedWake.withValue({ $0 }) {
+                renewerWakeup.signal(LeaseRenewer.wakeupKey, remembered: true)
+            }
             return control
         }
     }

@@ -17,6 +17,7 @@ struct LeaseRenewer {
             if !due.isEmpty { await renew(due) }
             let next = engine.runningInstanceIDs.values.map(\.renewalDue).min()
             let wait = next.map { max($0 - ContinuousClock.now, .milliseconds(20)) } ?? engine.defaultLockTimeout / 3
+            engine.renewerPlannedWake.withValue { $0 = ContinuousClock.now + wait }
             await engine.renewerWakeup.wait(for: Self.wakeupKey, timeout: wait)
         }
     }
