@@ -49,12 +49,12 @@ public final class WorkflowContext {
     private(set) var poison: (any Error)?
     private var outstanding: [() async -> Void] = []
 
-    init(scope: ExecutionScope, mode: Mode, history: [HistoryEvent], compensations: [CompensationRecord], logger: Logger) {
+    init(scope: ExecutionScope, mode: Mode, log: ReplayLog, compensations: [CompensationRecord], logger: Logger) {
         self.scope = scope
         self.instanceID = scope.instanceID
         self.workflowName = scope.workflowName
         self.mode = mode
-        self.log = ReplayLog(history: history)
+        self.log = log
         self.isReplaying = !log.isEmpty
         self.recordedCompensationIDs = Set(compensations.map(\.activityID))
         self.hasCompensations = !compensations.isEmpty

@@ -303,7 +303,7 @@ final class WorkflowEngine: Sendable {
         let log = ReplayLog(history: history)
         let mode: WorkflowContext.Mode =
             status == .compensating ? (log.cancellation != nil ? .cancelling : .recoveringFailure) : .normal
-        let context = WorkflowContext(scope: scope, mode: mode, history: history, compensations: compensations, logger: logger)
+        let context = WorkflowContext(scope: scope, mode: mode, log: log, compensations: compensations, logger: logger)
         if isNew {
             await hooks.workflowStarted(instanceID: scope.instanceID, workflowName: workflow.name, inputJSON: inputJSON)
         }
