@@ -3,6 +3,7 @@
 // step's own commit transaction, so a count above one means a completed step ran twice.
 //
 //   edda-test-worker <db-path> start <instance-id> <steps>   start the workflow and run it
+//   edda-test-worker <db-path> start-waiter <instance-id>     start the `waiter` workflow, then serve
 //   edda-test-worker <db-path> serve                          resume whatever is unfinished
 import Edda
 import Foundation
@@ -41,6 +42,19 @@ struct CrashSteps: Workflow {
     }
 }
 
+/// A step, a one-second durable sleep, a wait for the `go` event, and a last step.
+struct Waiter: Workflow {
+    static let name = "waiter"
+
+    func run(_ input: NoValue, context: WorkflowContext) async throws -> String {
+        _ = try await context.run(Step(delay: .zero), input: StepInput(index: 1))
+        try await context.sleep(for: .seconds(1))
+        let event = try await context.waitEvent("go", as: [String: String].self)
+        _ = try await context.run(Step(delay: .zero), input: StepInput(index: 2))
+        return event.data["word"] ?? ""
+    }
+}
+
 let arguments = CommandLine.arguments
 guard arguments.count >= 3 else {
     FileHandle.standardError.write(Data("usage: edda-test-worker <db-path> start <id> <steps> | serve\n".utf8))
@@ -61,7 +75,11 @@ do {
     configuration.recoveryInterval = .milliseconds(100)
     let app = try await EddaApp(configuration: configuration)
     app.register(CrashSteps(delay: .milliseconds(150)))
+    app.register(Waiter())
     switch arguments[2] {
+    case "start-waiter":
+        try await app.start(Waiter.self, input: NoValue(), instanceID: arguments[3])
+        while true { try await Task.sleep(for: .seconds(3600)) }
     case "start":
         let instanceID = arguments[3]
         let steps = Int(arguments[4]) ?? 10

@@ -44,6 +44,30 @@ public struct TemporaryDatabase: Sendable {
         return try await EddaApp(configuration: configuration)
     }
 
+    /// Runs `body` with an app on this database and shuts the app down afterwards, also when
+    /// `body` throws.
+    public func withApp<T>(
+        serviceName: String = "test", configure: (inout EddaApp.Configuration) -> Void = { _ in },
+        _ body: (EddaApp) async throws -> T
+    ) async throws -> T {
+        let app = try await makeApp(serviceName: serviceName, configure: configure)
+        do {
+            let result = try await body(app)
+            await app.shutdown()
+            return result
+        } catch {
+            await app.shutdown()
+            throw error
+        }
+    }
+
+    /// Runs `body` with a fresh temporary database, removed afterwards.
+    public static func with<T>(_ body: (TemporaryDatabase) async throws -> T) async throws -> T {
+        let database = try TemporaryDatabase()
+        defer { database.remove() }
+        return try await body(database)
+    }
+
     /// Deletes the folder.
     public func remove() {
         try? FileManager.default.removeItem(at: directory)

@@ -21,6 +21,46 @@ struct CrashTests {
         return process
     }
 
+    @Test("a worker killed while its workflow sleeps and while it waits for an event: the workflow resumes after restart")
+    func killWhileWaiting() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.workerPath), "edda-test-worker not built at \(Self.workerPath)")
+        try await withDatabase { database in
+            func status() throws -> String? {
+                // The worker creates the schema when it starts.
+                (try? rows(database, "SELECT status FROM workflow_instances WHERE instance_id = 'waiter-1'"))?.first?["status"]
+            }
+            var worker = try Self.launch([database.path, "start-waiter", "waiter-1"])
+            try await eventually("the durable sleep") { try status() == "waiting_for_timer" }
+            kill(worker.processIdentifier, SIGKILL)
+            worker.waitUntilExit()
+            // The timer falls due while no worker runs; the restarted one fires it.
+            try await Task.sleep(for: .milliseconds(1_200))
+            worker = try Self.launch([database.path, "serve"])
+            try await eventually("the event wait after the overdue timer fired") { try status() == "waiting_for_message" }
+            kill(worker.processIdentifier, SIGKILL)
+            worker.waitUntilExit()
+
+            // The event arrives while no worker runs: it is delivered durably.
+            let receipt = try await database.withApp(configure: { $0.runsBackgroundRecovery = false }) { app in
+                try await app.sendEvent(CloudEventAttributes(type: "go", source: "/test"), data: ["word": "onwards"])
+            }
+            #expect(receipt.deliveredTo == ["waiter-1"])
+            #expect(try status() == "running")
+
+            worker = try Self.launch([database.path, "serve"])
+            defer {
+                kill(worker.processIdentifier, SIGKILL)
+                worker.waitUntilExit()
+            }
+            try await eventually("completion", timeout: .seconds(30)) { try status() == "completed" }
+            let output: String? = try rows(database, "SELECT output_data FROM workflow_instances").first?["output_data"]
+            #expect(output.flatMap(JSONValue.init(jsonText:))?["result"] == "onwards")
+            let executions = try rows(database, "SELECT activity_id, COUNT(*) AS n FROM executions GROUP BY activity_id ORDER BY activity_id")
+            #expect(executions.map { $0["activity_id"] as String } == ["step:1", "step:2"])
+            #expect(executions.allSatisfy { $0["n"] as Int == 1 })
+        }
+    }
+
     @Test("a worker killed with SIGKILL mid-workflow is resumed by a new process; no completed step runs twice")
     func killAndRestart() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.workerPath), "edda-test-worker not built at \(Self.workerPath)")

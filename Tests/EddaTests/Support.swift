@@ -95,15 +95,7 @@ func withApp<T>(
     configure: (inout EddaApp.Configuration) -> Void = { _ in },
     _ body: (EddaApp) async throws -> T
 ) async throws -> T {
-    let app = try await database.makeApp(serviceName: serviceName, configure: configure)
-    do {
-        let result = try await body(app)
-        await app.shutdown()
-        return result
-    } catch {
-        await app.shutdown()
-        throw error
-    }
+    try await database.withApp(serviceName: serviceName, configure: configure, body)
 }
 
 /// Starts a workflow on an app of its own, waits until it is inside its held step (`hold`

@@ -70,6 +70,31 @@ public final class ActivityContext: Sendable {
     }
 
     var transactionalWork: [any TransactionalWork] { pendingWork.all }
+
+    private let pendingMessages = LockedBox<[OutgoingMessage]>([])
+
+    /// Publishes a message on a channel as part of this attempt's commit: it is stored and
+    /// delivered to the waiting subscribers if and only if the step commits (a failed attempt
+    /// publishes nothing).
+    ///
+    /// - Parameters:
+    ///   - data: The message data (JSON; `Data` publishes binary data).
+    ///   - metadata: Extra metadata; `source_instance_id` and `published_at` are added.
+    ///   - targetInstanceID: Point-to-point: only that instance receives the message.
+    /// - Returns: The message ID.
+    @discardableResult
+    public func publish<Payload: Encodable & Sendable>(
+        _ channel: String, data: Payload, metadata: [String: JSONValue] = [:], targetInstanceID: String? = nil
+    ) throws -> String {
+        var metadata = metadata
+        metadata["source_instance_id"] = metadata["source_instance_id"] ?? .string(instanceID)
+        metadata["published_at"] = metadata["published_at"] ?? .string(Timestamp.iso8601(Date()))
+        let message = try OutgoingMessage.make(channel: channel, data: data, metadata: metadata, target: targetInstanceID)
+        pendingMessages.withValue { $0.append(message) }
+        return message.messageID
+    }
+
+    var messages: [OutgoingMessage] { pendingMessages.withValue { $0 } }
 }
 
 /// The transactional work an attempt collected; appended from the attempt's task only.

@@ -58,11 +58,16 @@ struct ExecutionScope: Sendable {
                             name: compensationName, inputJSON: invocation.inputJSON, outputJSON: output.json)))
                 }
                 transition.work = context.transactionalWork
+                transition.messages = context.messages
+                if !transition.messages.isEmpty { transition.claimPolicy = engine.claimPolicy }
                 let outcome = try await applyStep(transition)
-                if case .applied = outcome {
+                if case .applied(_, let deliveries) = outcome {
                     await hooks.activityCompleted(
                         instanceID: instanceID, activityID: invocation.activityID, activityName: invocation.activityName,
                         resultJSON: output.json, cacheHit: false)
+                    for (message, report) in zip(transition.messages, deliveries) {
+                        await engine.delivered([report], channel: message.channel, dataJSON: message.payloadDescription)
+                    }
                 }
                 try accept(outcome)
                 return output
@@ -161,7 +166,9 @@ struct ExecutionScope: Sendable {
     ///
     /// - Parameter isStep: Whether this records a step of the body, in which case finding the
     ///   instance `compensating` means a cancellation arrived and the body must stop.
-    func commit(_ transition: InstanceTransition, isStep: Bool = true) async throws {
+    /// - Returns: What publishing the transition's messages did.
+    @discardableResult
+    func commit(_ transition: InstanceTransition, isStep: Bool = true) async throws -> [DeliveryReport] {
         let outcome: TransitionOutcome
         do {
             outcome = try await engine.store.apply(transition, now: Date())
@@ -169,6 +176,8 @@ struct ExecutionScope: Sendable {
             throw EngineStoreError(underlying: error)
         }
         try accept(outcome, isStep: isStep)
+        if case .applied(_, let deliveries) = outcome { return deliveries }
+        return []
     }
 
     /// Interprets a transition's outcome. For a step, a status of `compensating` afterwards
@@ -176,7 +185,7 @@ struct ExecutionScope: Sendable {
     /// the body stops here. A rejection means the lock was lost or the instance was cancelled.
     func accept(_ outcome: TransitionOutcome, isStep: Bool = true) throws {
         switch outcome {
-        case .applied(let status):
+        case .applied(let status, _):
             if isStep, status == .compensating {
                 control.raise(.cancelRequested)
                 throw WorkflowCancelledError(instanceID: instanceID)

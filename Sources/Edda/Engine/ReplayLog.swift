@@ -11,7 +11,7 @@ struct ReplayLog {
     private var entries: [String: Entry] = [:]
     private var consumed: Set<String> = []
     private var consumedStepCount = 0
-    /// IDs of the step kinds replay must consume (activities, deterministic values).
+    /// IDs of the step kinds replay must consume (see ``isStep(_:)``).
     private var stepIDs: [String] = []
     /// `compensation_<id>` rows already recorded.
     private(set) var executedCompensationIDs: Set<String> = []
@@ -22,7 +22,7 @@ struct ReplayLog {
         for event in history {
             entries[event.activityID] = Entry(eventType: event.eventType, payload: event.payload)
             switch event.eventType {
-            case HistoryEventType.activityCompleted, HistoryEventType.activityFailed:
+            case _ where Self.isStep(event.eventType):
                 stepIDs.append(event.activityID)
             case HistoryEventType.compensationExecuted, HistoryEventType.compensationFailed:
                 executedCompensationIDs.insert(event.activityID)
@@ -41,11 +41,22 @@ struct ReplayLog {
     /// The recorded entry for `id`, marked consumed.
     mutating func take(_ id: String) -> Entry? {
         guard let entry = entries[id] else { return nil }
-        if consumed.insert(id).inserted,
-           entry.eventType == HistoryEventType.activityCompleted || entry.eventType == HistoryEventType.activityFailed {
+        if consumed.insert(id).inserted, Self.isStep(entry.eventType) {
             consumedStepCount += 1
         }
         return entry
+    }
+
+    /// The event types recorded for steps of the body, which replay must reach in order:
+    /// activities, deterministic values, publishes, timers and receives.
+    static func isStep(_ eventType: String) -> Bool {
+        switch eventType {
+        case HistoryEventType.activityCompleted, HistoryEventType.activityFailed, HistoryEventType.timerExpired,
+             HistoryEventType.channelMessageReceived, HistoryEventType.messageTimeout, HistoryEventType.eventReceived:
+            return true
+        default:
+            return false
+        }
     }
 
     /// Whether some recorded step has not been reached yet.

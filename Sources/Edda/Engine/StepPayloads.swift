@@ -78,6 +78,23 @@ enum StepPayloads {
         return writer.finish()
     }
 
+    /// `TimerExpired {result: null, timer_id, expires_at}`.
+    static func timerExpired(timerID: String, expiresAt: Date) -> String {
+        var writer = JSONObjectWriter()
+        writer.add("result", raw: "null")
+        writer.add("timer_id", string: timerID)
+        writer.add("expires_at", string: Timestamp.iso8601(expiresAt))
+        return writer.finish()
+    }
+
+    /// The input of a publish step, recorded as its kwargs: `{"channel", "target_instance_id"?}`.
+    static func publishInput(channel: String, target: String?) -> String {
+        var kwargs = JSONObjectWriter()
+        kwargs.add("channel", string: channel)
+        if let target { kwargs.add("target_instance_id", string: target) }
+        return kwargs.finish()
+    }
+
     /// `CompensationFailed {activity_name, compensation_id, error_type, error_message}`.
     static func compensationFailed(name: String, id: Int64, error: any Error) -> String {
         var writer = JSONObjectWriter()

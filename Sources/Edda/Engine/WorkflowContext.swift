@@ -48,8 +48,17 @@ public final class WorkflowContext {
     /// so a body that catches it cannot carry on.
     private(set) var poison: (any Error)?
     private var outstanding: [() async -> Void] = []
+    /// The instance's channel subscriptions (stored channel to mode), as loaded with the claim
+    /// and changed by this execution: a subscription that exists is not written again on replay.
+    var subscriptions: [String: String]
+    /// Channels subscribed in `direct` mode (by the name the workflow uses).
+    var directChannels: Set<String> = []
 
-    init(scope: ExecutionScope, mode: Mode, log: ReplayLog, compensations: [CompensationRecord], logger: Logger) {
+    init(
+        scope: ExecutionScope, mode: Mode, log: ReplayLog, compensations: [CompensationRecord],
+        subscriptions: [String: String] = [:], logger: Logger
+    ) {
+        self.subscriptions = subscriptions
         self.scope = scope
         self.instanceID = scope.instanceID
         self.workflowName = scope.workflowName
@@ -64,7 +73,7 @@ public final class WorkflowContext {
         self.logger = logger
     }
 
-    private var hooks: any WorkflowHooks { scope.engine.hooks }
+    var hooks: any WorkflowHooks { scope.engine.hooks }
 
     // MARK: - Activities
 
@@ -203,7 +212,7 @@ public final class WorkflowContext {
     }
 
     /// The recorded outcome of a step, checked against what the code asks for.
-    private func replayed<Output: Codable & Sendable>(
+    func replayed<Output: Codable & Sendable>(
         _ entry: ReplayLog.Entry, id: String, name: String, as type: Output.Type
     ) async throws -> Output {
         guard case .json(let text) = entry.payload else {
@@ -336,14 +345,14 @@ public final class WorkflowContext {
             activityID: id, eventType: HistoryEventType.activityCompleted,
             payload: .json(StepPayloads.activityCompleted(name: name, resultJSON: json, inputJSON: nil, retry: nil)))]
         transition.compensations = bufferedCompensations
-        try await guarded { try await scope.commit(transition) }
+        try await guarded { _ = try await scope.commit(transition) }
         bufferedCompensationsWritten()
         return value
     }
 
     // MARK: - Execution bookkeeping
 
-    private func nextID(for name: String, explicit: String?) throws -> String {
+    func nextID(for name: String, explicit: String?) throws -> String {
         let id: String
         if let explicit {
             id = explicit
@@ -368,7 +377,7 @@ public final class WorkflowContext {
     /// unconsumed record here means the code skipped or renamed a recorded step, and the step is
     /// refused before it runs. Concurrent handles are exempt: a later handle may have finished
     /// first.
-    private func goLive(at id: String, sequential: Bool = true) throws {
+    func goLive(at id: String, sequential: Bool = true) throws {
         if sequential, log.hasUnconsumedSteps {
             throw poisoned(NondeterminismError(
                 instanceID: instanceID, activityID: id,
@@ -399,7 +408,7 @@ public final class WorkflowContext {
     }
 
     /// Runs `body`; a control error it throws ends the execution.
-    private func guarded<T>(_ body: () throws -> T) throws -> T {
+    func guarded<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as EncodingError {
@@ -413,7 +422,7 @@ public final class WorkflowContext {
         }
     }
 
-    private func guarded<T>(_ body: () async throws -> T) async throws -> T {
+    func guarded<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch {

@@ -63,6 +63,8 @@ enum ExecutionResult: Sendable {
     case completed(EncodedValue)
     case failed(any Error)
     case cancelled
+    /// Suspended on a durable wait (timer, message, event); it resumes when the wait ends.
+    case suspended
     /// Stopped without an outcome (lost lock, nondeterminism, store failure, shutdown); the
     /// instance is left for a later execution.
     case abandoned(any Error)
@@ -77,7 +79,12 @@ final class WorkflowEngine: Sendable {
     let defaultRetryPolicy: RetryPolicy
     let defaultLockTimeout: Duration
     let logger: Logger
+    /// The time of durable timers and receive timeouts.
+    let clock: any WorkflowClock
+    /// Executions started in the background (detached starts, resumes, woken instances).
+    let tasks: TaskTracker
     private let registry = LockedBox<[String: RegisteredWorkflow]>([:])
+    private let claimPolicyBox: LockedBox<ClaimPolicy>
     /// Executions running in this process, by instance ID: at most one per instance.
     private let executions = LockedBox<[String: ExecutionControl]>([:])
     /// Instances whose replay diverged; the recovery loop leaves them alone.
@@ -87,11 +94,21 @@ final class WorkflowEngine: Sendable {
     let renewerWakeup = CompletionSignals()
     /// When the lease renewer next wakes by itself.
     let renewerPlannedWake = LockedBox(ContinuousClock.now)
+    /// Wakes the wait scheduler when a wait ends before its planned wake-up.
+    let schedulerWakeup = CompletionSignals()
+    /// The wait deadline the scheduler sleeps until (`distantFuture` while it is awake).
+    let schedulerPlannedWake = LockedBox(Date.distantFuture)
+    /// Whether this worker holds the leader lease.
+    let leadership = LockedBox(false)
 
     init(
         store: any WorkflowStore, workerID: String, serviceName: String, hooks: any WorkflowHooks,
-        defaultRetryPolicy: RetryPolicy, defaultLockTimeout: Duration, logger: Logger
+        defaultRetryPolicy: RetryPolicy, defaultLockTimeout: Duration, clock: any WorkflowClock, tasks: TaskTracker,
+        logger: Logger
     ) {
+        self.clock = clock
+        self.tasks = tasks
+        self.claimPolicyBox = LockedBox(ClaimPolicy(workerID: workerID, leases: [:]))
         self.store = store
         self.workerID = workerID
         self.serviceName = serviceName
@@ -106,7 +123,7 @@ final class WorkflowEngine: Sendable {
     /// is an ordinary, retryable failure.
     static func isControl(_ error: any Error) -> Bool {
         error is WorkflowCancelledError || error is LockLostError || error is NondeterminismError
-            || error is EngineStoreError || error is StoredInputError
+            || error is EngineStoreError || error is StoredInputError || error is WorkflowSuspended || error is RecurRequested
             || (error is CancellationError && Task.isCancelled)
     }
 
@@ -114,6 +131,12 @@ final class WorkflowEngine: Sendable {
 
     func register(_ workflow: RegisteredWorkflow) {
         registry.withValue { $0[workflow.name] = workflow }
+        claimPolicyBox.withValue { $0.leases[workflow.name] = workflow.lockTimeout ?? defaultLockTimeout }
+    }
+
+    /// Which woken instances this worker takes over: those of its registered workflows.
+    var claimPolicy: ClaimPolicy {
+        claimPolicyBox.withValue { $0 }
     }
 
     func registered(_ name: String) -> RegisteredWorkflow? {
@@ -173,8 +196,8 @@ final class WorkflowEngine: Sendable {
         let (workflow, instanceID, control) = try await create(
             workflowName: workflowName, inputJSON: inputJSON, instanceID: requestedID, lockTimeout: lockTimeout)
         guard let control else { return (instanceID, nil) }
-        let result = await execute(
-            workflow, control: control, inputJSON: inputJSON, status: .running, history: [], compensations: [], isNew: true)
+        let result = await execute(ExecutionStart(
+            workflow: workflow, control: control, inputJSON: inputJSON, lockTimeoutSeconds: lockTimeout.map(Self.seconds)))
         return (instanceID, result)
     }
 
@@ -186,10 +209,9 @@ final class WorkflowEngine: Sendable {
         let (workflow, instanceID, control) = try await create(
             workflowName: workflowName, inputJSON: inputJSON, instanceID: requestedID, lockTimeout: lockTimeout)
         guard let control else { return instanceID }
-        tracker.spawn {
-            _ = await self.execute(
-                workflow, control: control, inputJSON: inputJSON, status: .running, history: [], compensations: [], isNew: true)
-        }
+        let start = ExecutionStart(
+            workflow: workflow, control: control, inputJSON: inputJSON, lockTimeoutSeconds: lockTimeout.map(Self.seconds))
+        tracker.spawn { _ = await self.execute(start) }
         return instanceID
     }
 
@@ -212,7 +234,7 @@ final class WorkflowEngine: Sendable {
             throw EddaUsageError(
                 .invalidInstanceID, "Instance IDs must be 1 to 255 bytes long; got \(instanceID.utf8.count). Pass a shorter ID.")
         }
-        let lockTimeoutSeconds = lockTimeout.map { Int($0.seconds.rounded(.up)) }
+        let lockTimeoutSeconds = lockTimeout.map(Self.seconds)
         let lease = lease(for: workflow, storedSeconds: lockTimeoutSeconds)
         guard let control = reserve(instanceID, lease: lease) else {
             // Already executing here: starting the same ID again is idempotent, for the same workflow.
@@ -287,57 +309,209 @@ final class WorkflowEngine: Sendable {
         }
         control.markClaimed()
         _ = quarantined.withValue { $0.remove(instanceID) }
-        return await execute(
-            workflow, control: control, inputJSON: claimed.instance.inputData.jsonText, status: claimed.instance.status,
-            history: claimed.history, compensations: claimed.compensations, isNew: false)
+        return await execute(ExecutionStart(claimed, workflow: workflow, control: control))
+    }
+
+    /// Runs instances a store operation handed to this worker, locked (woken by a delivery, a
+    /// timer, a timeout), each in a background task.
+    func runClaimed(_ claimed: [ClaimedInstance]) {
+        for instance in claimed {
+            tasks.spawn { await self.runClaimed(instance) }
+        }
+    }
+
+    private func runClaimed(_ claimed: ClaimedInstance) async {
+        let instanceID = claimed.instance.instanceID
+        guard let workflow = registered(claimed.instance.workflowName) else {
+            try? await store.releaseLock(instanceID: instanceID, workerID: workerID, now: Date())
+            return
+        }
+        let lease = lease(for: workflow, storedSeconds: claimed.instance.lockTimeoutSeconds)
+        // The execution that suspended this instance may still be unwinding here.
+        var control = reserve(instanceID, lease: lease)
+        var attempts = 0
+        while control == nil, attempts < 100, !Task.isCancelled {
+            attempts += 1
+            await completions.wait(for: instanceID, timeout: .milliseconds(50))
+            control = reserve(instanceID, lease: lease)
+        }
+        guard let control else {
+            try? await store.releaseLock(instanceID: instanceID, workerID: workerID, now: Date())
+            return
+        }
+        control.markClaimed()
+        _ = await execute(ExecutionStart(claimed, workflow: workflow, control: control))
+    }
+
+    /// A wait with this deadline was registered: wake the scheduler if it sleeps past it.
+    func waitRegistered(deadline: Date) {
+        if deadline < schedulerPlannedWake.withValue({ $0 }) {
+            schedulerWakeup.signal(WaitScheduler.wakeupKey, remembered: true)
+        }
+    }
+
+    /// Messages were published: run the instances handed to this worker and report deliveries.
+    func delivered(_ reports: [DeliveryReport], channel: String, dataJSON: String) async {
+        runClaimed(reports.flatMap(\.claimed))
+        for report in reports {
+            for instanceID in report.deliveredTo {
+                await hooks.eventReceived(instanceID: instanceID, eventType: channel, dataJSON: dataJSON)
+            }
+        }
+    }
+
+    static func seconds(_ duration: Duration) -> Int {
+        Int(duration.seconds.rounded(.up))
     }
 
     // MARK: - Execution
 
-    private func execute(
-        _ workflow: RegisteredWorkflow, control: ExecutionControl, inputJSON: String, status: WorkflowStatus,
-        history: [HistoryEvent], compensations: [CompensationRecord], isNew: Bool
-    ) async -> ExecutionResult {
+    /// Everything one execution starts from.
+    struct ExecutionStart {
+        let workflow: RegisteredWorkflow
+        let control: ExecutionControl
+        let inputJSON: String
+        var status: WorkflowStatus = .running
+        var history: [HistoryEvent] = []
+        var compensations: [CompensationRecord] = []
+        var subscriptions: [String: String] = [:]
+        let lockTimeoutSeconds: Int?
+        var isNew = true
+
+        init(workflow: RegisteredWorkflow, control: ExecutionControl, inputJSON: String, lockTimeoutSeconds: Int?) {
+            self.workflow = workflow
+            self.control = control
+            self.inputJSON = inputJSON
+            self.lockTimeoutSeconds = lockTimeoutSeconds
+        }
+
+        init(_ claimed: ClaimedInstance, workflow: RegisteredWorkflow, control: ExecutionControl) {
+            self.workflow = workflow
+            self.control = control
+            self.inputJSON = claimed.instance.inputData.jsonText
+            self.status = claimed.instance.status
+            self.history = claimed.history
+            self.compensations = claimed.compensations
+            self.subscriptions = claimed.subscriptions
+            self.lockTimeoutSeconds = claimed.instance.lockTimeoutSeconds
+            self.isNew = false
+        }
+    }
+
+    /// Runs an execution and, while it continues as a new instance (`recur`), the next one.
+    private func execute(_ start: ExecutionStart) async -> ExecutionResult {
+        var next = start
+        while true {
+            switch await executeOnce(next) {
+            case .finished(let result):
+                return result
+            case .continued(let successor):
+                next = successor
+            }
+        }
+    }
+
+    private enum ExecutionStep {
+        case finished(ExecutionResult)
+        case continued(ExecutionStart)
+    }
+
+    private func executeOnce(_ start: ExecutionStart) async -> ExecutionStep {
+        let workflow = start.workflow
+        let control = start.control
         defer { unreserve(control.instanceID) }
         let scope = ExecutionScope(engine: self, control: control, instanceID: control.instanceID, workflowName: workflow.name)
-        let log = ReplayLog(history: history)
+        let log = ReplayLog(history: start.history)
         let mode: WorkflowContext.Mode =
-            status == .compensating ? (log.cancellation != nil ? .cancelling : .recoveringFailure) : .normal
-        let context = WorkflowContext(scope: scope, mode: mode, log: log, compensations: compensations, logger: logger)
-        if isNew {
-            await hooks.workflowStarted(instanceID: scope.instanceID, workflowName: workflow.name, inputJSON: inputJSON)
+            start.status == .compensating ? (log.cancellation != nil ? .cancelling : .recoveringFailure) : .normal
+        let context = WorkflowContext(
+            scope: scope, mode: mode, log: log, compensations: start.compensations, subscriptions: start.subscriptions,
+            logger: logger)
+        if start.isNew {
+            await hooks.workflowStarted(instanceID: scope.instanceID, workflowName: workflow.name, inputJSON: start.inputJSON)
         }
-        context.logger.debug(isNew ? "Workflow started" : "Workflow resumed")
+        context.logger.debug(start.isNew ? "Workflow started" : "Workflow resumed")
 
         let outcome: Result<EncodedValue, any Error>
         do {
-            outcome = .success(try await workflow.run(inputJSON, context))
+            outcome = .success(try await workflow.run(start.inputJSON, context))
         } catch {
             outcome = .failure(error)
         }
         await context.awaitOutstanding()
 
-        if let poison = context.poison {
-            return await stop(context, because: poison)
+        switch context.poison {
+        case is WorkflowSuspended:
+            context.logger.debug("Workflow suspended")
+            return .finished(.suspended)
+        case let recur as RecurRequested:
+            return await continueAsNew(context, start, inputJSON: recur.inputJSON)
+        case let poison?:
+            return .finished(await stop(context, because: poison))
+        case nil:
+            break
         }
         let unconsumed = context.log.unconsumedSteps
         if !unconsumed.isEmpty {
-            return await stop(context, because: NondeterminismError(
+            return .finished(await stop(context, because: NondeterminismError(
                 instanceID: scope.instanceID, activityID: unconsumed[0],
-                detail: "recorded steps \(unconsumed.joined(separator: ", ")) were not reached by the code"))
+                detail: "recorded steps \(unconsumed.joined(separator: ", ")) were not reached by the code")))
         }
         switch (outcome, mode) {
         case (_, .cancelling):
-            return await finishCancellation(context)
+            return .finished(await finishCancellation(context))
         case (.success, .recoveringFailure):
-            return await stop(context, because: NondeterminismError(
+            return .finished(await stop(context, because: NondeterminismError(
                 instanceID: scope.instanceID, activityID: "workflow_failed",
-                detail: "the instance failed, but replay now completes it"))
+                detail: "the instance failed, but replay now completes it")))
         case (.success(let output), .normal):
-            return await complete(context, output: output)
+            return .finished(await complete(context, output: output))
         case (.failure(let error), _):
-            return await fail(context, error: error)
+            return .finished(await fail(context, error: error))
         }
+    }
+
+    /// Ends the instance as `recurred` and creates its successor, locked by this worker, in one
+    /// transaction; the successor then runs in the same task.
+    private func continueAsNew(_ context: WorkflowContext, _ start: ExecutionStart, inputJSON: String) async -> ExecutionStep {
+        let scope = context.scope
+        let workflow = start.workflow
+        do {
+            try workflow.validateInput(inputJSON)
+        } catch {
+            return .finished(await fail(context, error: EddaUsageError(
+                .undecodableInput,
+                "recur(with:) was given input that does not decode to the input type of workflow '\(workflow.name)': \(error)")))
+        }
+        let successorID = "\(workflow.name)-\(Self.randomHex32())"
+        let lease = lease(for: workflow, storedSeconds: start.lockTimeoutSeconds)
+        guard let control = reserve(successorID, lease: lease) else {
+            return .finished(await stop(context, because: EngineStoreError(underlying: EddaUsageError(
+                .instanceIDConflict, "recur: the generated successor ID \(successorID) is in use"))))
+        }
+        var transition = InstanceTransition(
+            instanceID: scope.instanceID, workerID: workerID, expectedStatuses: [.running], lock: .release)
+        transition.newStatus = .recurred
+        var output = JSONObjectWriter()
+        output.add("recur_kwargs", raw: inputJSON)
+        transition.outputJSON = output.finish()
+        transition.removeSubscriptions = true
+        transition.successor = NewInstance(
+            instanceID: successorID, workflowName: workflow.name, sourceHash: workflow.sourceHash,
+            sourceCode: workflow.sourceCode, ownerService: serviceName, inputJSON: inputJSON,
+            continuedFrom: scope.instanceID, lockTimeoutSeconds: start.lockTimeoutSeconds, lockedBy: workerID,
+            lockExpiresAt: Date().addingTimeInterval(lease.seconds))
+        do {
+            try await scope.commit(transition, isStep: false)
+        } catch {
+            unreserve(successorID)
+            if error is WorkflowCancelledError { return .finished(await finishCancellation(context)) }
+            return .finished(await stop(context, because: error))
+        }
+        control.markClaimed()
+        context.logger.debug("Workflow recurred", metadata: ["edda.successor": .string(successorID)])
+        return .continued(ExecutionStart(
+            workflow: workflow, control: control, inputJSON: inputJSON, lockTimeoutSeconds: start.lockTimeoutSeconds))
     }
 
     private func complete(_ context: WorkflowContext, output: EncodedValue) async -> ExecutionResult {

@@ -20,6 +20,8 @@ public struct EddaUsageError: Error, Sendable, Hashable, CustomStringConvertible
         public static let invalidQuery = Kind(rawValue: "invalidQuery")
         /// An instance ID is empty or too long.
         public static let invalidInstanceID = Kind(rawValue: "invalidInstanceID")
+        /// A workflow receives on a channel it has not subscribed to.
+        public static let notSubscribed = Kind(rawValue: "notSubscribed")
         /// A configuration value is out of range.
         public static let invalidConfiguration = Kind(rawValue: "invalidConfiguration")
         public var description: String { rawValue }

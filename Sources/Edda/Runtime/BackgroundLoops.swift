@@ -94,3 +94,114 @@ struct RecoveryLoop {
         }
     }
 }
+
+/// Ends due waits: fires expired timers, times out receives, and hands pending messages to
+/// waiting subscribers that missed them. Sleeps until the next deadline (on the workflow
+/// clock), woken early when this process registers an earlier one, and re-reads the database
+/// every `pollInterval` for waits registered by other processes.
+struct WaitScheduler {
+    /// The key ``WorkflowEngine/schedulerWakeup`` is signalled with.
+    static let wakeupKey = "wait-scheduler"
+    let engine: WorkflowEngine
+    let pollInterval: Duration
+    let batchSize: Int
+
+    func run() async {
+        while !Task.isCancelled {
+            // Awake: any wait registered from now on wakes the next sleep at once.
+            engine.schedulerPlannedWake.withValue { $0 = .distantFuture }
+            let fired = await fireDue()
+            let names = engine.registeredNames
+            let next = names.isEmpty ? nil : (try? await engine.store.nextWaitDeadline(workflowNames: names)) ?? nil
+            engine.schedulerPlannedWake.withValue { $0 = next ?? .distantFuture }
+            if let next, next <= engine.clock.now() {
+                // Due but not taken (its instance is locked elsewhere): look again shortly.
+                if fired == 0 { await sleep(until: nil, poll: .milliseconds(50)) }
+                continue
+            }
+            await sleep(until: next, poll: pollInterval)
+        }
+    }
+
+    /// Ends the due waits in batches; returns how many instances it took over.
+    private func fireDue() async -> Int {
+        var fired = 0
+        while !Task.isCancelled, fired < batchSize * 100 {
+            do {
+                let claimed = try await engine.store.fireDueWaits(
+                    claim: engine.claimPolicy, deadline: engine.clock.now(), now: Date(), limit: batchSize)
+                engine.runClaimed(claimed)
+                fired += claimed.count
+                if claimed.count < batchSize { break }
+            } catch {
+                engine.logger.warning("Ending due waits failed; retrying: \(error)")
+                break
+            }
+        }
+        return fired
+    }
+
+    /// Sleeps until `deadline` on the workflow clock, a wake-up, or `pollInterval`.
+    private func sleep(until deadline: Date?, poll pollInterval: Duration) async {
+        let engine = self.engine
+        await withTaskGroup(of: Void.self) { group in
+            if let deadline {
+                group.addTask { try? await engine.clock.sleep(until: deadline) }
+            }
+            group.addTask { await engine.schedulerWakeup.wait(for: Self.wakeupKey, timeout: pollInterval) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+}
+
+/// Holds the leader lease (`edda_leader` in `system_locks`) when it can, renewing it every
+/// heartbeat, and runs the work one worker of the cluster should do: deleting channel messages
+/// past their retention. Releases the lease at shutdown, so another worker takes over at its
+/// next heartbeat.
+struct LeaderElection {
+    static let lockName = "edda_leader"
+    let engine: WorkflowEngine
+    let heartbeat: Duration
+    let lease: Duration
+    let messageRetention: Duration?
+    let cleanupInterval: Duration
+
+    func run() async {
+        var lastCleanup: ContinuousClock.Instant?
+        while !Task.isCancelled {
+            let now = Date()
+            let isLeader: Bool
+            do {
+                isLeader = try await engine.store.acquireSystemLock(
+                    name: Self.lockName, workerID: engine.workerID, until: now.addingTimeInterval(lease.seconds), now: now)
+            } catch {
+                engine.logger.warning("Leader election failed; retrying: \(error)")
+                isLeader = false
+            }
+            let was = engine.leadership.withValue { leader -> Bool in
+                defer { leader = isLeader }
+                return leader
+            }
+            if isLeader != was {
+                engine.logger.debug(isLeader ? "This worker is now the leader" : "This worker is no longer the leader")
+            }
+            if isLeader, let retention = messageRetention,
+               lastCleanup.map({ ContinuousClock.now - $0 >= cleanupInterval }) ?? true {
+                lastCleanup = .now
+                do {
+                    let deleted = try await engine.store.deleteChannelMessages(
+                        publishedBefore: Date().addingTimeInterval(-retention.seconds))
+                    if deleted > 0 { engine.logger.info("Deleted \(deleted) channel messages past their retention") }
+                } catch {
+                    engine.logger.warning("Channel message cleanup failed: \(error)")
+                }
+            }
+            try? await Task.sleep(for: heartbeat)
+        }
+        if engine.leadership.withValue({ $0 }) {
+            try? await engine.store.releaseSystemLock(name: Self.lockName, workerID: engine.workerID)
+            engine.leadership.withValue { $0 = false }
+        }
+    }
+}

@@ -27,9 +27,23 @@ extension EddaApp {
         public var recoveryInterval: Duration = .seconds(1)
         /// How many instances one recovery pass resumes at most. Default 10.
         public var resumeBatchSize = 10
-        /// Whether the app resumes unfinished instances in the background. Default `true`; turn
-        /// it off for tools that only read or start instances.
+        /// Whether the app runs its background services: resuming unfinished instances, ending
+        /// due timers and receive timeouts, leader election. Default `true`; turn it off for
+        /// tools that only read or start instances.
         public var runsBackgroundRecovery = true
+        /// The clock of durable timers and receive timeouts. Default ``SystemClock``; tests can
+        /// use `EddaTesting.ManualClock` to skip time.
+        public var clock: any WorkflowClock = SystemClock()
+        /// How often this worker renews or tries to take the leader lease. Default 15 s.
+        public var leaderHeartbeatInterval: Duration = .seconds(15)
+        /// How long the leader lease lasts without renewal: how soon another worker takes over
+        /// after the leader dies. Default 45 s.
+        public var leaderLeaseDuration: Duration = .seconds(45)
+        /// How long channel messages nobody consumed are kept (the leader deletes older ones).
+        /// Default 7 days; `nil` keeps them forever.
+        public var messageRetention: Duration? = .seconds(7 * 24 * 3600)
+        /// How often the leader deletes expired channel messages. Default 1 hour.
+        public var messageCleanupInterval: Duration = .seconds(3600)
 
         /// A configuration with the defaults documented on each property.
         public init(serviceName: String, database: DatabaseLocation) {
@@ -43,6 +57,14 @@ extension EddaApp {
             }
             guard lockTimeout >= .milliseconds(300) else {
                 throw EddaUsageError(.invalidConfiguration, "lockTimeout must be at least 300 ms; got \(lockTimeout).")
+            }
+            guard leaderHeartbeatInterval > .zero, leaderLeaseDuration > leaderHeartbeatInterval,
+                  messageCleanupInterval > .zero
+            else {
+                throw EddaUsageError(
+                    .invalidConfiguration,
+                    "leaderLeaseDuration (\(leaderLeaseDuration)) must be longer than leaderHeartbeatInterval "
+                        + "(\(leaderHeartbeatInterval)), and both and messageCleanupInterval must be positive.")
             }
             guard recoveryInterval > .zero, resumeBatchSize > 0 else {
                 throw EddaUsageError(

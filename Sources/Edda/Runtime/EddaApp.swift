@@ -26,7 +26,7 @@ public final class EddaApp: Service, Sendable {
     public let store: any WorkflowStore
 
     let engine: WorkflowEngine
-    private let tasks = TaskTracker()
+    private let tasks: TaskTracker
     /// Renews locks until every execution has stopped; stopped last at shutdown.
     private let renewer: Task<Void, Never>
     private let isShutDown = LockedBox(false)
@@ -50,16 +50,30 @@ public final class EddaApp: Service, Sendable {
         self.workerID = "\(configuration.serviceName)-\(ProcessInfo.processInfo.processIdentifier)-\(WorkflowEngine.randomHex32().prefix(8))"
         var logger = configuration.logger
         logger[metadataKey: "edda.worker"] = .string(workerID)
+        let tasks = TaskTracker()
+        self.tasks = tasks
         self.engine = WorkflowEngine(
             store: store, workerID: workerID, serviceName: configuration.serviceName, hooks: configuration.hooks,
             defaultRetryPolicy: configuration.defaultRetryPolicy, defaultLockTimeout: configuration.lockTimeout,
-            logger: logger)
+            clock: configuration.clock, tasks: tasks, logger: logger)
         renewer = Task { [engine] in await LeaseRenewer(engine: engine).run() }
         if configuration.runsBackgroundRecovery {
             tasks.spawn { [engine, tasks, configuration] in
                 await RecoveryLoop(
                     engine: engine, tasks: tasks, interval: configuration.recoveryInterval,
                     batchSize: configuration.resumeBatchSize
+                ).run()
+            }
+            tasks.spawn { [engine, configuration] in
+                await WaitScheduler(
+                    engine: engine, pollInterval: configuration.recoveryInterval, batchSize: configuration.resumeBatchSize
+                ).run()
+            }
+            tasks.spawn { [engine, configuration] in
+                await LeaderElection(
+                    engine: engine, heartbeat: configuration.leaderHeartbeatInterval,
+                    lease: configuration.leaderLeaseDuration, messageRetention: configuration.messageRetention,
+                    cleanupInterval: configuration.messageCleanupInterval
                 ).run()
             }
         }
@@ -188,7 +202,7 @@ public final class EddaApp: Service, Sendable {
         case .abandoned(let error)?:
             // Diverged replay, undecodable stored input, shutdown: waiting would not end.
             throw error
-        case .cancelled?, nil:
+        case .cancelled?, .suspended?, nil:
             return try await result(of: id, as: Output.self)
         }
     }
@@ -213,14 +227,16 @@ public final class EddaApp: Service, Sendable {
     /// Waits until the instance has ended and returns its result.
     ///
     /// Waiting is cheap: an execution ending in this process wakes the caller at once; one
-    /// ending in another process is noticed within `pollInterval`.
+    /// ending in another process is noticed within `pollInterval`. An instance that continued
+    /// as a new one (`recur`) is followed to the end of its chain.
     ///
-    /// - Throws: ``WorkflowFailedError``, ``WorkflowNotCompletedError`` (cancelled or recurred),
+    /// - Throws: ``WorkflowFailedError``, ``WorkflowNotCompletedError`` (cancelled),
     ///   ``EddaUsageError`` (`.unknownInstance`), or a decoding error if the stored result does
     ///   not decode as `Output`.
     public func result<Output: Decodable & Sendable>(
         of instanceID: String, as type: Output.Type = Output.self, pollInterval: Duration = .milliseconds(500)
     ) async throws -> Output {
+        var instanceID = instanceID
         while true {
             try Task.checkCancellation()
             guard let instance = try await store.instance(id: instanceID) else {
@@ -235,7 +251,13 @@ public final class EddaApp: Service, Sendable {
                     errorType: instance.outputData?["error_type"]?.stringValue ?? "Error",
                     message: instance.outputData?["error_message"]?.stringValue
                         ?? instance.outputData?["error"]?.stringValue ?? "")
-            case .cancelled, .recurred:
+            case .recurred:
+                if let successor = try await store.successor(of: instanceID) {
+                    instanceID = successor
+                } else {
+                    throw WorkflowNotCompletedError(instanceID: instanceID, status: instance.status)
+                }
+            case .cancelled:
                 throw WorkflowNotCompletedError(instanceID: instanceID, status: instance.status)
             default:
                 await engine.completions.wait(for: instanceID, timeout: pollInterval)
@@ -285,6 +307,51 @@ public final class EddaApp: Service, Sendable {
             return true
         }
     }
+
+    // MARK: - Messages and events
+
+    /// Publishes a message on a channel from outside any workflow.
+    ///
+    /// The message is stored and, in the same transaction, delivered to the instances waiting on
+    /// the channel (every broadcast subscriber, or one competing subscriber); those this app
+    /// runs resume here at once. Otherwise it stays on the channel for the next `receive`.
+    ///
+    /// - Parameters:
+    ///   - data: The message data (JSON; `Data` publishes binary data). Workflows of other Edda
+    ///     implementations read JSON objects.
+    ///   - metadata: Extra metadata; `published_at` is added.
+    ///   - targetInstanceID: Point-to-point: only that instance receives the message.
+    @discardableResult
+    public func publish<Payload: Encodable & Sendable>(
+        to channel: String, data: Payload, metadata: [String: JSONValue] = [:], targetInstanceID: String? = nil
+    ) async throws -> PublishReceipt {
+        var metadata = metadata
+        metadata["published_at"] = metadata["published_at"] ?? .string(Timestamp.iso8601(Date()))
+        let message: OutgoingMessage
+        do {
+            message = try OutgoingMessage.make(channel: channel, data: data, metadata: metadata, target: targetInstanceID)
+        } catch {
+            throw EddaUsageError(.unencodableValue, "The message for channel '\(channel)' could not be encoded to JSON: \(error)")
+        }
+        let reports = try await store.publish([message], claim: engine.claimPolicy, now: Date())
+        await engine.delivered(reports, channel: channel, dataJSON: message.payloadDescription)
+        return PublishReceipt(messageID: message.messageID, deliveredTo: reports.first?.deliveredTo ?? [])
+    }
+
+    /// Delivers a CloudEvent to the workflows waiting for its type with
+    /// ``WorkflowContext/waitEvent(_:as:timeout:id:)``: all of them, or only `instanceID` (also
+    /// taken from the `eddainstanceid` extension). The attributes are kept in the message
+    /// metadata (`ce_type`, `ce_source`, …), as the reference stores them.
+    @discardableResult
+    public func sendEvent<Payload: Encodable & Sendable>(
+        _ attributes: CloudEventAttributes, data: Payload, to instanceID: String? = nil
+    ) async throws -> PublishReceipt {
+        let target = instanceID ?? attributes.extensions["eddainstanceid"]?.stringValue
+        return try await publish(to: attributes.type, data: data, metadata: attributes.metadata, targetInstanceID: target)
+    }
+
+    /// Whether this app currently holds the cluster's leader lease (`edda_leader`).
+    public var isLeader: Bool { engine.leadership.withValue { $0 } }
 
     // MARK: - Queries
 

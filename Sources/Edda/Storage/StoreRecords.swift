@@ -201,6 +201,19 @@ public struct ClaimedInstance: Sendable {
     public var history: [HistoryEvent]
     /// Its registered compensations, newest first.
     public var compensations: [CompensationRecord]
+    /// Its channel subscriptions: stored channel name to mode (`broadcast` or `competing`).
+    public var subscriptions: [String: String]
+
+    /// Creates a value with every field given.
+    public init(
+        instance: WorkflowInstance, history: [HistoryEvent], compensations: [CompensationRecord],
+        subscriptions: [String: String] = [:]
+    ) {
+        self.instance = instance
+        self.history = history
+        self.compensations = compensations
+        self.subscriptions = subscriptions
+    }
 }
 
 /// Database work supplied by user code, run inside a step's commit transaction.
@@ -245,6 +258,21 @@ public struct InstanceTransition: Sendable {
     public var lock: LockChange
     /// Remove the instance's channel and timer subscriptions (done when it ends).
     public var removeSubscriptions = false
+    /// A durable timer to register (with `newStatus` `waiting_for_timer` and `lock` `.release`,
+    /// this is the suspension of `sleep`). An existing timer with the same ID keeps its expiry.
+    public var timer: TimerRegistration?
+    /// Messages to publish after the change, delivered in the same transaction to the
+    /// subscribers waiting on their channels.
+    public var messages: [OutgoingMessage] = []
+    /// Which delivered instances the worker takes over to run at once (with `messages`).
+    public var claimPolicy: ClaimPolicy?
+    /// History rows that depend on what publishing `messages` did (a step recording whether
+    /// its message was delivered), written after the delivery in the same transaction.
+    public var historyAfterDelivery: (@Sendable ([DeliveryReport]) -> [NewHistoryEvent])?
+    /// `recur`: archive the instance's history, remove its subscriptions, claims and
+    /// compensations, and create this successor (with `continued_from` set) in the same
+    /// transaction.
+    public var successor: NewInstance?
 
     /// Creates a value with every field given.
     public init(instanceID: String, workerID: String, expectedStatuses: [WorkflowStatus], lock: LockChange) {
@@ -256,9 +284,10 @@ public struct InstanceTransition: Sendable {
 }
 
 /// The result of ``WorkflowStore/apply(_:now:)``.
-public enum TransitionOutcome: Sendable, Equatable {
-    /// Everything was written; carries the instance's status afterwards.
-    case applied(status: WorkflowStatus)
+public enum TransitionOutcome: Sendable {
+    /// Everything was written; carries the instance's status afterwards and what publishing the
+    /// transition's messages did.
+    case applied(status: WorkflowStatus, deliveries: [DeliveryReport] = [])
     /// Nothing was written: the worker no longer holds the lock or the status changed. Carries
     /// the status and holder found, `nil` if the instance is gone.
     case rejected(status: WorkflowStatus?, lockedBy: String?)

@@ -51,6 +51,48 @@ public protocol WorkflowStore: Sendable {
     /// A filtered page of instances, newest first (see ``InstanceQuery``).
     func findInstances(_ query: InstanceQuery) async throws -> InstancePage
 
+    /// An instance's direct successor after `recur` (the instance whose `continued_from` is it).
+    func successor(of instanceID: String) async throws -> String?
+
+    // MARK: Waiting and messaging
+
+    /// Subscribes an executing instance to a channel (`mode` non-`nil`; idempotent, and a
+    /// broadcast subscription's cursor starts after the channel's newest message) or
+    /// unsubscribes it (`mode` `nil`). `mode` is `broadcast` or `competing`.
+    func updateSubscription(
+        instanceID: String, workerID: String, channel: String, mode: SubscriptionMode?, now: Date
+    ) async throws -> SubscriptionOutcome
+
+    /// In one transaction: consumes the oldest pending message for the instance's subscription
+    /// and records it, or registers the wait (`waiting_for_message`, lock released).
+    func receive(_ request: ReceiveRequest, now: Date) async throws -> ReceiveOutcome
+
+    /// Stores messages and delivers each, in the same transaction, to the subscribers waiting
+    /// on its channel (all broadcast subscribers; one competing subscriber). Delivered instances
+    /// become `running`; those `claim` allows are returned locked by its worker.
+    func publish(_ messages: [OutgoingMessage], claim: ClaimPolicy, now: Date) async throws -> [DeliveryReport]
+
+    /// Ends the waits that are due: timers that expired by `deadline` (recorded as
+    /// `TimerExpired`) and receives whose timeout passed (`MessageTimeout`), and delivers
+    /// pending messages to waiting subscribers that missed them. Only instances `claim` allows
+    /// are touched; they are returned locked by its worker.
+    func fireDueWaits(claim: ClaimPolicy, deadline: Date, now: Date, limit: Int) async throws -> [ClaimedInstance]
+
+    /// The earliest timer expiry or receive timeout among waiting instances of `workflowNames`.
+    func nextWaitDeadline(workflowNames: [String]) async throws -> Date?
+
+    /// Deletes channel messages published before `cutoff`; returns how many.
+    func deleteChannelMessages(publishedBefore cutoff: Date) async throws -> Int
+
+    // MARK: System locks
+
+    /// Takes or renews the named lock in `system_locks` until `until`, if it is free, expired
+    /// or already held by `workerID`. Returns whether `workerID` holds it.
+    func acquireSystemLock(name: String, workerID: String, until: Date, now: Date) async throws -> Bool
+
+    /// Releases the named lock if `workerID` holds it.
+    func releaseSystemLock(name: String, workerID: String) async throws
+
     /// Closes connections. The store is unusable afterwards.
     func close() async throws
 }

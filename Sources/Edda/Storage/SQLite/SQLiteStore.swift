@@ -117,7 +117,8 @@ public final class SQLiteStore: WorkflowStore {
             return ClaimedInstance(
                 instance: instance,
                 history: try Self.fetchHistory(database, instanceID: instanceID),
-                compensations: try Self.fetchCompensations(database, instanceID: instanceID))
+                compensations: try Self.fetchCompensations(database, instanceID: instanceID),
+                subscriptions: try Self.fetchSubscriptions(database, instanceID: instanceID))
         }
     }
 
@@ -178,7 +179,8 @@ public final class SQLiteStore: WorkflowStore {
             try database.cachedStatement(sql: "DELETE FROM workflow_timer_subscriptions WHERE instance_id = ?")
                 .execute(arguments: [transition.instanceID])
         }
-        return .applied(status: WorkflowStatus(rawValue: newStatus))
+        let deliveries = try applyMessaging(transition, in: database, now: now)
+        return .applied(status: WorkflowStatus(rawValue: newStatus), deliveries: deliveries)
     }
 
     static func insertHistory(_ database: Database, instanceID: String, event: NewHistoryEvent, timestamp: String) throws {

@@ -1,0 +1,172 @@
+import Foundation
+
+/// A row of `channel_messages`.
+public struct StoredMessage: Sendable, Hashable {
+    /// The row's database ID: the order of messages on a channel, and the broadcast cursor.
+    public var rowID: Int64
+    /// The message ID (a UUID string).
+    public var messageID: String
+    /// The channel it was published on.
+    public var channel: String
+    /// Its data.
+    public var payload: MessagePayload
+    /// Its metadata, a JSON object, if any.
+    public var metadataJSON: String?
+    /// When it was published.
+    public var publishedAt: Date
+
+    /// Creates a value with every field given.
+    public init(rowID: Int64, messageID: String, channel: String, payload: MessagePayload, metadataJSON: String?, publishedAt: Date) {
+        self.rowID = rowID
+        self.messageID = messageID
+        self.channel = channel
+        self.payload = payload
+        self.metadataJSON = metadataJSON
+        self.publishedAt = publishedAt
+    }
+}
+
+/// A message to publish: stored on its channel, then delivered to the subscribers waiting on it.
+public struct OutgoingMessage: Sendable, Hashable {
+    /// The message ID (a UUID string), chosen by the publisher.
+    public var messageID: String
+    /// The channel.
+    public var channel: String
+    /// The data.
+    public var payload: MessagePayload
+    /// The metadata, a JSON object.
+    public var metadataJSON: String
+    /// Point-to-point: deliver only to this instance (it is recorded in the metadata as
+    /// `target_instance_id`, and other subscribers never receive the message).
+    public var targetInstanceID: String?
+
+    /// Creates a value with every field given.
+    public init(messageID: String, channel: String, payload: MessagePayload, metadataJSON: String, targetInstanceID: String?) {
+        self.messageID = messageID
+        self.channel = channel
+        self.payload = payload
+        self.metadataJSON = metadataJSON
+        self.targetInstanceID = targetInstanceID
+    }
+}
+
+/// Which instances a store operation may hand straight to the calling worker for execution:
+/// those of this framework whose workflow the worker has registered. They are returned locked
+/// by the worker, so it can run them without another claim.
+public struct ClaimPolicy: Sendable {
+    /// The worker that takes the lock.
+    public var workerID: String
+    /// The registered workflow names with the lease each instance gets (an instance's own
+    /// `lock_timeout_seconds` wins).
+    public var leases: [String: Duration]
+
+    /// Creates a policy.
+    public init(workerID: String, leases: [String: Duration]) {
+        self.workerID = workerID
+        self.leases = leases
+    }
+
+    /// The lock expiry for an instance of `workflowName`, or `nil` if this worker does not run it.
+    public func leaseUntil(workflowName: String, storedSeconds: Int?, now: Date) -> Date? {
+        guard let lease = leases[workflowName] else { return nil }
+        if let storedSeconds, storedSeconds > 0 { return now.addingTimeInterval(TimeInterval(storedSeconds)) }
+        return now.addingTimeInterval(lease.seconds)
+    }
+
+    /// Workflow names, for `IN (…)` filters.
+    public var workflowNames: [String] { Array(leases.keys) }
+}
+
+/// What publishing one message did.
+public struct DeliveryReport: Sendable {
+    /// The message.
+    public var messageID: String
+    /// The instances it was delivered to (they were waiting on its channel).
+    public var deliveredTo: [String]
+    /// Those of them handed to the calling worker, locked, to run now.
+    public var claimed: [ClaimedInstance]
+
+    /// Creates a value with every field given.
+    public init(messageID: String, deliveredTo: [String], claimed: [ClaimedInstance]) {
+        self.messageID = messageID
+        self.deliveredTo = deliveredTo
+        self.claimed = claimed
+    }
+}
+
+/// A durable timer to register when an instance suspends (`workflow_timer_subscriptions`).
+public struct TimerRegistration: Sendable, Hashable {
+    /// The timer's ID (the step ID unless the workflow gave one).
+    public var timerID: String
+    /// The step ID its `TimerExpired` row is recorded under.
+    public var activityID: String
+    /// When it fires.
+    public var expiresAt: Date
+
+    /// Creates a value with every field given.
+    public init(timerID: String, activityID: String, expiresAt: Date) {
+        self.timerID = timerID
+        self.activityID = activityID
+        self.expiresAt = expiresAt
+    }
+}
+
+/// A `receive` of an executing instance: consume a pending message now, or suspend until one
+/// arrives (see ``WorkflowStore/receive(_:now:)``).
+public struct ReceiveRequest: Sendable {
+    /// The instance.
+    public var instanceID: String
+    /// The worker holding its lock.
+    public var workerID: String
+    /// The channel as stored (`"<channel>:<instance>"` for direct subscriptions).
+    public var channel: String
+    /// The step ID the message (or timeout) is recorded under.
+    public var activityID: String
+    /// When the wait times out, if it does.
+    public var timeoutAt: Date?
+    /// Subscribe (broadcast) first if the instance is not subscribed, as `waitEvent` does.
+    public var subscribesIfNeeded: Bool
+    /// Compensation registrations to write with this commit.
+    public var compensations: [CompensationRecord]
+    /// The lock expiry to set when a message is consumed and the instance keeps running.
+    public var leaseUntil: Date
+
+    /// Creates a value with every field given.
+    public init(
+        instanceID: String, workerID: String, channel: String, activityID: String, timeoutAt: Date?,
+        subscribesIfNeeded: Bool, compensations: [CompensationRecord], leaseUntil: Date
+    ) {
+        self.instanceID = instanceID
+        self.workerID = workerID
+        self.channel = channel
+        self.activityID = activityID
+        self.timeoutAt = timeoutAt
+        self.subscribesIfNeeded = subscribesIfNeeded
+        self.compensations = compensations
+        self.leaseUntil = leaseUntil
+    }
+}
+
+/// The result of ``WorkflowStore/receive(_:now:)``.
+public enum ReceiveOutcome: Sendable {
+    /// A pending message was consumed and recorded under the step ID; the instance keeps its lock.
+    case received(StoredMessage)
+    /// No message was pending: the instance is `waiting_for_message` and unlocked.
+    case suspended
+    /// The instance is not subscribed to the channel; nothing changed.
+    case notSubscribed
+    /// Subscribing (for `waitEvent`) conflicts with the channel's mode; nothing changed.
+    case modeConflict(existingMode: String)
+    /// Nothing changed: the worker no longer holds the lock or the status changed.
+    case rejected(status: WorkflowStatus?, lockedBy: String?)
+}
+
+/// The result of ``WorkflowStore/updateSubscription(instanceID:workerID:channel:mode:now:)``.
+public enum SubscriptionOutcome: Sendable, Equatable {
+    /// Subscribed (or already subscribed), or unsubscribed.
+    case applied
+    /// The channel's existing subscriptions have another mode; nothing changed.
+    case modeConflict(existingMode: String)
+    /// Nothing changed: the worker no longer holds the lock or the status changed.
+    case rejected(status: WorkflowStatus?, lockedBy: String?)
+}
