@@ -44,6 +44,7 @@ let package = Package(
             dependencies: [
                 "Edda", "EddaTesting", "EddaTestWorker",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
     ]

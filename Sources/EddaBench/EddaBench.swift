@@ -59,14 +59,72 @@ struct Steps: Workflow {
     }
 }
 
+/// Wall-clock instants recorded by activities and hooks, by key.
+final class Marks: Sendable {
+    private let box = LockedMarks()
+    func mark(_ key: String) { box.set(key, ContinuousClock.now) }
+    func instant(_ key: String) -> ContinuousClock.Instant? { box.get(key) }
+}
+
+final class LockedMarks: @unchecked Sendable {
+    private let lock = NSLock()
+    private var marks: [String: ContinuousClock.Instant] = [:]
+    func set(_ key: String, _ instant: ContinuousClock.Instant) { lock.withLock { marks[key] = instant } }
+    func get(_ key: String) -> ContinuousClock.Instant? { lock.withLock { marks[key] } }
+}
+
+/// Marks `"<instance>/<label>"` when it runs.
+struct Mark: Activity {
+    static let name = "mark"
+    let marks: Marks
+    func run(_ label: String, context: ActivityContext) async throws -> String {
+        marks.mark("\(context.instanceID)/\(label)")
+        return label
+    }
+}
+
+/// W4: 100 activities, then a wait for an event, then one more step.
+struct Replay100: Workflow {
+    static let name = "replay100_wf"
+    let marks: Marks
+    func run(_ count: Int, context: WorkflowContext) async throws -> Int {
+        var x = 0
+        for _ in 0..<count { x = try await context.run(Step(), input: x + 1).x }
+        let event = try await context.waitEvent("replay.go", as: [String: Int].self)
+        _ = try await context.run(Mark(marks: marks), input: "resumed")
+        return x + (event.data["n"] ?? 0)
+    }
+}
+
+/// W5: waits for one event.
+struct EventWaiter: Workflow {
+    static let name = "event_wait_wf"
+    func run(_ n: Int, context: WorkflowContext) async throws -> Int {
+        let event = try await context.waitEvent("latency.go", as: [String: Int].self)
+        return n + (event.data["n"] ?? 0)
+    }
+}
+
+/// W6: marks, sleeps one second, marks.
+struct TimerWorkflow: Workflow {
+    static let name = "timer_wf"
+    let marks: Marks
+    func run(_ n: Int, context: WorkflowContext) async throws -> Int {
+        _ = try await context.run(Mark(marks: marks), input: "before")
+        try await context.sleep(for: .seconds(1))
+        _ = try await context.run(Mark(marks: marks), input: "after")
+        return n
+    }
+}
+
 @main
 struct EddaBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "edda-bench",
         abstract: "Runs a standard Edda workload and prints one JSON line of figures.",
-        discussion: "Workloads: seq3 (W1), conc3 (W2), steps100 (W3), memory (W7).")
+        discussion: "Workloads: seq3 (W1), conc3 (W2), steps100 (W3), replay100 (W4), event_latency (W5), timer (W6), memory (W7).")
 
-    @Argument(help: "seq3 | conc3 | steps100 | memory")
+    @Argument(help: "seq3 | conc3 | steps100 | replay100 | event_latency | timer | memory")
     var workload: String
 
     @Option(help: "sqlite:///absolute/path.db (the file is recreated first)")
@@ -97,10 +155,15 @@ struct EddaBench: AsyncParsableCommand {
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
         let store = try SQLiteStore(path: path, durability: durability == "normal" ? .normal : .full)
         var configuration = EddaApp.Configuration(serviceName: "bench", database: .sqlite(path: path))
-        configuration.runsBackgroundRecovery = false
+        // Timers need the wait scheduler; the other workloads run without background services.
+        configuration.runsBackgroundRecovery = workload == "timer"
         let app = try await EddaApp(configuration: configuration, store: store)
+        let marks = Marks()
         app.register(Seq3())
         app.register(Steps())
+        app.register(Replay100(marks: marks))
+        app.register(EventWaiter())
+        app.register(TimerWorkflow(marks: marks))
 
         let wallStart = ContinuousClock.now
         let cpuStart = cpuSeconds()
@@ -161,8 +224,74 @@ struct EddaBench: AsyncParsableCommand {
             await app.shutdown()
             let median = percentile(totals, 0.5)
             figures = ["total_ms_median": .number(median), "per_activity_ms": .number(median / Double(count))]
+        case "replay100":
+            count = n ?? 20
+            let steps = 100
+            var endToEnd: [Double] = []
+            var resumes: [Double] = []
+            for run in 0..<(count + 2) where ContinuousClock.now < deadline {
+                let id = try await app.start(Replay100.self, input: steps)
+                let begin = ContinuousClock.now
+                try await app.sendEvent(CloudEventAttributes(type: "replay.go", source: "/bench"), data: ["n": 1], to: id)
+                let delivered = ContinuousClock.now
+                _ = try await app.result(of: id, as: Int.self)
+                let done = ContinuousClock.now
+                guard run >= 2 else { continue }  // warm-up
+                endToEnd.append((done - begin).milliseconds)
+                if let resumed = marks.instant("\(id)/resumed") { resumes.append((resumed - delivered).milliseconds) }
+            }
+            await app.shutdown()
+            let resume = percentile(resumes, 0.5)
+            figures = [
+                "e2e_ms_median": .number(percentile(endToEnd, 0.5)),
+                "resume_ms_median": .number(resume),
+                "resume_us_per_cached_step": .number((resume * 1000 / Double(steps) * 1000).rounded() / 1000),
+                "e2e_ms_max": .number(endToEnd.max() ?? 0),
+                "cached_steps": .number(Double(steps)),
+            ]
+        case "event_latency":
+            count = n ?? 50
+            var ids: [String] = []
+            for index in 0..<count { ids.append(try await app.start(EventWaiter.self, input: index)) }
+            var latencies: [Double] = []
+            for id in ids where ContinuousClock.now < deadline {
+                let begin = ContinuousClock.now
+                try await app.sendEvent(CloudEventAttributes(type: "latency.go", source: "/bench"), data: ["n": 1], to: id)
+                _ = try await app.result(of: id, as: Int.self)
+                latencies.append((ContinuousClock.now - begin).milliseconds)
+            }
+            await app.shutdown()
+            figures = [
+                "lat_p50_ms": .number(percentile(latencies, 0.5)),
+                "lat_p99_ms": .number(percentile(latencies, 0.99)),
+                "lat_max_ms": .number(latencies.max() ?? 0),
+                "delivered": .number(Double(latencies.count)),
+            ]
+        case "timer":
+            count = n ?? 20
+            let spread = 10.0
+            var ids: [String] = []
+            for index in 0..<count where ContinuousClock.now < deadline {
+                ids.append(try await app.startDetached(TimerWorkflow.self, input: index))
+                try await Task.sleep(for: .seconds(spread / Double(count)))
+            }
+            var delays: [Double] = []
+            for id in ids {
+                _ = try await app.result(of: id, as: Int.self, pollInterval: .milliseconds(50))
+                if let before = marks.instant("\(id)/before"), let after = marks.instant("\(id)/after") {
+                    delays.append(max(0, (after - before).milliseconds - 1000))
+                }
+            }
+            await app.shutdown()
+            figures = [
+                "delay_p50_ms": .number(percentile(delays, 0.5)),
+                "delay_p99_ms": .number(percentile(delays, 0.99)),
+                "delay_max_ms": .number(delays.max() ?? 0),
+                "timers": .number(Double(delays.count)),
+            ]
         default:
-            throw ValidationError("unknown workload '\(workload)'; use seq3, conc3, steps100 or memory")
+            throw ValidationError(
+                "unknown workload '\(workload)'; use seq3, conc3, steps100, replay100, event_latency, timer or memory")
         }
         let timedOut = ContinuousClock.now >= deadline
         var line: [String: JSONValue] = [

@@ -262,6 +262,36 @@ struct ChannelTests {
         }
     }
 
+    @Test("A point-to-point event never reaches another subscriber, even one that subscribed before it and receives later")
+    func pointToPointNotLeaked() async throws {
+        try await withDatabase { database in
+            let gate = Gate()
+            let recorder = Recorder()
+            try await withApp(database) { app in
+                let early = app.register(workflow: "early") { (_: NoValue, context) -> Int in
+                    try await context.subscribe("shipment.sent")
+                    _ = try await context.run(Hold(gate: gate, recorder: recorder), input: "busy")
+                    return try await context.waitEvent("shipment.sent", as: Job.self).data.number
+                }
+                let target = app.register(workflow: "target") { (_: NoValue, context) -> Int in
+                    try await context.waitEvent("shipment.sent", as: Job.self).data.number
+                }
+                let earlyID = try await app.startDetached(early, input: NoValue())
+                try await eventually("the early subscriber to be busy") { recorder.count("hold") == 1 }
+                let targetID = try await app.start(target, input: NoValue())
+                let attributes = CloudEventAttributes(type: "shipment.sent", source: "/ship")
+                #expect(try await app.sendEvent(attributes, data: Job(number: 1), to: targetID).deliveredTo == [targetID])
+                #expect(try await app.result(of: targetID, as: Int.self) == 1)
+                gate.open()
+                try await eventually("the early subscriber to wait") {
+                    try await app.instance(earlyID)?.status == .waitingForMessage
+                }
+                try await app.sendEvent(attributes, data: Job(number: 2))
+                #expect(try await app.result(of: earlyID, as: Int.self) == 2)
+            }
+        }
+    }
+
     @Test("Binary payloads are delivered and replayed with their metadata")
     func binaryPayload() async throws {
         try await withDatabase { database in

@@ -27,6 +27,9 @@ final class RecordingHooks: WorkflowHooks {
     func activityFailed(instanceID: String, activityID: String, activityName: String, error: any Error) async {
         recorder.record("activity failed \(activityID)")
     }
+    func eventReceived(instanceID: String, eventType: String, dataJSON: String) async {
+        recorder.record("event \(eventType) \(instanceID) \(dataJSON)")
+    }
     func activityRetrying(instanceID: String, activityID: String, activityName: String, error: any Error, attempt: Int, delay: Duration) async {
         recorder.record("retry \(activityID) attempt \(attempt) delay \(Double(delay.components.attoseconds) / 1e18 + Double(delay.components.seconds))")
     }

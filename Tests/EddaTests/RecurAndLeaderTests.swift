@@ -2,6 +2,8 @@
 import EddaTesting
 import Foundation
 import GRDB
+import Logging
+import ServiceLifecycle
 import Testing
 
 struct Countdown: Codable, Sendable {
@@ -119,6 +121,35 @@ struct RecurAndLeaderTests {
                 #expect(!app.isLeader)
                 try await eventually("the lease to pass to the live app") { app.isLeader }
             }
+        }
+    }
+
+    @Test("As a ServiceLifecycle service the app resumes deliveries, fires hooks, and stops everything on graceful shutdown")
+    func serviceLifecycle() async throws {
+        try await withDatabase { database in
+            let hooks = RecordingHooks()
+            let app = try await database.makeApp { configuration in
+                configuration.hooks = hooks
+                configuration.leaderHeartbeatInterval = .milliseconds(100)
+                configuration.leaderLeaseDuration = .milliseconds(400)
+            }
+            let flow = app.register(workflow: "greeter") { (_: NoValue, context) -> String in
+                let event = try await context.waitEvent("hello", as: [String: String].self)
+                return event.data["name"] ?? ""
+            }
+            let group = ServiceGroup(services: [app], logger: Logger(label: "test"))
+            let running = Task { try await group.run() }
+            let id = try await app.start(flow, input: NoValue())
+            try await app.sendEvent(CloudEventAttributes(type: "hello", source: "/"), data: ["name": "Ada"])
+            #expect(try await app.result(of: id, as: String.self) == "Ada")
+            #expect(hooks.events.contains("event hello \(id) {\"name\":\"Ada\"}"))
+            try await eventually("leadership") { app.isLeader }
+
+            await group.triggerGracefulShutdown()
+            try await running.value
+            #expect(!app.isLeader)
+            let holder: String?? = try rows(database, "SELECT locked_by FROM system_locks WHERE lock_name = 'edda_leader'").first?["locked_by"]
+            #expect(holder == .some(nil))
         }
     }
 }

@@ -71,8 +71,6 @@ public final class ActivityContext: Sendable {
 
     var transactionalWork: [any TransactionalWork] { pendingWork.all }
 
-    private let pendingMessages = LockedBox<[OutgoingMessage]>([])
-
     /// Publishes a message on a channel as part of this attempt's commit: it is stored and
     /// delivered to the waiting subscribers if and only if the step commits (a failed attempt
     /// publishes nothing).
@@ -90,16 +88,22 @@ public final class ActivityContext: Sendable {
         metadata["source_instance_id"] = metadata["source_instance_id"] ?? .string(instanceID)
         metadata["published_at"] = metadata["published_at"] ?? .string(Timestamp.iso8601(Date()))
         let message = try OutgoingMessage.make(channel: channel, data: data, metadata: metadata, target: targetInstanceID)
-        pendingMessages.withValue { $0.append(message) }
+        pendingWork.append(message)
         return message.messageID
     }
 
-    var messages: [OutgoingMessage] { pendingMessages.withValue { $0 } }
+    var messages: [OutgoingMessage] { pendingWork.messages }
 }
 
-/// The transactional work an attempt collected; appended from the attempt's task only.
+/// The transactional work and messages an attempt collected; appended from the attempt's task only.
 final class PendingWork: Sendable {
-    private let storage = LockedBox<[any TransactionalWork]>([])
-    func append(_ work: any TransactionalWork) { storage.withValue { $0.append(work) } }
-    var all: [any TransactionalWork] { storage.withValue { $0 } }
+    private struct Contents {
+        var work: [any TransactionalWork] = []
+        var messages: [OutgoingMessage] = []
+    }
+    private let storage = LockedBox(Contents())
+    func append(_ work: any TransactionalWork) { storage.withValue { $0.work.append(work) } }
+    func append(_ message: OutgoingMessage) { storage.withValue { $0.messages.append(message) } }
+    var all: [any TransactionalWork] { storage.withValue { $0.work } }
+    var messages: [OutgoingMessage] { storage.withValue { $0.messages } }
 }

@@ -98,6 +98,8 @@ final class WorkflowEngine: Sendable {
     let schedulerWakeup = CompletionSignals()
     /// The wait deadline the scheduler sleeps until (`distantFuture` while it is awake).
     let schedulerPlannedWake = LockedBox(Date.distantFuture)
+    /// Wakes the recovery loop before its next poll.
+    let recoveryWakeup = CompletionSignals()
     /// Whether this worker holds the leader lease.
     let leadership = LockedBox(false)
 
@@ -132,6 +134,9 @@ final class WorkflowEngine: Sendable {
     func register(_ workflow: RegisteredWorkflow) {
         registry.withValue { $0[workflow.name] = workflow }
         claimPolicyBox.withValue { $0.leases[workflow.name] = workflow.lockTimeout ?? defaultLockTimeout }
+        // Instances of this workflow may be waiting to resume or have due timers: look now.
+        schedulerWakeup.signal(WaitScheduler.wakeupKey, remembered: true)
+        recoveryWakeup.signal(RecoveryLoop.wakeupKey, remembered: true)
     }
 
     /// Which woken instances this worker takes over: those of its registered workflows.
@@ -316,7 +321,12 @@ final class WorkflowEngine: Sendable {
     /// timer, a timeout), each in a background task.
     func runClaimed(_ claimed: [ClaimedInstance]) {
         for instance in claimed {
-            tasks.spawn { await self.runClaimed(instance) }
+            let started = tasks.spawn { await self.runClaimed(instance) }
+            if !started {
+                // Shutting down: leave the instance for the next worker.
+                let instanceID = instance.instance.instanceID
+                Task { [store, workerID] in try? await store.releaseLock(instanceID: instanceID, workerID: workerID, now: Date()) }
+            }
         }
     }
 
@@ -328,12 +338,15 @@ final class WorkflowEngine: Sendable {
         }
         let lease = lease(for: workflow, storedSeconds: claimed.instance.lockTimeoutSeconds)
         // The execution that suspended this instance may still be unwinding here.
-        var control = reserve(instanceID, lease: lease)
-        var attempts = 0
-        while control == nil, attempts < 100, !Task.isCancelled {
-            attempts += 1
-            await completions.wait(for: instanceID, timeout: .milliseconds(50))
+        var control: ExecutionControl?
+        for _ in 0..<100 where !Task.isCancelled {
+            let ticket = completions.arm(instanceID)
             control = reserve(instanceID, lease: lease)
+            if control != nil {
+                completions.disarm(ticket)
+                break
+            }
+            await completions.wait(ticket, timeout: .milliseconds(50))
         }
         guard let control else {
             try? await store.releaseLock(instanceID: instanceID, workerID: workerID, now: Date())

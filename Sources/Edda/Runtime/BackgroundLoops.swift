@@ -52,6 +52,8 @@ struct LeaseRenewer {
 /// Resumes instances that are free to run: left by a crashed worker (lock expired), unlocked
 /// after a wait, or waiting to finish a cancellation.
 struct RecoveryLoop {
+    /// The key ``WorkflowEngine/recoveryWakeup`` is signalled with.
+    static let wakeupKey = "recovery"
     let engine: WorkflowEngine
     let tasks: TaskTracker
     let interval: Duration
@@ -61,7 +63,7 @@ struct RecoveryLoop {
         while !Task.isCancelled {
             await pass()
             let jitter = Duration.milliseconds(Int.random(in: 0...max(Int(interval.seconds * 100), 1)))
-            try? await Task.sleep(for: interval + jitter)
+            await engine.recoveryWakeup.wait(for: Self.wakeupKey, timeout: interval + jitter)
         }
     }
 

@@ -239,6 +239,9 @@ public final class EddaApp: Service, Sendable {
         var instanceID = instanceID
         while true {
             try Task.checkCancellation()
+            // Armed before reading, so an execution that ends meanwhile is not missed.
+            let ticket = engine.completions.arm(instanceID)
+            defer { engine.completions.disarm(ticket) }
             guard let instance = try await store.instance(id: instanceID) else {
                 throw EddaUsageError(.unknownInstance, "No workflow instance has the ID '\(instanceID)'.")
             }
@@ -260,7 +263,7 @@ public final class EddaApp: Service, Sendable {
             case .cancelled:
                 throw WorkflowNotCompletedError(instanceID: instanceID, status: instance.status)
             default:
-                await engine.completions.wait(for: instanceID, timeout: pollInterval)
+                await engine.completions.wait(ticket, timeout: pollInterval)
             }
         }
     }

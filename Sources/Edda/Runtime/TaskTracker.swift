@@ -6,14 +6,18 @@ final class TaskTracker: Sendable {
     private let closed = LockedBox(false)
 
     /// Runs `body` in a tracked task; does nothing once the tracker is shut down.
-    func spawn(_ body: @escaping @Sendable () async -> Void) {
+    ///
+    /// - Returns: Whether the task was started.
+    @discardableResult
+    func spawn(_ body: @escaping @Sendable () async -> Void) -> Bool {
         let id = UUID()
-        tasks.withValue { tasks in
-            guard !closed.withValue({ $0 }) else { return }
+        return tasks.withValue { tasks -> Bool in
+            guard !closed.withValue({ $0 }) else { return false }
             tasks[id] = Task {
                 await body()
                 _ = self.tasks.withValue { $0.removeValue(forKey: id) }
             }
+            return true
         }
     }
 

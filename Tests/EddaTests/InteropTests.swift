@@ -1,0 +1,117 @@
+import Edda
+import EddaTesting
+import Foundation
+import GRDB
+import Testing
+
+/// Messages crossing between this implementation and Python Edda 0.16.2 in one SQLite file.
+///
+/// Needs Python 3 with `edda-framework==0.16.2`: the system `python3` if it has it, otherwise a
+/// virtual environment under `.build/edda-python` that the suite creates and installs it into.
+/// Fails, never skips, when neither works.
+@Suite("Interoperability with Python Edda")
+struct InteropTests {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static let peerScript = packageRoot.appendingPathComponent("Tests/Interop/python_peer.py").path
+
+    /// The interpreter with Python Edda 0.16.2, found or installed once per test run.
+    static let interpreter: Result<String, PeerError> = {
+        let check = ["-c", "import importlib.metadata as m; assert m.version('edda-framework') == '0.16.2'"]
+        if (try? run("/usr/bin/env", ["python3"] + check)) != nil { return .success("python3") }
+        let venv = packageRoot.appendingPathComponent(".build/edda-python").path
+        let python = venv + "/bin/python"
+        if (try? run(python, check)) != nil { return .success(python) }
+        do {
+            _ = try run("/usr/bin/env", ["python3", "-m", "venv", venv])
+            _ = try run(python, ["-m", "pip", "install", "--quiet", "edda-framework==0.16.2"])
+            _ = try run(python, check)
+            return .success(python)
+        } catch {
+            return .failure(PeerError(message: "Python Edda 0.16.2 is not available and could not be installed into \(venv): \(error)"))
+        }
+    }()
+
+    /// Runs the Python peer and returns its standard output.
+    static func python(_ arguments: [String]) throws -> String {
+        let python = try interpreter.get()
+        return python.hasPrefix("/")
+            ? try run(python, [peerScript] + arguments)
+            : try run("/usr/bin/env", [python, peerScript] + arguments)
+    }
+
+    @discardableResult
+    static func run(_ executable: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw PeerError(
+                message: "\(executable) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus):\n\(errorText)")
+        }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    struct PeerError: Error, Sendable, CustomStringConvertible {
+        let message: String
+        var description: String { message }
+    }
+
+    @Test("A message published by Python Edda reaches a waiting Swift workflow")
+    func pythonToSwift() async throws {
+        try await withDatabase { database in
+            try await withApp(database) { app in
+                let receiver = app.register(workflow: "swift_receiver") { (_: NoValue, context) -> [String: JSONValue] in
+                    try await context.subscribe("cross.to-swift")
+                    let message = try await context.receive("cross.to-swift", as: [String: JSONValue].self)
+                    return ["data": .object(message.data), "published_at": message.metadata["published_at"] ?? .null]
+                }
+                let id = try await app.start(receiver, input: NoValue())
+                #expect(try await app.instance(id)?.status == .waitingForMessage)
+
+                let messageID = try Self.python([database.path, "publish", "cross.to-swift", #"{"text": "from python", "n": 1}"#])
+                let result = try await app.result(of: id, as: [String: JSONValue].self)
+                #expect(result["data"] == ["text": "from python", "n": 1])
+                #expect(result["published_at"]?.stringValue != nil)
+                let received = try #require(try await app.history(of: id).first { $0.eventType == "ChannelMessageReceived" }?.data)
+                #expect(received["id"] == .string(messageID))
+            }
+        }
+    }
+
+    @Test("A message published by Swift Edda reaches a waiting Python workflow, which completes with it")
+    func swiftToPython() async throws {
+        try await withDatabase { database in
+            let started = try Self.python([database.path, "start-receiver", "cross.to-python"])
+            let startInfo = try #require(JSONValue(jsonText: started))
+            let pythonID = try #require(startInfo["instance_id"]?.stringValue)
+            #expect(startInfo["status"] == "waiting_for_message")
+
+            try await withApp(database) { app in
+                let sender = app.register(workflow: "swift_sender") { (_: NoValue, context) -> String in
+                    try await context.publish("cross.to-python", data: ["text": "from swift"] as [String: String])
+                }
+                let messageID = try await app.run(sender, input: NoValue())
+                let instance = try #require(try await app.instance(pythonID))
+                #expect(instance.framework == "python")
+                #expect(instance.status == .running)
+                #expect(instance.lockedBy == nil)
+
+                let finished = try #require(JSONValue(jsonText: try Self.python([database.path, "resume", pythonID])))
+                #expect(finished["status"] == "completed")
+                let output = try #require(finished["output"]?["result"])
+                #expect(output["data"] == ["text": "from swift"])
+                #expect(output["id"] == .string(messageID))
+                #expect(output["metadata"]?["source_instance_id"]?.stringValue?.hasPrefix("swift_sender-") == true)
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+"""The Python side of the cross-implementation messaging test.
+
+Runs Python Edda 0.16.2 (`pip install edda-framework==0.16.2`) against the SQLite database the
+Swift test shares with it:
+
+    python_peer.py <db> publish <channel> <json-object>      publish from outside any workflow
+    python_peer.py <db> start-receiver <channel>             start a Python workflow that subscribes
+                                                             to <channel> and waits for one message;
+                                                             prints its instance ID and status
+    python_peer.py <db> resume <instance-id>                 run until that instance completes;
+                                                             prints its output_data as JSON
+"""
+
+import asyncio
+import json
+import sys
+
+from edda import EddaApp, WorkflowContext, workflow
+from edda.channels import publish, receive, subscribe
+
+
+@workflow
+async def python_receiver(ctx: WorkflowContext, channel: str) -> dict:
+    await subscribe(ctx, channel, mode="broadcast")
+    message = await receive(ctx, channel)
+    return {"data": message.data, "metadata": message.metadata, "id": message.id}
+
+
+async def main() -> None:
+    db, command = sys.argv[1], sys.argv[2]
+    app = EddaApp(service_name="python-peer", db_url=f"sqlite:///{db}")
+    await app.initialize()
+    try:
+        if command == "publish":
+            message_id = await publish(app.storage, sys.argv[3], json.loads(sys.argv[4]))
+            print(message_id)
+        elif command == "start-receiver":
+            instance_id = await python_receiver.start(channel=sys.argv[3])
+            instance = await app.storage.get_instance(instance_id)
+            print(json.dumps({"instance_id": instance_id, "status": instance["status"]}))
+        elif command == "resume":
+            instance_id = sys.argv[3]
+            for _ in range(600):
+                instance = await app.storage.get_instance(instance_id)
+                if instance["status"] in ("completed", "failed"):
+                    print(json.dumps({"status": instance["status"], "output": instance["output_data"]}))
+                    return
+                await asyncio.sleep(0.05)
+            raise SystemExit(f"instance {instance_id} did not complete: {instance['status']}")
+        else:
+            raise SystemExit(f"unknown command {command}")
+    finally:
+        await app.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
