@@ -13,7 +13,7 @@ struct Payment: Codable, Sendable, Equatable {
     var amount: Int
 }
 
-@Suite("Channels and events")
+@Suite("Channels and events", .timeLimit(.minutes(2)))
 struct ChannelTests {
     @Test("Broadcast: every waiting subscriber receives each message; messages before subscribing are not seen")
     func broadcast() async throws {
@@ -418,6 +418,108 @@ struct ChannelTests {
                 #expect(try rows(database, "SELECT * FROM channel_subscriptions").isEmpty)
                 // An event after the cancellation is kept on the channel; nobody consumes it.
                 #expect(try await app.sendEvent(CloudEventAttributes(type: "confirmed", source: "/"), data: Job(number: 1)).deliveredTo.isEmpty)
+            }
+        }
+    }
+
+    @Test("Replaying subscribe and unsubscribe changes nothing: messages pending across a resume are not lost")
+    func resubscribeReplay() async throws {
+        try await withDatabase { database in
+            let clock = ManualClock()
+            try await withApp(database, configure: { $0.clock = clock }) { app in
+                let flow = app.register(workflow: "resubscriber") { (_: NoValue, context) -> [Int] in
+                    try await context.subscribe("t")
+                    let first = try await context.receive("t", as: Job.self).data.number
+                    try await context.unsubscribe("t")
+                    try await context.subscribe("t")
+                    let second = try await context.receive("t", as: Job.self).data.number
+                    try await context.sleep(for: .seconds(3_600))
+                    let third = try await context.receive("t", as: Job.self).data.number
+                    // A mode switch after an unsubscribe replays too.
+                    try await context.unsubscribe("t")
+                    try await context.subscribe("t-jobs", mode: .competing)
+                    let fourth = try await context.receive("t-jobs", as: Job.self).data.number
+                    return [first, second, third, fourth]
+                }
+                let id = try await app.start(flow, input: NoValue())
+                try await app.publish(to: "t", data: Job(number: 1))
+                try await eventually("the second receive") { try await app.instance(id)?.currentActivityID == "receive_t:2" }
+                try await app.publish(to: "t", data: Job(number: 2))
+                _ = try await app.waitForStatus(id, in: [.waitingForTimer])
+                // Published while the instance sleeps: kept for its next receive.
+                try await app.publish(to: "t", data: Job(number: 3))
+                clock.advance(by: .seconds(3_600))
+                try await eventually("the competing receive") { try await app.instance(id)?.currentActivityID == "receive_t-jobs:1" }
+                try await app.publish(to: "t-jobs", data: Job(number: 4))
+                #expect(try await app.result(of: id, as: [Int].self) == [1, 2, 3, 4])
+            }
+        }
+    }
+
+    @Test("Received data replays exactly as it was first read, large integers included")
+    func receivedDataFidelity() async throws {
+        try await withDatabase { database in
+            let gate = Gate()
+            let recorder = Recorder()
+            try await withApp(database) { app in
+                let flow = app.register(workflow: "exact") { (_: NoValue, context) -> [String] in
+                    try await context.subscribe("numbers")
+                    _ = try await context.run(Hold(gate: gate, recorder: recorder), input: "busy")
+                    // Consumed live from the pending message...
+                    let pending = try await context.receive("numbers", as: Data.self)
+                    // ...and delivered while waiting (read back from history on resume).
+                    let delivered = try await context.receive("numbers", as: [String: Int].self)
+                    try await context.sleep(for: .milliseconds(10))
+                    // After the sleep both come from history again.
+                    return [String(decoding: pending.data, as: UTF8.self), String(delivered.data["n"] ?? 0)]
+                }
+                let id = try await app.startDetached(flow, input: NoValue())
+                try await eventually("the busy step") { recorder.count("hold") == 1 }
+                // Written as another implementation would, with its own spacing and key order.
+                let bigJSON = #"{"n": 9007199254740993, "b": [1, 2], "a": "x"}"#
+                let queue = try DatabaseQueue(path: database.path)
+                try await queue.write { db in
+                    try db.execute(
+                        sql: """
+                            INSERT INTO channel_messages (channel, message_id, data_type, data, metadata, published_at)
+                            VALUES ('numbers', 'm-1', 'json', ?, '{}', '2026-01-01 00:00:00')
+                            """,
+                        arguments: [bigJSON])
+                }
+                try queue.close()
+                gate.open()
+                try await eventually("the second receive") { try await app.instance(id)?.status == .waitingForMessage }
+                try await app.publish(to: "numbers", data: ["n": 9_007_199_254_740_993])
+                #expect(try await app.result(of: id, as: [String].self) == [bigJSON, "9007199254740993"])
+            }
+        }
+    }
+
+    @Test("A message missed while its subscriber was locked is delivered first, before newer ones")
+    func missedMessageKeepsOrder() async throws {
+        try await withDatabase { database in
+            try await withApp(database) { app in
+                let flow = app.register(workflow: "ordered") { (_: NoValue, context) -> [Int] in
+                    try await context.subscribe("c")
+                    let first = try await context.receive("c", as: Job.self).data.number
+                    let second = try await context.receive("c", as: Job.self).data.number
+                    return [first, second]
+                }
+                let id = try await app.start(flow, input: NoValue())
+                // Another process holds the instance's lock for a moment (as a delivering peer does).
+                let queue = try DatabaseQueue(path: database.path)
+                try await queue.write { db in
+                    try db.execute(
+                        sql: "UPDATE workflow_instances SET locked_by = 'peer', lock_expires_at = '2999-01-01 00:00:00.000000' WHERE instance_id = ?",
+                        arguments: [id])
+                }
+                #expect(try await app.publish(to: "c", data: Job(number: 1)).deliveredTo.isEmpty)
+                try await queue.write { db in
+                    try db.execute(sql: "UPDATE workflow_instances SET locked_by = NULL, lock_expires_at = NULL WHERE instance_id = ?", arguments: [id])
+                }
+                try queue.close()
+                try await app.publish(to: "c", data: Job(number: 2))
+                #expect(try await app.result(of: id, as: [Int].self) == [1, 2])
             }
         }
     }

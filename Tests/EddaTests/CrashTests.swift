@@ -4,7 +4,7 @@ import Foundation
 import GRDB
 import Testing
 
-@Suite("Crash recovery")
+@Suite("Crash recovery", .timeLimit(.minutes(2)))
 struct CrashTests {
     /// The `edda-test-worker` binary, built next to the test bundle.
     static var workerPath: String {
@@ -100,7 +100,7 @@ struct CrashTests {
     }
 }
 
-@Suite("Leases")
+@Suite("Leases", .timeLimit(.minutes(2)))
 struct LeaseTests {
     @Test("a worker renews its lock while a long step runs, so no other worker takes the instance over")
     func renewalKeepsOwnership() async throws {

@@ -56,7 +56,7 @@ struct Hold: Activity {
     }
 }
 
-@Suite("Core engine")
+@Suite("Core engine", .timeLimit(.minutes(2)))
 struct EngineTests {
     @Test("run returns the result and stores the reference's shapes")
     func runStoresResult() async throws {

@@ -9,7 +9,7 @@ import Testing
 /// Needs Python 3 with `edda-framework==0.16.2`: the system `python3` if it has it, otherwise a
 /// virtual environment under `.build/edda-python` that the suite creates and installs it into.
 /// Fails, never skips, when neither works.
-@Suite("Interoperability with Python Edda")
+@Suite("Interoperability with Python Edda", .timeLimit(.minutes(5)))
 struct InteropTests {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()

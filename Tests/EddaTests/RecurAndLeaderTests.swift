@@ -11,7 +11,7 @@ struct Countdown: Codable, Sendable {
     var total: Int
 }
 
-@Suite("Recur and background services")
+@Suite("Recur and background services", .timeLimit(.minutes(2)))
 struct RecurAndLeaderTests {
     @Test("recur ends each instance as recurred, archives its history, and the chain ends with the result")
     func recurChain() async throws {
@@ -69,7 +69,8 @@ struct RecurAndLeaderTests {
         try await withDatabase { database in
             let configure: (inout EddaApp.Configuration) -> Void = {
                 $0.leaderHeartbeatInterval = .milliseconds(100)
-                $0.leaderLeaseDuration = .milliseconds(400)
+                // Long enough that a busy test machine never lets a live leader's lease lapse.
+                $0.leaderLeaseDuration = .seconds(5)
                 $0.messageRetention = .seconds(3_600)
                 $0.messageCleanupInterval = .milliseconds(100)
             }
@@ -79,7 +80,7 @@ struct RecurAndLeaderTests {
             try await Task.sleep(for: .milliseconds(300))
             #expect(first.isLeader)
             #expect(!second.isLeader)
-            let holder: String? = try rows(database, "SELECT locked_by FROM system_locks WHERE lock_name = 'edda_leader'").first?["locked_by"]
+            let holder: String? = try rows(database, "SELECT locked_by FROM system_locks WHERE lock_name = 'edda_leader_swift'").first?["locked_by"]
             #expect(holder == first.workerID)
 
             await first.shutdown()
@@ -107,9 +108,9 @@ struct RecurAndLeaderTests {
             let queue = try DatabaseQueue(path: database.path)
             try await database.withApp { _ in }  // creates the schema
             try await queue.write { db in
-                let soon = Timestamp.database(Date().addingTimeInterval(0.5))
+                let soon = Timestamp.database(Date().addingTimeInterval(3))
                 try db.execute(
-                    sql: "INSERT OR REPLACE INTO system_locks (lock_name, locked_by, locked_at, lock_expires_at) VALUES ('edda_leader', 'dead-worker', ?, ?)",
+                    sql: "INSERT OR REPLACE INTO system_locks (lock_name, locked_by, locked_at, lock_expires_at) VALUES ('edda_leader_swift', 'dead-worker', ?, ?)",
                     arguments: [soon, soon])
             }
             try queue.close()
@@ -148,7 +149,7 @@ struct RecurAndLeaderTests {
             await group.triggerGracefulShutdown()
             try await running.value
             #expect(!app.isLeader)
-            let holder: String?? = try rows(database, "SELECT locked_by FROM system_locks WHERE lock_name = 'edda_leader'").first?["locked_by"]
+            let holder: String?? = try rows(database, "SELECT locked_by FROM system_locks WHERE lock_name = 'edda_leader_swift'").first?["locked_by"]
             #expect(holder == .some(nil))
         }
     }

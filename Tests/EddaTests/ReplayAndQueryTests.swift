@@ -4,7 +4,7 @@ import Foundation
 import GRDB
 import Testing
 
-@Suite("Replay")
+@Suite("Replay", .timeLimit(.minutes(2)))
 struct ReplayTests {
     @Test("a changed step is detected as divergence; the instance stays resumable until the code matches")
     func divergence() async throws {
@@ -165,7 +165,7 @@ struct ReplayTests {
     }
 }
 
-@Suite("Queries")
+@Suite("Queries", .timeLimit(.minutes(2)))
 struct QueryTests {
     @Test("findInstances filters by status, names, IDs, dates and input, and pages without gaps")
     func filtersAndPagination() async throws {

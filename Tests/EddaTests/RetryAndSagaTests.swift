@@ -50,7 +50,7 @@ struct Refund: Compensation {
     }
 }
 
-@Suite("Retries")
+@Suite("Retries", .timeLimit(.minutes(2)))
 struct RetryTests {
     @Test("a flaky activity is retried with back-off and its retry metadata recorded")
     func retriesWithMetadata() async throws {
@@ -157,7 +157,7 @@ struct RetryTests {
     }
 }
 
-@Suite("Sagas")
+@Suite("Sagas", .timeLimit(.minutes(2)))
 struct SagaTests {
     @Test("compensations run newest first on failure and are recorded")
     func compensationOrder() async throws {
@@ -244,7 +244,7 @@ struct SagaTests {
     }
 }
 
-@Suite("Cancellation")
+@Suite("Cancellation", .timeLimit(.minutes(2)))
 struct CancellationTests {
     @Test("cancelling a running instance runs its compensations and records the details")
     func cancelRunning() async throws {

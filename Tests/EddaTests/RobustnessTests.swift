@@ -15,7 +15,7 @@ struct AlwaysFails: Activity {
     }
 }
 
-@Suite("Robustness")
+@Suite("Robustness", .timeLimit(.minutes(2)))
 struct RobustnessTests {
     @Test("a compensation registered just before a cancellation still runs")
     func bufferedRegistrationSurvivesCancellation() async throws {

@@ -29,7 +29,7 @@ struct Napper: Workflow {
     }
 }
 
-@Suite("Durable timers")
+@Suite("Durable timers", .timeLimit(.minutes(2)))
 struct TimerTests {
     @Test("A sleeping workflow holds no lock and no task, and resumes when the clock passes its deadline")
     func sleepWithManualClock() async throws {

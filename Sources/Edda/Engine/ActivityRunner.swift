@@ -62,11 +62,12 @@ struct ExecutionScope: Sendable {
                 if !transition.messages.isEmpty { transition.claimPolicy = engine.claimPolicy }
                 let outcome = try await applyStep(transition)
                 if case .applied(_, let deliveries) = outcome {
+                    await engine.runClaimed(deliveries.flatMap(\.claimed))
                     await hooks.activityCompleted(
                         instanceID: instanceID, activityID: invocation.activityID, activityName: invocation.activityName,
                         resultJSON: output.json, cacheHit: false)
                     for (message, report) in zip(transition.messages, deliveries) {
-                        await engine.delivered([report], channel: message.channel, dataJSON: message.payloadDescription)
+                        await engine.reportDelivered([report], channel: message.channel, dataJSON: message.payloadDescription)
                     }
                 }
                 try accept(outcome)
@@ -175,9 +176,14 @@ struct ExecutionScope: Sendable {
         } catch {
             throw EngineStoreError(underlying: error)
         }
+        // Instances the transition's messages woke are run even if this execution stops here.
+        var deliveries: [DeliveryReport] = []
+        if case .applied(_, let reports) = outcome {
+            deliveries = reports
+            await engine.runClaimed(reports.flatMap(\.claimed))
+        }
         try accept(outcome, isStep: isStep)
-        if case .applied(_, let deliveries) = outcome { return deliveries }
-        return []
+        return deliveries
     }
 
     /// Interprets a transition's outcome. For a step, a status of `compensating` afterwards

@@ -83,6 +83,12 @@ extension WorkflowContext {
         }
         let storedMode = mode == .competing ? "competing" : "broadcast"
         if subscriptions[stored] == storedMode || self.mode != .normal { return }
+        if log.hasUnconsumedSteps {
+            // Replaying: this subscription was made before a later recorded step, and its effect
+            // is in the database already (perhaps undone by a later, also replayed, unsubscribe).
+            subscriptions[stored] = storedMode
+            return
+        }
         try guarded { try scope.control.check() }
         let outcome = try await storeCall {
             try await scope.engine.store.updateSubscription(
@@ -104,6 +110,12 @@ extension WorkflowContext {
         try checkPoison()
         let stored = directChannels.contains(channel) ? directChannel(channel) : channel
         guard subscriptions[stored] != nil, self.mode == .normal else { return }
+        if log.hasUnconsumedSteps {
+            // Replaying: done before a later recorded step already.
+            subscriptions[stored] = nil
+            directChannels.remove(channel)
+            return
+        }
         try guarded { try scope.control.check() }
         let outcome = try await storeCall {
             try await scope.engine.store.updateSubscription(
@@ -201,13 +213,18 @@ extension WorkflowContext {
         case .received(let message):
             bufferedCompensationsWritten()
             if subscribesIfNeeded { subscriptions[storedChannel] = subscriptions[storedChannel] ?? "broadcast" }
-            let record = ReceivedRecord(message)
+            // Read back exactly as a replay will read the recorded row.
+            let record = ReceivedRecord(MessageHistory.payload(message, ownInstance: true), fallbackChannel: storedChannel)
             await hooks.eventReceived(instanceID: instanceID, eventType: storedChannel, dataJSON: record.dataJSON)
             return .message(record)
         case .suspended:
             bufferedCompensationsWritten()
             if let timeoutAt { engine.waitRegistered(deadline: timeoutAt) }
             throw poisoned(WorkflowSuspended(instanceID: instanceID))
+        case .alreadyRecorded:
+            throw poisoned(NondeterminismError(
+                instanceID: instanceID, activityID: activityID,
+                detail: "the step ID is already recorded for another event; give this receive its own ID"))
         case .notSubscribed:
             throw EddaUsageError(
                 .notSubscribed,
@@ -297,7 +314,7 @@ extension WorkflowContext {
         let deliveries = try await guarded { try await scope.commit(transition) }
         bufferedCompensationsWritten()
         let report = deliveries.first ?? DeliveryReport(messageID: message.messageID, deliveredTo: [], claimed: [])
-        await scope.engine.delivered(deliveries, channel: channel, dataJSON: message.payloadDescription)
+        await scope.engine.reportDelivered(deliveries, channel: channel, dataJSON: message.payloadDescription)
         return result(report)
     }
 
@@ -348,18 +365,6 @@ struct ReceivedRecord {
     var metadata: [String: JSONValue]
     var publishedAt: Date
 
-    init(_ message: StoredMessage) {
-        id = message.messageID
-        channel = message.channel
-        payload = message.payload
-        if case .object(let members)? = message.metadataJSON.flatMap(JSONValue.init(jsonText:)) {
-            metadata = members
-        } else {
-            metadata = [:]
-        }
-        publishedAt = message.publishedAt
-    }
-
     /// Reads a `ChannelMessageReceived` row in any implementation's shape.
     init(_ payload: HistoryPayload, fallbackChannel: String) {
         switch payload {
@@ -377,7 +382,8 @@ struct ReceivedRecord {
             if let base64 = object?["data_base64"]?.stringValue, let data = Data(base64Encoded: base64) {
                 self.payload = .binary(Array(data))
             } else {
-                self.payload = .json((object?["data"] ?? object?["payload"] ?? .null).jsonText)
+                // The data exactly as written, not re-encoded (numbers and key order intact).
+                self.payload = .json(RawJSON.member("data", in: text) ?? RawJSON.member("payload", in: text) ?? "null")
             }
             if case .object(let members)? = object?["metadata"] {
                 self.metadata = members

@@ -318,15 +318,11 @@ final class WorkflowEngine: Sendable {
     }
 
     /// Runs instances a store operation handed to this worker, locked (woken by a delivery, a
-    /// timer, a timeout), each in a background task.
-    func runClaimed(_ claimed: [ClaimedInstance]) {
-        for instance in claimed {
-            let started = tasks.spawn { await self.runClaimed(instance) }
-            if !started {
-                // Shutting down: leave the instance for the next worker.
-                let instanceID = instance.instance.instanceID
-                Task { [store, workerID] in try? await store.releaseLock(instanceID: instanceID, workerID: workerID, now: Date()) }
-            }
+    /// timer, a timeout), each in a background task. While the app shuts down, releases them
+    /// for the next worker instead.
+    func runClaimed(_ claimed: [ClaimedInstance]) async {
+        for instance in claimed where !tasks.spawn({ await self.runClaimed(instance) }) {
+            try? await store.releaseLock(instanceID: instance.instance.instanceID, workerID: workerID, now: Date())
         }
     }
 
@@ -365,7 +361,12 @@ final class WorkflowEngine: Sendable {
 
     /// Messages were published: run the instances handed to this worker and report deliveries.
     func delivered(_ reports: [DeliveryReport], channel: String, dataJSON: String) async {
-        runClaimed(reports.flatMap(\.claimed))
+        await runClaimed(reports.flatMap(\.claimed))
+        await reportDelivered(reports, channel: channel, dataJSON: dataJSON)
+    }
+
+    /// Fires the `eventReceived` hook for each delivery.
+    func reportDelivered(_ reports: [DeliveryReport], channel: String, dataJSON: String) async {
         for report in reports {
             for instanceID in report.deliveredTo {
                 await hooks.eventReceived(instanceID: instanceID, eventType: channel, dataJSON: dataJSON)

@@ -132,7 +132,7 @@ struct WaitScheduler {
             do {
                 let claimed = try await engine.store.fireDueWaits(
                     claim: engine.claimPolicy, deadline: engine.clock.now(), now: Date(), limit: batchSize)
-                engine.runClaimed(claimed)
+                await engine.runClaimed(claimed)
                 fired += claimed.count
                 if claimed.count < batchSize { break }
             } catch {
@@ -157,13 +157,12 @@ struct WaitScheduler {
     }
 }
 
-/// Holds the leader lease (`edda_leader` in `system_locks`) when it can, renewing it every
-/// heartbeat, and runs the work one worker of the cluster should do: deleting channel messages
-/// past their retention. Releases the lease at shutdown, so another worker takes over at its
-/// next heartbeat.
+/// Holds the leader lease (a row of `system_locks`) when it can, renewing it every heartbeat, and
+/// runs the work one worker of the cluster should do: deleting channel messages past their
+/// retention. Releases the lease at shutdown, so another worker takes over at its next heartbeat.
 struct LeaderElection {
-    static let lockName = "edda_leader"
     let engine: WorkflowEngine
+    let lockName: String
     let heartbeat: Duration
     let lease: Duration
     let messageRetention: Duration?
@@ -176,7 +175,7 @@ struct LeaderElection {
             let isLeader: Bool
             do {
                 isLeader = try await engine.store.acquireSystemLock(
-                    name: Self.lockName, workerID: engine.workerID, until: now.addingTimeInterval(lease.seconds), now: now)
+                    name: lockName, workerID: engine.workerID, until: now.addingTimeInterval(lease.seconds), now: now)
             } catch {
                 engine.logger.warning("Leader election failed; retrying: \(error)")
                 isLeader = false
@@ -202,7 +201,7 @@ struct LeaderElection {
             try? await Task.sleep(for: heartbeat)
         }
         if engine.leadership.withValue({ $0 }) {
-            try? await engine.store.releaseSystemLock(name: Self.lockName, workerID: engine.workerID)
+            try? await engine.store.releaseSystemLock(name: lockName, workerID: engine.workerID)
             engine.leadership.withValue { $0 = false }
         }
     }

@@ -34,6 +34,14 @@ extension EddaApp {
         /// The clock of durable timers and receive timeouts. Default ``SystemClock``; tests can
         /// use `EddaTesting.ManualClock` to skip time.
         public var clock: any WorkflowClock = SystemClock()
+        /// The `system_locks` row the workers of this implementation elect their leader with.
+        /// Default `"edda_leader_swift"`.
+        ///
+        /// Python Edda and its siblings elect their leader on `"edda_leader"`, and only their
+        /// leader fires their timers and recovers their crashed instances. A Swift worker holding
+        /// that row would stop those duties in a database they share, so Swift workers, which
+        /// need no leader for timers, use a row of their own.
+        public var leaderLockName = "edda_leader_swift"
         /// How often this worker renews or tries to take the leader lease. Default 15 s.
         public var leaderHeartbeatInterval: Duration = .seconds(15)
         /// How long the leader lease lasts without renewal: how soon another worker takes over
@@ -57,6 +65,9 @@ extension EddaApp {
             }
             guard lockTimeout >= .milliseconds(300) else {
                 throw EddaUsageError(.invalidConfiguration, "lockTimeout must be at least 300 ms; got \(lockTimeout).")
+            }
+            guard !leaderLockName.isEmpty else {
+                throw EddaUsageError(.invalidConfiguration, "leaderLockName must not be empty.")
             }
             guard leaderHeartbeatInterval > .zero, leaderLeaseDuration > leaderHeartbeatInterval,
                   messageCleanupInterval > .zero

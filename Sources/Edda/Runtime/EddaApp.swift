@@ -71,7 +71,7 @@ public final class EddaApp: Service, Sendable {
             }
             tasks.spawn { [engine, configuration] in
                 await LeaderElection(
-                    engine: engine, heartbeat: configuration.leaderHeartbeatInterval,
+                    engine: engine, lockName: configuration.leaderLockName, heartbeat: configuration.leaderHeartbeatInterval,
                     lease: configuration.leaderLeaseDuration, messageRetention: configuration.messageRetention,
                     cleanupInterval: configuration.messageCleanupInterval
                 ).run()
@@ -353,7 +353,7 @@ public final class EddaApp: Service, Sendable {
         return try await publish(to: attributes.type, data: data, metadata: attributes.metadata, targetInstanceID: target)
     }
 
-    /// Whether this app currently holds the cluster's leader lease (`edda_leader`).
+    /// Whether this app currently holds the leader lease (``Configuration/leaderLockName``).
     public var isLeader: Bool { engine.leadership.withValue { $0 } }
 
     // MARK: - Queries

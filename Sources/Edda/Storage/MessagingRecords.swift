@@ -153,6 +153,8 @@ public enum ReceiveOutcome: Sendable {
     case received(StoredMessage)
     /// No message was pending: the instance is `waiting_for_message` and unlocked.
     case suspended
+    /// The step ID already has a history row (an explicit ID used twice); nothing changed.
+    case alreadyRecorded
     /// The instance is not subscribed to the channel; nothing changed.
     case notSubscribed
     /// Subscribing (for `waitEvent`) conflicts with the channel's mode; nothing changed.

@@ -125,3 +125,93 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
     }
     public init(nilLiteral: ()) { self = .null }
 }
+
+/// Reads a member of a JSON object as the exact text it was written with, so that a value can be
+/// decoded from history exactly as it was from the original message (no number or key-order
+/// changes from a round trip through ``JSONValue``).
+enum RawJSON {
+    /// The text of the top-level member `key` of the object `text`, or `nil` if `text` is not an
+    /// object or has no such member.
+    static func member(_ key: String, in text: String) -> String? {
+        let bytes = Array(text.utf8)
+        var index = 0
+        skipSpace(bytes, &index)
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else { return nil }
+        index += 1
+        while true {
+            skipSpace(bytes, &index)
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { return nil }
+            let keyStart = index
+            guard skipValue(bytes, &index) else { return nil }
+            let name = try? JSON.decode(String.self, from: String(decoding: bytes[keyStart..<index], as: UTF8.self))
+            skipSpace(bytes, &index)
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return nil }
+            index += 1
+            skipSpace(bytes, &index)
+            let valueStart = index
+            guard skipValue(bytes, &index) else { return nil }
+            if name == key { return String(decoding: bytes[valueStart..<index], as: UTF8.self) }
+            skipSpace(bytes, &index)
+            guard index < bytes.count else { return nil }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+                continue
+            }
+            return nil
+        }
+    }
+
+    private static func skipSpace(_ bytes: [UInt8], _ index: inout Int) {
+        while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+    }
+
+    /// Moves past one JSON value (string, number, literal, array or object).
+    private static func skipValue(_ bytes: [UInt8], _ index: inout Int) -> Bool {
+        guard index < bytes.count else { return false }
+        switch bytes[index] {
+        case UInt8(ascii: "\""):
+            return skipString(bytes, &index)
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            var depth = 0
+            while index < bytes.count {
+                switch bytes[index] {
+                case UInt8(ascii: "\""):
+                    guard skipString(bytes, &index) else { return false }
+                    continue
+                case UInt8(ascii: "{"), UInt8(ascii: "["):
+                    depth += 1
+                case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                    depth -= 1
+                    if depth == 0 {
+                        index += 1
+                        return true
+                    }
+                default:
+                    break
+                }
+                index += 1
+            }
+            return false
+        default:
+            let start = index
+            while index < bytes.count, !",}] \t\n\r".utf8.contains(bytes[index]) { index += 1 }
+            return index > start
+        }
+    }
+
+    private static func skipString(_ bytes: [UInt8], _ index: inout Int) -> Bool {
+        index += 1
+        while index < bytes.count {
+            switch bytes[index] {
+            case UInt8(ascii: "\\"):
+                index += 2
+            case UInt8(ascii: "\""):
+                index += 1
+                return true
+            default:
+                index += 1
+            }
+        }
+        return false
+    }
+}

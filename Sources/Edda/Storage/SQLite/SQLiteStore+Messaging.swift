@@ -21,7 +21,18 @@ extension SQLiteStore {
         }
     }
 
+    /// Thrown inside `receive`'s transaction to roll back its compensation inserts.
+    private struct AlreadyRecorded: Error {}
+
     public func receive(_ request: ReceiveRequest, now: Date) async throws -> ReceiveOutcome {
+        do {
+            return try await receiveTransaction(request, now: now)
+        } catch is AlreadyRecorded {
+            return .alreadyRecorded
+        }
+    }
+
+    private func receiveTransaction(_ request: ReceiveRequest, now: Date) async throws -> ReceiveOutcome {
         try await writer.write { database in
             if let rejection = try Self.checkHolder(database, instanceID: request.instanceID, workerID: request.workerID) {
                 return .rejected(status: rejection.status, lockedBy: rejection.lockedBy)
@@ -43,7 +54,9 @@ extension SQLiteStore {
                 ])
             }
             if let message = try Self.pendingMessage(database, for: subscription) {
-                try Self.consume(message, by: subscription, activityID: request.activityID, ownInstance: true, in: database, now: now)
+                guard try Self.consume(
+                    message, by: subscription, activityID: request.activityID, ownInstance: true, in: database, now: now)
+                else { throw AlreadyRecorded() }
                 try database.cachedStatement(sql: MessagingStatements.keepRunning).execute(arguments: [
                     request.activityID, Timestamp.database(request.leaseUntil), timestamp, request.instanceID,
                 ])
@@ -362,9 +375,6 @@ extension SQLiteStore {
                 message.channel, message.messageID, "binary", nil, Data(bytes), message.metadataJSON, timestamp,
             ])
         }
-        let stored = StoredMessage(
-            rowID: database.lastInsertedRowID, messageID: message.messageID, channel: message.channel,
-            payload: message.payload, metadataJSON: message.metadataJSON, publishedAt: now)
 
         var sql = MessagingStatements.waitingSubscribers
         var arguments: StatementArguments = [message.channel, timestamp]
@@ -378,17 +388,19 @@ extension SQLiteStore {
         for row in try Row.fetchAll(database, sql: sql, arguments: arguments) {
             let subscription = Subscription(row: row)
             guard let activityID = subscription.activityID else { continue }
+            // Each waiting subscriber gets its oldest pending message: usually this one, but an
+            // older one it missed comes first, so that nothing is skipped by its cursor.
+            guard let next = try pendingMessage(database, for: subscription) else { continue }
             let own = (row["framework"] as String) == EddaApp.frameworkName
-            guard try consume(stored, by: subscription, activityID: activityID, ownInstance: own, in: database, now: now) else {
+            guard try consume(next, by: subscription, activityID: activityID, ownInstance: own, in: database, now: now) else {
                 continue
             }
             try database.cachedStatement(sql: MessagingStatements.clearWait).execute(arguments: [subscription.id])
-            delivered.append(subscription.instanceID)
+            if next.messageID == message.messageID { delivered.append(subscription.instanceID) }
             if try wake(database, instanceID: subscription.instanceID, row: row, claim: claim, now: now) == .claimed,
                let instance = try claimedInstance(database, instanceID: subscription.instanceID) {
                 claimed.append(instance)
             }
-            if subscription.mode == "competing" { break }
         }
         return DeliveryReport(messageID: message.messageID, deliveredTo: delivered, claimed: claimed)
     }
@@ -484,12 +496,25 @@ enum MessagingStatements {
     /// Messages addressed to another instance (`target_instance_id`, or the CloudEvents
     /// extension `eddainstanceid`) are not for this subscriber. The last argument is the
     /// subscriber's instance ID.
-    private static let addressedToSubscriber = """
+    private static func addressed(to subscriber: String) -> String {
+        """
         (m.metadata IS NULL OR NOT json_valid(m.metadata)
          OR COALESCE(json_extract(m.metadata, '$.target_instance_id'),
                      json_extract(m.metadata, '$.ce_extensions.eddainstanceid')) IS NULL
          OR COALESCE(json_extract(m.metadata, '$.target_instance_id'),
-                     json_extract(m.metadata, '$.ce_extensions.eddainstanceid')) = ?)
+                     json_extract(m.metadata, '$.ce_extensions.eddainstanceid')) = \(subscriber))
+        """
+    }
+
+    private static let addressedToSubscriber = addressed(to: "?")
+
+    /// A message `m` the subscription `s` has not received yet.
+    private static let pendingForSubscription = """
+        m.channel = s.channel
+          AND (CASE WHEN s.mode = 'competing'
+                    THEN NOT EXISTS (SELECT 1 FROM channel_message_claims c WHERE c.message_id = m.message_id)
+                    ELSE m.id > COALESCE(s.cursor_message_id, 0) END)
+          AND \(addressed(to: "s.instance_id"))
         """
 
     private static let messageColumns = "m.id, m.message_id, m.channel, m.data_type, m.data, m.data_binary, m.metadata, m.published_at"
@@ -596,9 +621,8 @@ enum MessagingStatements {
         FROM channel_subscriptions s JOIN workflow_instances i ON i.instance_id = s.instance_id
         WHERE s.activity_id IS NOT NULL AND i.status = 'waiting_for_message' AND i.framework = ?
           AND (i.locked_by IS NULL OR i.lock_expires_at < ?) AND i.workflow_name IN (\(names))
-          AND EXISTS (SELECT 1 FROM channel_messages m
-                      WHERE m.channel = s.channel AND (s.mode = 'competing' OR m.id > COALESCE(s.cursor_message_id, 0)))
-        LIMIT ?
+          AND EXISTS (SELECT 1 FROM channel_messages m WHERE \(pendingForSubscription))
+        ORDER BY s.id LIMIT ?
         """
     }
 
