@@ -7,15 +7,20 @@ let package = Package(
     products: [
         .library(name: "Edda", targets: ["Edda"]),
         .library(name: "EddaTesting", targets: ["EddaTesting"]),
+        .library(name: "EddaHTTP", targets: ["EddaHTTP"]),
         .executable(name: "edda-bench", targets: ["EddaBench"]),
         .executable(name: "edda-test-worker", targets: ["EddaTestWorker"]),
         .executable(name: "edda-quickstart", targets: ["Quickstart"]),
+        .executable(name: "order-service", targets: ["OrderService"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .target(
@@ -27,6 +32,15 @@ let package = Package(
             ]
         ),
         .target(name: "EddaTesting", dependencies: ["Edda"]),
+        .target(
+            name: "EddaHTTP",
+            dependencies: [
+                "Edda",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "EddaBench",
             dependencies: [
@@ -39,10 +53,37 @@ let package = Package(
             dependencies: ["Edda", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .executableTarget(name: "Quickstart", dependencies: ["Edda"], path: "Examples/Quickstart", exclude: ["README.md"]),
+        .executableTarget(
+            name: "OrderService",
+            dependencies: [
+                "Edda", "EddaHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/OrderService", exclude: ["README.md"]
+        ),
+        .target(
+            name: "TestSupport",
+            dependencies: ["Edda", "EddaTesting", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(
+            name: "EddaHTTPTests",
+            dependencies: [
+                "Edda", "EddaHTTP", "EddaTesting", "OrderService", "TestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .testTarget(
             name: "EddaTests",
             dependencies: [
-                "Edda", "EddaTesting", "EddaTestWorker",
+                "Edda", "EddaTesting", "EddaTestWorker", "TestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

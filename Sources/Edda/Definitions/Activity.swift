@@ -93,6 +93,32 @@ public final class ActivityContext: Sendable {
     }
 
     var messages: [OutgoingMessage] { pendingWork.messages }
+
+    /// Writes a CloudEvent to the transactional outbox as part of this attempt's commit: the
+    /// event exists if and only if the step commits, and the app's outbox relayer then sends it
+    /// to the broker (see ``EddaApp/Configuration/outboxPublisher``).
+    ///
+    /// ```swift
+    /// try context.sendEventTransactional(type: "order.shipped", source: "/orders", data: shipment)
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - data: The event data (JSON; `Data` is stored as bytes).
+    ///   - contentType: The data's media type, sent as `datacontenttype`. Default
+    ///     `application/json`.
+    /// - Returns: The event ID (a UUID string).
+    @discardableResult
+    public func sendEventTransactional<Payload: Encodable & Sendable>(
+        type: String, source: String, data: Payload, contentType: String = "application/json"
+    ) throws -> String {
+        let event = OutboxEvent(
+            eventID: UUID().uuidString.lowercased(), eventType: type, eventSource: source,
+            payload: try MessageCoding.encode(data), contentType: contentType, createdAt: Date())
+        pendingWork.append(event)
+        return event.eventID
+    }
+
+    var outboxEvents: [OutboxEvent] { pendingWork.outboxEvents }
 }
 
 /// The transactional work and messages an attempt collected; appended from the attempt's task only.
@@ -100,10 +126,13 @@ final class PendingWork: Sendable {
     private struct Contents {
         var work: [any TransactionalWork] = []
         var messages: [OutgoingMessage] = []
+        var outboxEvents: [OutboxEvent] = []
     }
     private let storage = LockedBox(Contents())
     func append(_ work: any TransactionalWork) { storage.withValue { $0.work.append(work) } }
     func append(_ message: OutgoingMessage) { storage.withValue { $0.messages.append(message) } }
+    func append(_ event: OutboxEvent) { storage.withValue { $0.outboxEvents.append(event) } }
+    var outboxEvents: [OutboxEvent] { storage.withValue { $0.outboxEvents } }
     var all: [any TransactionalWork] { storage.withValue { $0.work } }
     var messages: [OutgoingMessage] { storage.withValue { $0.messages } }
 }

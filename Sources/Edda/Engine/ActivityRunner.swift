@@ -59,15 +59,17 @@ struct ExecutionScope: Sendable {
                 }
                 transition.work = context.transactionalWork
                 transition.messages = context.messages
+                transition.outboxEvents = context.outboxEvents
                 if !transition.messages.isEmpty { transition.claimPolicy = engine.claimPolicy }
                 let outcome = try await applyStep(transition)
                 if case .applied(_, let deliveries) = outcome {
+                    if !transition.outboxEvents.isEmpty { engine.outboxWritten() }
                     await engine.runClaimed(deliveries.flatMap(\.claimed))
                     await hooks.activityCompleted(
                         instanceID: instanceID, activityID: invocation.activityID, activityName: invocation.activityName,
                         resultJSON: output.json, cacheHit: false)
                     for (message, report) in zip(transition.messages, deliveries) {
-                        await engine.reportDelivered([report], channel: message.channel, dataJSON: message.payloadDescription)
+                        await engine.reportDelivered([report], channel: message.channel, dataJSON: message.payload.jsonDescription)
                     }
                 }
                 try accept(outcome)

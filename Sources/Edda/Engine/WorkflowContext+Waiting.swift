@@ -215,7 +215,7 @@ extension WorkflowContext {
             if subscribesIfNeeded { subscriptions[storedChannel] = subscriptions[storedChannel] ?? "broadcast" }
             // Read back exactly as a replay will read the recorded row.
             let record = ReceivedRecord(MessageHistory.payload(message, ownInstance: true), fallbackChannel: storedChannel)
-            await hooks.eventReceived(instanceID: instanceID, eventType: storedChannel, dataJSON: record.dataJSON)
+            await hooks.eventReceived(instanceID: instanceID, eventType: storedChannel, dataJSON: record.payload.jsonDescription)
             return .message(record)
         case .suspended:
             bufferedCompensationsWritten()
@@ -314,7 +314,7 @@ extension WorkflowContext {
         let deliveries = try await guarded { try await scope.commit(transition) }
         bufferedCompensationsWritten()
         let report = deliveries.first ?? DeliveryReport(messageID: message.messageID, deliveredTo: [], claimed: [])
-        await scope.engine.reportDelivered(deliveries, channel: channel, dataJSON: message.payloadDescription)
+        await scope.engine.reportDelivered(deliveries, channel: channel, dataJSON: message.payload.jsonDescription)
         return result(report)
     }
 
@@ -394,13 +394,6 @@ struct ReceivedRecord {
         }
     }
 
-    var dataJSON: String {
-        switch payload {
-        case .json(let text): return text
-        case .binary(let bytes): return JSONObjectWriter.quoted(Data(bytes).base64EncodedString())
-        }
-    }
-
     func decoded<Payload: Decodable & Sendable>(as type: Payload.Type, channel: String) throws -> ChannelMessage<Payload> {
         ChannelMessage(
             id: id, channel: channel, data: try MessageCoding.decode(payload, as: type, channel: channel, messageID: id),
@@ -447,11 +440,4 @@ extension OutgoingMessage {
             metadataJSON: try JSON.encode(metadata), targetInstanceID: target)
     }
 
-    /// The data as JSON text, for hooks (binary data as a base64 string).
-    var payloadDescription: String {
-        switch payload {
-        case .json(let text): return text
-        case .binary(let bytes): return JSONObjectWriter.quoted(Data(bytes).base64EncodedString())
-        }
-    }
 }

@@ -98,6 +98,8 @@ final class WorkflowEngine: Sendable {
     let schedulerWakeup = CompletionSignals()
     /// The wait deadline the scheduler sleeps until (`distantFuture` while it is awake).
     let schedulerPlannedWake = LockedBox(Date.distantFuture)
+    /// Wakes the outbox relayer when a commit wrote outbox events.
+    let outboxWakeup = CompletionSignals()
     /// Wakes the recovery loop before its next poll.
     let recoveryWakeup = CompletionSignals()
     /// Whether this worker holds the leader lease.
@@ -350,6 +352,11 @@ final class WorkflowEngine: Sendable {
         }
         control.markClaimed()
         _ = await execute(ExecutionStart(claimed, workflow: workflow, control: control))
+    }
+
+    /// A commit wrote outbox events: wake the relayer.
+    func outboxWritten() {
+        outboxWakeup.signal(OutboxRelayer.wakeupKey, remembered: true)
     }
 
     /// A wait with this deadline was registered: wake the scheduler if it sleeps past it.

@@ -20,6 +20,14 @@ public enum MessagePayload: Sendable, Hashable {
     case json(String)
     /// Raw bytes.
     case binary([UInt8])
+
+    /// The data as JSON text (binary data as a base64 string), for hooks and logs.
+    var jsonDescription: String {
+        switch self {
+        case .json(let text): return text
+        case .binary(let bytes): return JSONObjectWriter.quoted(Data(bytes).base64EncodedString())
+        }
+    }
 }
 
 /// A message received from a channel.

@@ -52,6 +52,13 @@ extension EddaApp {
         public var messageRetention: Duration? = .seconds(7 * 24 * 3600)
         /// How often the leader deletes expired channel messages. Default 1 hour.
         public var messageCleanupInterval: Duration = .seconds(3600)
+        /// Where the outbox relayer sends events written with
+        /// ``ActivityContext/sendEventTransactional(type:source:data:contentType:)``. Default
+        /// `nil`: no relayer runs in this app (the events wait in `outbox_events` for a relayer
+        /// elsewhere). `EddaHTTP`'s `HTTPOutboxPublisher` POSTs them to a CloudEvents broker.
+        public var outboxPublisher: (any OutboxPublisher)?
+        /// How the outbox relayer polls, retries and reclaims rows.
+        public var outboxRelayer = OutboxRelayerConfiguration()
 
         /// A configuration with the defaults documented on each property.
         public init(serviceName: String, database: DatabaseLocation) {
@@ -77,6 +84,7 @@ extension EddaApp {
                     "leaderLeaseDuration (\(leaderLeaseDuration)) must be longer than leaderHeartbeatInterval "
                         + "(\(leaderHeartbeatInterval)), and both and messageCleanupInterval must be positive.")
             }
+            try outboxRelayer.validate()
             guard recoveryInterval > .zero, resumeBatchSize > 0 else {
                 throw EddaUsageError(
                     .invalidConfiguration,

@@ -26,10 +26,11 @@ public final class EddaApp: Service, Sendable {
     public let store: any WorkflowStore
 
     let engine: WorkflowEngine
-    private let tasks: TaskTracker
+    let tasks: TaskTracker
     /// Renews locks until every execution has stopped; stopped last at shutdown.
     private let renewer: Task<Void, Never>
     private let isShutDown = LockedBox(false)
+    let eventHandlers = LockedBox(EventHandlers())
 
     /// Opens the configured database, migrates it, and starts the background work.
     ///
@@ -68,6 +69,11 @@ public final class EddaApp: Service, Sendable {
                 await WaitScheduler(
                     engine: engine, pollInterval: configuration.recoveryInterval, batchSize: configuration.resumeBatchSize
                 ).run()
+            }
+            if let publisher = configuration.outboxPublisher {
+                tasks.spawn { [engine, configuration] in
+                    await OutboxRelayer(engine: engine, publisher: publisher, configuration: configuration.outboxRelayer).run()
+                }
             }
             tasks.spawn { [engine, configuration] in
                 await LeaderElection(
@@ -337,7 +343,7 @@ public final class EddaApp: Service, Sendable {
             throw EddaUsageError(.unencodableValue, "The message for channel '\(channel)' could not be encoded to JSON: \(error)")
         }
         let reports = try await store.publish([message], claim: engine.claimPolicy, now: Date())
-        await engine.delivered(reports, channel: channel, dataJSON: message.payloadDescription)
+        await engine.delivered(reports, channel: channel, dataJSON: message.payload.jsonDescription)
         return PublishReceipt(messageID: message.messageID, deliveredTo: reports.first?.deliveredTo ?? [])
     }
 
@@ -374,6 +380,22 @@ public final class EddaApp: Service, Sendable {
     ///   or page token.
     public func findInstances(_ query: InstanceQuery) async throws -> InstancePage {
         try await store.findInstances(query)
+    }
+
+    /// Whether the app can serve: it is not shut down and its database answers a read.
+    public func isReady() async -> Bool {
+        guard !isShutDown.withValue({ $0 }) else { return false }
+        do {
+            _ = try await store.instance(id: "")
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Runs `body` as a background task of the app (stopped and awaited at shutdown).
+    func runInBackground(_ body: @escaping @Sendable () async -> Void) {
+        tasks.spawn(body)
     }
 
     // MARK: - Lifecycle

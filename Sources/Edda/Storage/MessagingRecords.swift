@@ -85,12 +85,15 @@ public struct DeliveryReport: Sendable {
     public var deliveredTo: [String]
     /// Those of them handed to the calling worker, locked, to run now.
     public var claimed: [ClaimedInstance]
+    /// Whether a message with this ID was stored already; nothing was stored or delivered.
+    public var isDuplicate: Bool
 
     /// Creates a value with every field given.
-    public init(messageID: String, deliveredTo: [String], claimed: [ClaimedInstance]) {
+    public init(messageID: String, deliveredTo: [String], claimed: [ClaimedInstance], isDuplicate: Bool = false) {
         self.messageID = messageID
         self.deliveredTo = deliveredTo
         self.claimed = claimed
+        self.isDuplicate = isDuplicate
     }
 }
 

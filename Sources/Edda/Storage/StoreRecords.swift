@@ -261,6 +261,8 @@ public struct InstanceTransition: Sendable {
     /// A durable timer to register (with `newStatus` `waiting_for_timer` and `lock` `.release`,
     /// this is the suspension of `sleep`). An existing timer with the same ID keeps its expiry.
     public var timer: TimerRegistration?
+    /// CloudEvents to publish through the outbox once this commits (`outbox_events`, `pending`).
+    public var outboxEvents: [OutboxEvent] = []
     /// Messages to publish after the change, delivered in the same transaction to the
     /// subscribers waiting on their channels.
     public var messages: [OutgoingMessage] = []

@@ -84,6 +84,19 @@ public protocol WorkflowStore: Sendable {
     /// Deletes channel messages published before `cutoff`; returns how many.
     func deleteChannelMessages(publishedBefore cutoff: Date) async throws -> Int
 
+    // MARK: Outbox
+
+    /// Takes outbox rows to send, marking them `processing`: pending ones, failed ones with
+    /// retries left, and ones left `processing` by a relayer that stopped (oldest first).
+    /// Concurrent relayers never take the same row.
+    func claimOutboxEvents(_ claim: OutboxClaim, now: Date) async throws -> [OutboxEvent]
+
+    /// Records how sending a `processing` row ended.
+    func finishOutboxEvent(eventID: String, outcome: OutboxOutcome, now: Date) async throws
+
+    /// One outbox row.
+    func outboxEvent(id: String) async throws -> OutboxEvent?
+
     // MARK: System locks
 
     /// Takes or renews the named lock in `system_locks` until `until`, if it is free, expired

@@ -13,6 +13,15 @@ enum JSON {
         return encoder
     }()
 
+    /// For values without a declared key order (dictionaries): sorted keys, so the same value
+    /// always gives the same text.
+    private static let sortedEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        return encoder
+    }()
+
     private static let sharedDecoder: JSONDecoder = {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
@@ -22,6 +31,10 @@ enum JSON {
     static func encode<T: Encodable>(_ value: T) throws -> String {
         let data = try sharedEncoder.encode(value)
         return String(decoding: data, as: UTF8.self)
+    }
+
+    static func encodeSorted<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try sortedEncoder.encode(value), as: UTF8.self)
     }
 
     static func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T {
@@ -79,9 +92,9 @@ public enum JSONValue: Sendable, Hashable, Codable, CustomStringConvertible {
         self = value
     }
 
-    /// The value as compact JSON text.
+    /// The value as compact JSON text, object keys sorted.
     public var jsonText: String {
-        (try? JSON.encode(self)) ?? "null"
+        (try? JSON.encodeSorted(self)) ?? "null"
     }
 
     public var description: String { jsonText }
@@ -129,10 +142,10 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 /// Reads a member of a JSON object as the exact text it was written with, so that a value can be
 /// decoded from history exactly as it was from the original message (no number or key-order
 /// changes from a round trip through ``JSONValue``).
-enum RawJSON {
+package enum RawJSON {
     /// The text of the top-level member `key` of the object `text`, or `nil` if `text` is not an
     /// object or has no such member.
-    static func member(_ key: String, in text: String) -> String? {
+    package static func member(_ key: String, in text: String) -> String? {
         let bytes = Array(text.utf8)
         var index = 0
         skipSpace(bytes, &index)
@@ -159,6 +172,38 @@ enum RawJSON {
             }
             return nil
         }
+    }
+
+    /// The texts of the elements of the array `text`, or `nil` if `text` is not an array.
+    package static func elements(of text: String) -> [String]? {
+        let bytes = Array(text.utf8)
+        var index = 0
+        skipSpace(bytes, &index)
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "[") else { return nil }
+        index += 1
+        var elements: [String] = []
+        skipSpace(bytes, &index)
+        if index < bytes.count, bytes[index] == UInt8(ascii: "]") { return trailingSpaceOnly(bytes, index + 1) ? [] : nil }
+        while true {
+            skipSpace(bytes, &index)
+            let start = index
+            guard skipValue(bytes, &index) else { return nil }
+            elements.append(String(decoding: bytes[start..<index], as: UTF8.self))
+            skipSpace(bytes, &index)
+            guard index < bytes.count else { return nil }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+                continue
+            }
+            guard bytes[index] == UInt8(ascii: "]") else { return nil }
+            return trailingSpaceOnly(bytes, index + 1) ? elements : nil
+        }
+    }
+
+    private static func trailingSpaceOnly(_ bytes: [UInt8], _ from: Int) -> Bool {
+        var index = from
+        skipSpace(bytes, &index)
+        return index == bytes.count
     }
 
     private static func skipSpace(_ bytes: [UInt8], _ index: inout Int) {

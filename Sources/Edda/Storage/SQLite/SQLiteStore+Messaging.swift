@@ -375,6 +375,9 @@ extension SQLiteStore {
                 message.channel, message.messageID, "binary", nil, Data(bytes), message.metadataJSON, timestamp,
             ])
         }
+        guard database.changesCount == 1 else {
+            return DeliveryReport(messageID: message.messageID, deliveredTo: [], claimed: [], isDuplicate: true)
+        }
 
         var sql = MessagingStatements.waitingSubscribers
         var arguments: StatementArguments = [message.channel, timestamp]
@@ -550,9 +553,11 @@ enum MessagingStatements {
         WHERE instance_id = ?
         """
 
+    /// A message ID seen before (an event received twice) inserts nothing.
     static let insertMessage = """
         INSERT INTO channel_messages (channel, message_id, data_type, data, data_binary, metadata, published_at)
         VALUES (?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (message_id) DO NOTHING
         """
 
     /// Subscribers waiting on a channel whose instance is free. Arguments: channel, now.

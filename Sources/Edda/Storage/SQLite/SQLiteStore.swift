@@ -160,6 +160,9 @@ public final class SQLiteStore: WorkflowStore {
                 transition.instanceID, compensation.activityID, compensation.name, compensation.argsJSON, timestamp,
             ])
         }
+        for event in transition.outboxEvents {
+            try insertOutboxEvent(event, in: database, timestamp: timestamp)
+        }
         for work in transition.work {
             guard let work = work as? SQLiteTransactionalWork else {
                 throw EddaUsageError(

@@ -1,0 +1,108 @@
+import Foundation
+
+/// How the app's outbox relayer sends `outbox_events` rows (see
+/// ``EddaApp/Configuration/outboxPublisher``).
+public struct OutboxRelayerConfiguration: Sendable {
+    /// How soon to look again after finding work, and the base of the idle back-off. Default 1 s.
+    public var pollInterval: Duration = .seconds(1)
+    /// The longest idle wait between polls; a commit that writes outbox events in this process
+    /// wakes the relayer at once. Default 30 s.
+    public var maxPollInterval: Duration = .seconds(30)
+    /// Rows taken per poll. Default 10.
+    public var batchSize = 10
+    /// Sending attempts before a failing row is left `failed` for good. Default 3.
+    public var maxRetries = 3
+    /// Rows older than this are marked `expired` instead of sent. Default `nil` (no limit).
+    public var maxAge: Duration?
+    /// How long a row may stay `processing` before another relayer takes it again (after a
+    /// crash while sending). Default 5 minutes.
+    public var processingTimeout: Duration = .seconds(300)
+
+    /// The defaults documented on each property.
+    public init() {}
+
+    func validate() throws {
+        guard pollInterval > .zero, maxPollInterval >= pollInterval, batchSize > 0, maxRetries > 0,
+              processingTimeout > .zero
+        else {
+            throw EddaUsageError(
+                .invalidConfiguration,
+                "The outbox relayer needs a positive pollInterval, maxPollInterval ≥ pollInterval, and positive "
+                    + "batchSize, maxRetries and processingTimeout.")
+        }
+    }
+}
+
+/// Sends the rows of `outbox_events` through an ``OutboxPublisher`` until the app shuts down:
+/// woken by commits that write outbox events, backing off while idle, retrying failures up to a
+/// limit, and taking back rows a crashed relayer left `processing`.
+struct OutboxRelayer {
+    /// The key ``WorkflowEngine/outboxWakeup`` is signalled with.
+    static let wakeupKey = "outbox"
+    let engine: WorkflowEngine
+    let publisher: any OutboxPublisher
+    let configuration: OutboxRelayerConfiguration
+
+    func run() async {
+        var idlePolls = 0
+        while !Task.isCancelled {
+            let handled = await relayBatch()
+            if handled > 0 {
+                idlePolls = 0
+                if handled >= configuration.batchSize { continue }
+            } else {
+                idlePolls += 1
+            }
+            await engine.outboxWakeup.wait(for: Self.wakeupKey, timeout: wait(afterIdlePolls: idlePolls))
+        }
+    }
+
+    /// `pollInterval × 2^min(n, 4)`, at most `maxPollInterval`, plus up to 30 % jitter.
+    func wait(afterIdlePolls idlePolls: Int) -> Duration {
+        let base = configuration.pollInterval.seconds * Double(1 << min(idlePolls, 4))
+        let capped = min(base, configuration.maxPollInterval.seconds)
+        return .seconds(capped + Double.random(in: 0...(capped * 0.3)))
+    }
+
+    /// Takes one batch and sends it; returns how many rows it finished.
+    func relayBatch() async -> Int {
+        let now = Date()
+        let events: [OutboxEvent]
+        do {
+            events = try await engine.store.claimOutboxEvents(
+                OutboxClaim(
+                    limit: configuration.batchSize, maxRetries: configuration.maxRetries,
+                    reclaimProcessingBefore: now.addingTimeInterval(-configuration.processingTimeout.seconds)),
+                now: now)
+        } catch {
+            engine.logger.warning("Taking outbox events failed; retrying: \(error)")
+            return 0
+        }
+        for event in events {
+            let outcome: OutboxOutcome
+            if let maxAge = configuration.maxAge, Date().timeIntervalSince(event.createdAt) > maxAge.seconds {
+                outcome = .expired("Exceeded max age (\(maxAge), age=\(Int(Date().timeIntervalSince(event.createdAt))) s)")
+            } else {
+                outcome = await publisher.publish(event)
+            }
+            do {
+                try await engine.store.finishOutboxEvent(eventID: event.eventID, outcome: outcome, now: Date())
+            } catch {
+                engine.logger.warning("Recording the outcome of outbox event \(event.eventID) failed: \(error)")
+            }
+            switch outcome {
+            case .published:
+                await engine.hooks.eventSent(eventType: event.eventType, eventSource: event.eventSource, dataJSON: event.payload.jsonDescription)
+            case .failed(let error):
+                engine.logger.warning(
+                    "Outbox event not sent; it will be retried",
+                    metadata: ["edda.event_id": .string(event.eventID), "edda.error": .string(error),
+                               "edda.attempt": .stringConvertible(event.retryCount + 1)])
+            case .invalid(let error), .expired(let error):
+                engine.logger.error(
+                    "Outbox event dropped", metadata: ["edda.event_id": .string(event.eventID), "edda.error": .string(error)])
+            }
+        }
+        return events.count
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+
+/// The delivery status of an `outbox_events` row.
+public struct OutboxStatus: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+    /// The stored string.
+    public let rawValue: String
+
+    /// A status from its stored string.
+    public init(rawValue: String) {
+        self.rawValue = rawValue
+    }
+
+    /// Waiting to be sent.
+    public static let pending = OutboxStatus(rawValue: "pending")
+    /// Taken by a relayer, being sent.
+    public static let processing = OutboxStatus(rawValue: "processing")
+    /// Accepted by the broker.
+    public static let published = OutboxStatus(rawValue: "published")
+    /// Sending failed; retried until its retries are used up, then left for good.
+    public static let failed = OutboxStatus(rawValue: "failed")
+    /// Refused by the broker (HTTP 4xx); never retried.
+    public static let invalid = OutboxStatus(rawValue: "invalid")
+    /// Older than the relayer's maximum age; never sent.
+    public static let expired = OutboxStatus(rawValue: "expired")
+
+    public var description: String { rawValue }
+}
+
+/// A row of `outbox_events`: a CloudEvent to publish once the step that wrote it has committed.
+public struct OutboxEvent: Sendable, Hashable {
+    /// The event ID (a UUID string).
+    public var eventID: String
+    /// The event type.
+    public var eventType: String
+    /// The event source.
+    public var eventSource: String
+    /// The data.
+    public var payload: MessagePayload
+    /// The data's media type, sent as the event's `datacontenttype`.
+    public var contentType: String
+    /// When it was written.
+    public var createdAt: Date
+    /// Its status.
+    public var status: OutboxStatus
+    /// Failed sending attempts so far.
+    public var retryCount: Int
+    /// The last sending error.
+    public var lastError: String?
+
+    /// Creates a value with every field given.
+    public init(
+        eventID: String, eventType: String, eventSource: String, payload: MessagePayload, contentType: String,
+        createdAt: Date, status: OutboxStatus = .pending, retryCount: Int = 0, lastError: String? = nil
+    ) {
+        self.eventID = eventID
+        self.eventType = eventType
+        self.eventSource = eventSource
+        self.payload = payload
+        self.contentType = contentType
+        self.createdAt = createdAt
+        self.status = status
+        self.retryCount = retryCount
+        self.lastError = lastError
+    }
+}
+
+/// How a relayer finished with an outbox event (see ``WorkflowStore/finishOutboxEvent(eventID:outcome:now:)``).
+public enum OutboxOutcome: Sendable, Hashable {
+    /// The broker accepted it.
+    case published
+    /// Sending failed and may succeed later; the retry count goes up.
+    case failed(String)
+    /// The broker refused it; it is never retried.
+    case invalid(String)
+    /// It is too old to send.
+    case expired(String)
+}
+
+/// Which outbox rows a relayer takes (see ``WorkflowStore/claimOutboxEvents(_:now:)``).
+public struct OutboxClaim: Sendable {
+    /// At most this many rows.
+    public var limit: Int
+    /// Failed rows are retried until they have failed this many times.
+    public var maxRetries: Int
+    /// Rows left `processing` since before this time (by a relayer that crashed) are taken again.
+    public var reclaimProcessingBefore: Date
+
+    /// Creates a value with every field given.
+    public init(limit: Int, maxRetries: Int, reclaimProcessingBefore: Date) {
+        self.limit = limit
+        self.maxRetries = maxRetries
+        self.reclaimProcessingBefore = reclaimProcessingBefore
+    }
+}

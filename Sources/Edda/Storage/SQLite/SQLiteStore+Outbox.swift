@@ -1,0 +1,101 @@
+import Foundation
+import GRDB
+
+/// The transactional outbox: rows written with a step, taken and finished by a relayer.
+extension SQLiteStore {
+    public func claimOutboxEvents(_ claim: OutboxClaim, now: Date) async throws -> [OutboxEvent] {
+        try await writer.write { database in
+            try Row.fetchAll(
+                database.cachedStatement(sql: OutboxStatements.claim),
+                arguments: [Timestamp.database(now), claim.maxRetries, Timestamp.database(claim.reclaimProcessingBefore), claim.limit]
+            ).map(Self.outboxEvent(from:))
+        }
+    }
+
+    public func finishOutboxEvent(eventID: String, outcome: OutboxOutcome, now: Date) async throws {
+        try await writer.write { database in
+            switch outcome {
+            case .published:
+                try database.cachedStatement(sql: OutboxStatements.published).execute(arguments: [Timestamp.database(now), eventID])
+            case .failed(let error):
+                try database.cachedStatement(sql: OutboxStatements.failed).execute(arguments: [error, eventID])
+            case .invalid(let error):
+                try database.cachedStatement(sql: OutboxStatements.ended).execute(arguments: ["invalid", error, eventID])
+            case .expired(let error):
+                try database.cachedStatement(sql: OutboxStatements.ended).execute(arguments: ["expired", error, eventID])
+            }
+        }
+    }
+
+    public func outboxEvent(id: String) async throws -> OutboxEvent? {
+        try await pool.read { database in
+            try Row.fetchOne(database, sql: "SELECT * FROM outbox_events WHERE event_id = ?", arguments: [id]).map(Self.outboxEvent(from:))
+        }
+    }
+
+    static func insertOutboxEvent(_ event: OutboxEvent, in database: Database, timestamp: String) throws {
+        let statement = try database.cachedStatement(sql: OutboxStatements.insert)
+        switch event.payload {
+        case .json(let text):
+            try statement.execute(arguments: [
+                event.eventID, event.eventType, event.eventSource, "json", text, nil, event.contentType, timestamp,
+            ])
+        case .binary(let bytes):
+            try statement.execute(arguments: [
+                event.eventID, event.eventType, event.eventSource, "binary", nil, Data(bytes), event.contentType, timestamp,
+            ])
+        }
+    }
+
+    static func outboxEvent(from row: Row) -> OutboxEvent {
+        let payload: MessagePayload
+        if row["data_type"] as String == "binary" {
+            payload = .binary(Array(row["event_data_binary"] as Data? ?? Data()))
+        } else {
+            payload = .json(row["event_data"] ?? "null")
+        }
+        return OutboxEvent(
+            eventID: row["event_id"], eventType: row["event_type"], eventSource: row["event_source"], payload: payload,
+            contentType: row["content_type"] ?? "application/json",
+            createdAt: (row["created_at"] as String?).flatMap(Timestamp.parse) ?? Date(timeIntervalSince1970: 0),
+            status: OutboxStatus(rawValue: row["status"]), retryCount: row["retry_count"] ?? 0, lastError: row["last_error"])
+    }
+}
+
+/// The SQL of the outbox.
+enum OutboxStatements {
+    static let insert = """
+        INSERT INTO outbox_events
+            (event_id, event_type, event_source, data_type, event_data, event_data_binary, content_type, created_at, status, retry_count)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0)
+        """
+
+    /// While a row is `processing`, `published_at` holds when it was taken, so that a row left
+    /// by a relayer that crashed can be told from one being sent. Arguments: now, max retries,
+    /// reclaim-before, limit.
+    static let claim = """
+        UPDATE outbox_events SET status = 'processing', published_at = ?1
+        WHERE event_id IN (
+            SELECT event_id FROM outbox_events
+            WHERE status = 'pending'
+               OR (status = 'failed' AND COALESCE(retry_count, 0) < ?2)
+               OR (status = 'processing' AND published_at IS NOT NULL AND published_at < ?3)
+            ORDER BY created_at, event_id LIMIT ?4)
+        RETURNING *
+        """
+
+    static let published = """
+        UPDATE outbox_events SET status = 'published', published_at = ?, last_error = NULL
+        WHERE event_id = ? AND status = 'processing'
+        """
+
+    static let failed = """
+        UPDATE outbox_events SET status = 'failed', retry_count = COALESCE(retry_count, 0) + 1, last_error = ?, published_at = NULL
+        WHERE event_id = ? AND status = 'processing'
+        """
+
+    static let ended = """
+        UPDATE outbox_events SET status = ?, last_error = ?, published_at = NULL
+        WHERE event_id = ? AND status = 'processing'
+        """
+}

@@ -1,0 +1,154 @@
+import Edda
+import Foundation
+
+/// Decodes CloudEvents from HTTP requests: structured mode (`application/cloudevents+json`),
+/// binary mode (`ce-*` headers and the data as the body) and batch mode
+/// (`application/cloudevents-batch+json`).
+///
+/// JSON data is kept as the exact text sent, so large numbers and key order survive.
+public struct CloudEventDecoder: Sendable {
+    /// The attributes that are not extensions.
+    static let contextAttributes: Set<String> = [
+        "specversion", "id", "source", "type", "datacontenttype", "dataschema", "subject", "time",
+    ]
+
+    /// Creates a decoder.
+    public init() {}
+
+    /// The events in a request.
+    ///
+    /// - Parameters:
+    ///   - headers: The request headers as (name, value) pairs; names are matched case-insensitively.
+    ///   - body: The request body.
+    /// - Throws: ``CloudEventFormatError``.
+    public func decode(headers: [(name: String, value: String)], body: [UInt8]) throws -> [CloudEvent] {
+        let contentType = headers.first { $0.name.lowercased() == "content-type" }?.value
+        let mediaType = contentType.map(Self.mediaType) ?? ""
+        switch mediaType {
+        case "application/cloudevents+json":
+            return [try structured(String(decoding: body, as: UTF8.self))]
+        case "application/cloudevents-batch+json":
+            guard let elements = RawJSON.elements(of: String(decoding: body, as: UTF8.self)) else {
+                throw CloudEventFormatError(.invalidStructuredJSON, "A batch must be a JSON array of structured CloudEvents.")
+            }
+            return try elements.enumerated().map { index, element in
+                do {
+                    return try structured(element)
+                } catch let error as CloudEventFormatError {
+                    throw CloudEventFormatError(error.kind, "Event \(index) of the batch: \(error.message)")
+                }
+            }
+        default:
+            return [try binary(headers: headers, contentType: contentType, body: body)]
+        }
+    }
+
+    /// `application/json; charset=utf-8` → `application/json`.
+    static func mediaType(_ contentType: String) -> String {
+        String(contentType.split(separator: ";").first ?? "").trimmingCharacters(in: .whitespaces).lowercased()
+    }
+
+    /// Whether data of this media type is JSON.
+    static func isJSON(_ mediaType: String) -> Bool {
+        mediaType == "application/json" || mediaType == "text/json" || mediaType.hasSuffix("+json")
+    }
+
+    func structured(_ text: String) throws -> CloudEvent {
+        guard let object = JSONValue(jsonText: text), case .object(let members) = object else {
+            throw CloudEventFormatError(
+                .invalidStructuredJSON, "A structured CloudEvent must be a JSON object with specversion, id, source and type.")
+        }
+        var strings: [String: String] = [:]
+        var extensions: [String: JSONValue] = [:]
+        for (name, value) in members where name != "data" && name != "data_base64" {
+            try Self.checkName(name)
+            if Self.contextAttributes.contains(name) {
+                guard case .string(let string) = value else {
+                    throw CloudEventFormatError(.invalidAttribute, "The attribute '\(name)' must be a string.")
+                }
+                strings[name] = string
+            } else {
+                extensions[name] = value
+            }
+        }
+        let data: MessagePayload?
+        switch (members["data"], members["data_base64"]) {
+        case (.some, .some):
+            throw CloudEventFormatError(.invalidStructuredJSON, "An event has either data or data_base64, not both.")
+        case (.some, nil):
+            data = .json(RawJSON.member("data", in: text) ?? "null")
+        case (nil, .some(.string(let base64))):
+            guard let bytes = Data(base64Encoded: base64) else {
+                throw CloudEventFormatError(.invalidStructuredJSON, "data_base64 is not valid base64.")
+            }
+            data = .binary(Array(bytes))
+        case (nil, .some):
+            throw CloudEventFormatError(.invalidStructuredJSON, "data_base64 must be a base64 string.")
+        case (nil, nil):
+            data = nil
+        }
+        return try event(strings, extensions: extensions, data: data)
+    }
+
+    func binary(headers: [(name: String, value: String)], contentType: String?, body: [UInt8]) throws -> CloudEvent {
+        var strings: [String: String] = [:]
+        var extensions: [String: JSONValue] = [:]
+        for header in headers {
+            let name = header.name.lowercased()
+            guard name.hasPrefix("ce-") else { continue }
+            let attribute = String(name.dropFirst(3))
+            try Self.checkName(attribute)
+            let value = header.value.removingPercentEncoding ?? header.value
+            if Self.contextAttributes.contains(attribute) {
+                strings[attribute] = value
+            } else {
+                extensions[attribute] = .string(value)
+            }
+        }
+        guard !strings.isEmpty else {
+            throw CloudEventFormatError(
+                .missingRequiredFields,
+                "The request is not a CloudEvent: send Content-Type application/cloudevents+json (structured mode), "
+                    + "application/cloudevents-batch+json (batch), or ce-specversion, ce-id, ce-source and ce-type headers (binary mode).")
+        }
+        if let contentType { strings["datacontenttype"] = contentType }
+        let data: MessagePayload?
+        if body.isEmpty {
+            data = nil
+        } else if Self.isJSON(contentType.map(Self.mediaType) ?? "application/json") {
+            let text = String(decoding: body, as: UTF8.self)
+            guard JSONValue(jsonText: text) != nil else {
+                throw CloudEventFormatError(.invalidData, "The body is declared as JSON (\(contentType ?? "no Content-Type")) but does not parse as JSON.")
+            }
+            data = .json(text)
+        } else {
+            data = .binary(body)
+        }
+        return try event(strings, extensions: extensions, data: data)
+    }
+
+    private func event(_ strings: [String: String], extensions: [String: JSONValue], data: MessagePayload?) throws -> CloudEvent {
+        let missing = ["specversion", "id", "source", "type"].filter { (strings[$0] ?? "").isEmpty }
+        guard missing.isEmpty else {
+            throw CloudEventFormatError(
+                .missingRequiredFields, "Missing required attributes: \(missing.joined(separator: ", ")).")
+        }
+        guard strings["specversion"] == "1.0" else {
+            throw CloudEventFormatError(
+                .invalidRequiredFields, "Unsupported specversion '\(strings["specversion"] ?? "")'; this endpoint accepts CloudEvents 1.0.")
+        }
+        var attributes = CloudEventAttributes(
+            type: strings["type"] ?? "", source: strings["source"] ?? "", id: strings["id"] ?? "", time: strings["time"],
+            dataContentType: strings["datacontenttype"], subject: strings["subject"], extensions: extensions)
+        if let schema = strings["dataschema"] { attributes.extensions["dataschema"] = .string(schema) }
+        return CloudEvent(attributes: attributes, data: data)
+    }
+
+    /// CloudEvents attribute names are lower-case letters and digits.
+    static func checkName(_ name: String) throws {
+        guard !name.isEmpty, name.utf8.allSatisfy({ (97...122).contains($0) || (48...57).contains($0) }) else {
+            throw CloudEventFormatError(
+                .invalidAttribute, "Invalid attribute name '\(name)': CloudEvents attribute names are lower-case letters and digits.")
+        }
+    }
+}
