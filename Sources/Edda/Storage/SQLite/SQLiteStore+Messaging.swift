@@ -436,16 +436,7 @@ extension SQLiteStore {
         for sql in MessagingStatements.recurCleanup {
             try database.execute(sql: sql, arguments: [instanceID])
         }
-        try database.cachedStatement(sql: Statements.insertDefinition).execute(arguments: [
-            successor.workflowName, successor.sourceHash, successor.sourceCode, timestamp,
-        ])
-        try database.cachedStatement(sql: Statements.insertInstance).execute(arguments: [
-            successor.instanceID, successor.workflowName, successor.sourceHash, successor.ownerService,
-            EddaApp.frameworkName, successor.continuedFrom, timestamp, timestamp, successor.inputJSON,
-            successor.lockedBy, successor.lockedBy == nil ? nil : timestamp,
-            successor.lockExpiresAt.map(Timestamp.database), successor.lockTimeoutSeconds,
-        ])
-        guard database.changesCount == 1 else {
+        guard try insertInstance(successor, in: database, now: now) else {
             throw DatabaseError(message: "recur: successor instance \(successor.instanceID) exists already")
         }
     }

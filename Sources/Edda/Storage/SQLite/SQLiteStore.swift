@@ -87,22 +87,27 @@ public final class SQLiteStore: WorkflowStore {
 
     public func createInstance(_ instance: NewInstance, now: Date) async throws -> CreateInstanceOutcome {
         try await writer.write { database in
-            let timestamp = Timestamp.database(now)
-            try database.cachedStatement(sql: Statements.insertDefinition).execute(arguments: [
-                instance.workflowName, instance.sourceHash, instance.sourceCode, timestamp,
-            ])
-            try database.cachedStatement(sql: Statements.insertInstance).execute(arguments: [
-                instance.instanceID, instance.workflowName, instance.sourceHash, instance.ownerService,
-                EddaApp.frameworkName, instance.continuedFrom, timestamp, timestamp, instance.inputJSON,
-                instance.lockedBy, instance.lockedBy == nil ? nil : timestamp,
-                instance.lockExpiresAt.map(Timestamp.database), instance.lockTimeoutSeconds,
-            ])
-            if database.changesCount == 1 { return .created }
+            if try Self.insertInstance(instance, in: database, now: now) { return .created }
             guard let existing = try Self.fetchInstance(database, id: instance.instanceID) else {
                 throw DatabaseError(message: "instance \(instance.instanceID) neither inserted nor found")
             }
             return .existing(existing)
         }
+    }
+
+    /// Inserts the definition (if new) and the instance; `false` if the instance ID exists.
+    static func insertInstance(_ instance: NewInstance, in database: Database, now: Date) throws -> Bool {
+        let timestamp = Timestamp.database(now)
+        try database.cachedStatement(sql: Statements.insertDefinition).execute(arguments: [
+            instance.workflowName, instance.sourceHash, instance.sourceCode, timestamp,
+        ])
+        try database.cachedStatement(sql: Statements.insertInstance).execute(arguments: [
+            instance.instanceID, instance.workflowName, instance.sourceHash, instance.ownerService,
+            EddaApp.frameworkName, instance.continuedFrom, timestamp, timestamp, instance.inputJSON,
+            instance.lockedBy, instance.lockedBy == nil ? nil : timestamp,
+            instance.lockExpiresAt.map(Timestamp.database), instance.lockTimeoutSeconds,
+        ])
+        return database.changesCount == 1
     }
 
     public func claim(instanceID: String, workerID: String, leaseUntil: Date, now: Date) async throws -> ClaimedInstance? {
