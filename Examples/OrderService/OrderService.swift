@@ -21,7 +21,7 @@ struct OrderService: AsyncParsableCommand {
     @Option(help: "The port to listen on (0 picks a free one).")
     var port = 8080
 
-    @Option(help: "The SQLite file, or a database URL (sqlite:///path.db, postgresql://…).")
+    @Option(help: "The SQLite file, or a database URL such as sqlite:///path.db.")
     var database = "orders.db"
 
     @Option(help: "A CloudEvents broker the outbox relayer sends order.shipped events to.")

@@ -115,6 +115,8 @@ struct EventEndpointTests {
         ("data and data_base64", [structured], structuredEvent(type: "t", id: "x", data: "1", extra: #""data_base64":"AA==""#), 400, "InvalidStructuredJSON"),
         ("no CloudEvent at all", [("Content-Type", "application/json")], #"{"hello": 1}"#, 400, "MissingRequiredFields"),
         ("binary mode, invalid JSON data", [("ce-specversion", "1.0"), ("ce-id", "x"), ("ce-source", "/s"), ("ce-type", "t"), ("Content-Type", "application/json")], "{nope", 400, "DataUnmarshallerError"),
+        ("bad time", [structured], structuredEvent(type: "t", id: "x", extra: #""time":"yesterday""#), 400, "InvalidAttribute"),
+        ("non-string eddainstanceid", [structured], structuredEvent(type: "t", id: "x", extra: #""eddainstanceid":5"#), 400, "InvalidAttribute"),
         ("oversized", [structured], structuredEvent(type: "t", id: "x", data: "\"\(String(repeating: "a", count: 1 << 20))\""), 413, "PayloadTooLarge"),
     ] as [(String, [(String, String)], String, Int, String)])
     func malformed(_ name: String, _ headers: [(String, String)], _ body: String, _ status: Int, _ errorType: String) async throws {
@@ -128,6 +130,41 @@ struct EventEndpointTests {
             #expect(try count(database, "workflow_instances") == 0)
             let next = try await httpRequest("\(base)/events", headers: [structured], text: structuredEvent(type: "t", id: "ok"))
             #expect(next.status == 202)
+        }
+    }
+
+    @Test("Null attributes are unset, an empty batch is accepted, and handler input keeps large numbers exactly")
+    func specEdges() async throws {
+        try await withEddaServer { app, base, database in
+            let recorded = Recorder()
+            app.register(workflow: "big", handlingEvents: "big.number") { (input: [String: Int], _) -> Int in
+                recorded.record("\(input["n"] ?? 0)")
+                return input["n"] ?? 0
+            }
+            var reply = try await httpRequest(
+                "\(base)/events", headers: [structured],
+                text: structuredEvent(type: "t", id: "n-1", extra: #""subject":null,"time":"2026-11-21T10:00:00.5+01:00""#))
+            #expect(reply.status == 202)
+            reply = try await httpRequest("\(base)/events", headers: [("Content-Type", "application/cloudevents-batch+json")], text: "[]")
+            #expect(reply.status == 202)
+            reply = try await httpRequest(
+                "\(base)/events", headers: [structured],
+                text: structuredEvent(type: "big.number", id: "b-1", data: #"{"n": 1234567890123456789}"#,
+                                      extra: #""traceparent":"00-abc-def-01""#))
+            #expect(reply.status == 202)
+            try await eventually("the handler") { recorded.count("1234567890123456789") == 1 }
+            let input: String = try #require(try rows(database, "SELECT input_data FROM workflow_instances WHERE workflow_name = 'big'").first?["input_data"])
+            #expect(input.contains("1234567890123456789"))
+            // A dictionary of numbers cannot take the trace context; a struct input can.
+            #expect(JSONValue(jsonText: input)?["_trace_context"] == nil)
+            app.register(workflow: "traced", handlingEvents: "traced.event") { (payment: Payment, _) -> String in payment.orderID }
+            reply = try await httpRequest(
+                "\(base)/events", headers: [structured],
+                text: structuredEvent(type: "traced.event", id: "t-1", data: #"{"order_id": "A", "amount": 1}"#,
+                                      extra: #""traceparent":"00-abc-def-01""#))
+            #expect(reply.status == 202)
+            let traced: String = try #require(try rows(database, "SELECT input_data FROM workflow_instances WHERE workflow_name = 'traced'").first?["input_data"])
+            #expect(JSONValue(jsonText: traced)?["_trace_context"] == ["traceparent": "00-abc-def-01"])
         }
     }
 
@@ -249,6 +286,10 @@ struct CancelAndAuthTests {
             #expect(try count(database, "channel_messages") == 0)
             reply = try await httpRequest("\(base)/events", headers: [structured, ("Authorization", "Bearer s3cret")], text: event)
             #expect(reply.status == 202)
+            reply = try await httpRequest(
+                "\(base)/events", headers: [structured, ("Authorization", "bearer s3cret")], text: structuredEvent(type: "t", id: "y"))
+            #expect(reply.status == 202)
+            #expect(try await httpRequest("\(base)/events", headers: [structured, ("Authorization", "Bearer s3cret!")], text: event).status == 401)
             #expect(try await httpRequest("\(base)/health", method: .GET).status == 200)
         }
     }

@@ -114,9 +114,11 @@ final class TestBroker: Sendable {
     }
 
     private let state: Mutex<(received: [Received], statuses: [Int])>
+    private let replyBody: String
 
-    init(statuses: [Int] = [202]) {
+    init(statuses: [Int] = [202], replyBody: String? = nil) {
         state = Mutex(([], statuses))
+        self.replyBody = replyBody ?? ""
     }
 
     var received: [Received] { state.withLock { $0.received } }
@@ -130,7 +132,8 @@ final class TestBroker: Sendable {
                     contentType: request.headers[.contentType] ?? "", body: String(buffer: body)))
                 return state.statuses.count > 1 ? state.statuses.removeFirst() : state.statuses[0]
             }
-            return Response(status: .init(code: status), body: ResponseBody(byteBuffer: ByteBuffer(string: "status \(status)")))
+            let text = self.replyBody.isEmpty ? "status \(status)" : self.replyBody
+            return Response(status: .init(code: status), body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         }
         return router
     }

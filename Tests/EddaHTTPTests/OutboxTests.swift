@@ -130,6 +130,40 @@ struct OutboxTests {
         }
     }
 
+    @Test("A 2xx with a large body is a success; 429 is retried, not dropped")
+    func largeBodiesAndRateLimits() async throws {
+        let broker = TestBroker(statuses: [429, 202], replyBody: String(repeating: "x", count: 100_000))
+        try await withBroker(broker) { app, database in
+            let flow = app.register(workflow: "shipper") { (orderID: String, context) -> String in
+                try await context.run(shipping(), input: orderID)
+            }
+            _ = try await app.run(flow, input: "G-1")
+            try await eventually("publication") { try outboxRows(database).first?["status"] as String? == "published" }
+            #expect(broker.received.count == 2)
+            #expect(try outboxRows(database).first?["retry_count"] as Int? == 1)
+        }
+    }
+
+    @Test("A row put back while the app shuts down returns to pending without counting an attempt")
+    func postponedRows() async throws {
+        try await TemporaryDatabase.with { database in
+            try await database.withApp(configure: { $0.runsBackgroundRecovery = false }) { app in
+                let flow = app.register(workflow: "shipper") { (orderID: String, context) -> String in
+                    try await context.run(shipping(), input: orderID)
+                }
+                _ = try await app.run(flow, input: "H-1")
+                let claimed = try await app.store.claimOutboxEvents(
+                    OutboxClaim(limit: 10, maxRetries: 3, reclaimProcessingBefore: Date().addingTimeInterval(-60)), now: Date())
+                #expect(claimed.count == 1)
+                #expect(try outboxRows(database).first?["status"] as String? == "processing")
+                try await app.store.finishOutboxEvent(eventID: claimed[0].eventID, outcome: .postponed, now: Date())
+                let row = try #require(try outboxRows(database).first)
+                #expect(row["status"] as String == "pending")
+                #expect(row["retry_count"] as Int == 0)
+            }
+        }
+    }
+
     @Test("A 5xx then a 2xx: published on the retry")
     func recoversAfterFailure() async throws {
         let broker = TestBroker(statuses: [500, 200])

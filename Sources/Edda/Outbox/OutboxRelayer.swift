@@ -15,8 +15,9 @@ public struct OutboxRelayerConfiguration: Sendable {
     /// Rows older than this are marked `expired` instead of sent. Default `nil` (no limit).
     public var maxAge: Duration?
     /// How long a row may stay `processing` before another relayer takes it again (after a
-    /// crash while sending). Default 5 minutes.
-    public var processingTimeout: Duration = .seconds(300)
+    /// crash while sending). A batch is sent one event at a time, so keep it well above
+    /// `batchSize` × the publisher's request timeout. Default 10 minutes.
+    public var processingTimeout: Duration = .seconds(600)
 
     /// The defaults documented on each property.
     public init() {}
@@ -46,11 +47,14 @@ struct OutboxRelayer {
     func run() async {
         var idlePolls = 0
         while !Task.isCancelled {
-            let handled = await relayBatch()
-            if handled > 0 {
+            let batch = await relayBatch()
+            if batch.published > 0 {
                 idlePolls = 0
-                if handled >= configuration.batchSize { continue }
+                // A full batch that went out: more may be waiting.
+                if batch.taken >= configuration.batchSize { continue }
             } else {
+                // Nothing taken, or nothing the broker accepted: back off, so that a broker that
+                // is briefly down does not use up the retries of every waiting event at once.
                 idlePolls += 1
             }
             await engine.outboxWakeup.wait(for: Self.wakeupKey, timeout: wait(afterIdlePolls: idlePolls))
@@ -64,8 +68,9 @@ struct OutboxRelayer {
         return .seconds(capped + Double.random(in: 0...(capped * 0.3)))
     }
 
-    /// Takes one batch and sends it; returns how many rows it finished.
-    func relayBatch() async -> Int {
+    /// Takes one batch and sends it, oldest first; returns how many rows it took and how many
+    /// the broker accepted. Rows not yet sent when the app shuts down go back to `pending`.
+    func relayBatch() async -> (taken: Int, published: Int) {
         let now = Date()
         let events: [OutboxEvent]
         do {
@@ -76,11 +81,14 @@ struct OutboxRelayer {
                 now: now)
         } catch {
             engine.logger.warning("Taking outbox events failed; retrying: \(error)")
-            return 0
+            return (0, 0)
         }
+        var published = 0
         for event in events {
             let outcome: OutboxOutcome
-            if let maxAge = configuration.maxAge, Date().timeIntervalSince(event.createdAt) > maxAge.seconds {
+            if Task.isCancelled {
+                outcome = .postponed
+            } else if let maxAge = configuration.maxAge, Date().timeIntervalSince(event.createdAt) > maxAge.seconds {
                 outcome = .expired("Exceeded max age (\(maxAge), age=\(Int(Date().timeIntervalSince(event.createdAt))) s)")
             } else {
                 outcome = await publisher.publish(event)
@@ -92,6 +100,7 @@ struct OutboxRelayer {
             }
             switch outcome {
             case .published:
+                published += 1
                 await engine.hooks.eventSent(eventType: event.eventType, eventSource: event.eventSource, dataJSON: event.payload.jsonDescription)
             case .failed(let error):
                 engine.logger.warning(
@@ -101,8 +110,10 @@ struct OutboxRelayer {
             case .invalid(let error), .expired(let error):
                 engine.logger.error(
                     "Outbox event dropped", metadata: ["edda.event_id": .string(event.eventID), "edda.error": .string(error)])
+            case .postponed:
+                break
             }
         }
-        return events.count
+        return (events.count, published)
     }
 }

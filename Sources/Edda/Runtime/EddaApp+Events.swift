@@ -67,13 +67,24 @@ extension EddaApp {
         for event in events {
             var starts: [(String, String)] = []
             for name in handlers.workflows[event.attributes.type] ?? [] {
-                let inputJSON = Self.handlerInput(for: event)
                 guard let workflow = engine.registered(name) else { continue }
-                do {
-                    try workflow.validateInput(inputJSON)
-                } catch {
+                // With the trace context if the input type takes the extra key (a struct does; a
+                // dictionary of numbers does not), else the data alone.
+                let candidates = [Self.handlerInput(for: event, withTraceContext: true), Self.handlerInput(for: event, withTraceContext: false)]
+                var failure: (any Error)?
+                var accepted: String?
+                for candidate in candidates where accepted == nil {
+                    do {
+                        try workflow.validateInput(candidate)
+                        accepted = candidate
+                    } catch {
+                        failure = failure ?? error
+                    }
+                }
+                guard let inputJSON = accepted else {
                     throw EventInputError(
-                        eventType: event.attributes.type, eventID: event.attributes.id, workflowName: name, detail: "\(error)")
+                        eventType: event.attributes.type, eventID: event.attributes.id, workflowName: name,
+                        detail: "\(failure.map { "\($0)" } ?? "undecodable")")
                 }
                 starts.append((name, inputJSON))
             }
@@ -124,17 +135,21 @@ extension EddaApp {
         }
     }
 
-    /// The input of a handler workflow: the event data; JSON object data gains `_trace_context`
-    /// with the `traceparent`/`tracestate` extensions, as the reference stores it.
-    static func handlerInput(for event: CloudEvent) -> String {
-        guard case .json(let text)? = event.data, let value = JSONValue(jsonText: text) else { return "{}" }
-        guard case .object(var members) = value else { return (try? WorkflowInput.encode(value)) ?? "{}" }
+    /// The input of a handler workflow: the event data as sent (numbers keep their precision);
+    /// JSON object data gains `_trace_context` with the `traceparent`/`tracestate` extensions,
+    /// as the reference stores it. Other data is wrapped as `{"input": data}`.
+    static func handlerInput(for event: CloudEvent, withTraceContext: Bool) -> String {
+        guard case .json(let raw)? = event.data else { return "{}" }
+        let text = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text.hasPrefix("{") else { return text == "null" ? "{}" : "{\"input\":\(text)}" }
         var trace: [String: JSONValue] = [:]
         for key in ["traceparent", "tracestate"] {
             if let value = event.attributes.extensions[key] { trace[key] = value }
         }
-        if !trace.isEmpty { members["_trace_context"] = .object(trace) }
-        return JSONValue.object(members).jsonText
+        guard withTraceContext, !trace.isEmpty, RawJSON.member("_trace_context", in: text) == nil else { return text }
+        let rest = text.dropFirst().drop { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }
+        let separator = rest.hasPrefix("}") ? "" : ","
+        return "{\"_trace_context\":\(JSONValue.object(trace).jsonText)\(separator)\(rest)"
     }
 
     /// The SHA-256 of the event's `source` and `id`, which identify it (CloudEvents 1.0).

@@ -74,6 +74,8 @@ public enum OutboxOutcome: Sendable, Hashable {
     case invalid(String)
     /// It is too old to send.
     case expired(String)
+    /// It was not sent (the app is shutting down): back to `pending`, no attempt counted.
+    case postponed
 }
 
 /// Which outbox rows a relayer takes (see ``WorkflowStore/claimOutboxEvents(_:now:)``).

@@ -54,12 +54,14 @@ public struct CloudEventDecoder: Sendable {
     }
 
     func structured(_ text: String) throws -> CloudEvent {
-        guard let object = JSONValue(jsonText: text), case .object(let members) = object else {
+        guard let object = JSONValue(jsonText: text), case .object(let allMembers) = object else {
             throw CloudEventFormatError(
                 .invalidStructuredJSON, "A structured CloudEvent must be a JSON object with specversion, id, source and type.")
         }
         var strings: [String: String] = [:]
         var extensions: [String: JSONValue] = [:]
+        // A null attribute is an unset one (JSON event format §2.2).
+        let members = allMembers.filter { $0.value != .null }
         for (name, value) in members where name != "data" && name != "data_base64" {
             try Self.checkName(name)
             if Self.contextAttributes.contains(name) {
@@ -85,7 +87,8 @@ public struct CloudEventDecoder: Sendable {
         case (nil, .some):
             throw CloudEventFormatError(.invalidStructuredJSON, "data_base64 must be a base64 string.")
         case (nil, nil):
-            data = nil
+            // Present but null is JSON null data, not an absent member.
+            data = RawJSON.member("data", in: text) == nil ? nil : .json("null")
         }
         return try event(strings, extensions: extensions, data: data)
     }
@@ -137,11 +140,26 @@ public struct CloudEventDecoder: Sendable {
             throw CloudEventFormatError(
                 .invalidRequiredFields, "Unsupported specversion '\(strings["specversion"] ?? "")'; this endpoint accepts CloudEvents 1.0.")
         }
+        if let time = strings["time"], Self.rfc3339(time) == nil {
+            throw CloudEventFormatError(.invalidAttribute, "The time '\(time)' is not an RFC 3339 timestamp.")
+        }
+        if let target = extensions["eddainstanceid"], target.stringValue == nil {
+            throw CloudEventFormatError(.invalidAttribute, "The eddainstanceid extension must be a string (an instance ID).")
+        }
         var attributes = CloudEventAttributes(
             type: strings["type"] ?? "", source: strings["source"] ?? "", id: strings["id"] ?? "", time: strings["time"],
             dataContentType: strings["datacontenttype"], subject: strings["subject"], extensions: extensions)
         if let schema = strings["dataschema"] { attributes.extensions["dataschema"] = .string(schema) }
         return CloudEvent(attributes: attributes, data: data)
+    }
+
+    /// Parses an RFC 3339 timestamp (`2026-11-21T10:00:00Z`, with optional fraction and offset).
+    static func rfc3339(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text)
     }
 
     /// CloudEvents attribute names are lower-case letters and digits.

@@ -7,7 +7,7 @@ import NIOCore
 /// mode with its stored content type as `datacontenttype`.
 ///
 /// - 2xx: published.
-/// - 4xx: refused for good (`invalid`), never retried.
+/// - 4xx: refused for good (`invalid`), never retried — except 408 and 429, which are retried.
 /// - 5xx, connection and timeout errors: `failed`, retried by the relayer.
 ///
 /// ```swift
@@ -17,7 +17,7 @@ public struct HTTPOutboxPublisher: OutboxPublisher {
     /// Where events are POSTed.
     public let brokerURL: String
     /// How long one request may take. Default 30 s.
-    public var timeout: Duration
+    public let timeout: Duration
     private let client: CloudEventClient
 
     /// Creates a publisher that POSTs to `brokerURL` with `httpClient` (default: the shared client).
@@ -31,10 +31,13 @@ public struct HTTPOutboxPublisher: OutboxPublisher {
         do {
             try await client.send(CloudEvent(outboxEvent: event))
             return .published
-        } catch let error as CloudEventSendError where (400..<500).contains(error.status) {
+        } catch let error as CloudEventSendError where error.isPermanent {
             return .invalid(error.description)
         } catch let error as CloudEventSendError {
             return .failed(error.description)
+        } catch where Task.isCancelled {
+            // The app is shutting down: not an attempt the broker answered.
+            return .postponed
         } catch {
             return .failed("Network error: \(error)")
         }
@@ -76,14 +79,28 @@ public struct CloudEventClient: Sendable {
         request.body = .bytes(ByteBuffer(string: try CloudEventEncoder().structured(event)))
         let response = try await httpClient.execute(request, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000
             + Int64(timeout.components.attoseconds / 1_000_000_000)))
-        let body = try await response.body.collect(upTo: 4096)
         guard (200..<300).contains(Int(response.status.code)) else {
-            throw CloudEventSendError(status: Int(response.status.code), body: String(buffer: body))
+            throw CloudEventSendError(status: Int(response.status.code), body: await Self.start(of: response.body))
         }
         if let hooks {
             await hooks.eventSent(
                 eventType: event.attributes.type, eventSource: event.attributes.source, dataJSON: event.jsonData ?? "null")
         }
+    }
+
+    /// The first 4 KiB of a response body (the rest is not read), for error messages.
+    static func start(of body: HTTPClientResponse.Body) async -> String {
+        var collected = ByteBuffer()
+        do {
+            for try await chunk in body {
+                var chunk = chunk
+                collected.writeBuffer(&chunk)
+                if collected.readableBytes >= 4096 { break }
+            }
+        } catch {
+            // A body cut short still says something.
+        }
+        return String(buffer: collected)
     }
 
     /// Sends an event of `type` from `source` with `data` (JSON, or `Data` as bytes).
@@ -103,4 +120,9 @@ public struct CloudEventSendError: Error, Sendable, CustomStringConvertible {
     public let body: String
 
     public var description: String { "HTTP \(status): \(body.prefix(500))" }
+
+    /// Whether sending again cannot help: a 4xx other than 408 (timeout) and 429 (rate limit).
+    public var isPermanent: Bool {
+        (400..<500).contains(status) && status != 408 && status != 429
+    }
 }

@@ -78,9 +78,6 @@ public struct EddaRoutes: Sendable {
         } catch let error as CloudEventFormatError {
             return Self.error(.badRequest, error.message, type: error.kind.name, retryable: false)
         }
-        guard !events.isEmpty else {
-            return Self.error(.badRequest, "The batch holds no events.", type: "MissingRequiredFields", retryable: false)
-        }
         do {
             try await app.handle(events)
         } catch let error as EventInputError {
@@ -88,8 +85,11 @@ public struct EddaRoutes: Sendable {
         } catch let error as EddaUsageError {
             return Self.error(.badRequest, error.message, type: "EddaUsageError", retryable: false)
         } catch {
+            // The details (SQL, paths) go to the log, not to the caller.
             app.configuration.logger.error("Storing a CloudEvent failed: \(error)")
-            return Self.error(.internalServerError, "\(error)", type: String(describing: Swift.type(of: error)), retryable: true)
+            return Self.error(
+                .internalServerError, "The event could not be stored; send it again.",
+                type: String(describing: Swift.type(of: error)), retryable: true)
         }
         return Self.json(.accepted, ["status": "accepted"])
     }
@@ -105,8 +105,11 @@ public struct EddaRoutes: Sendable {
                     .badRequest, ["error": "Cannot cancel workflow (not found or already completed/failed/cancelled)"])
             }
         } catch {
+            app.configuration.logger.error("Cancelling \(instanceID) failed: \(error)")
             let type = String(describing: Swift.type(of: error))
-            return Self.json(.internalServerError, ["error": .string("\(error)"), "type": .string(type), "error_type": .string(type)])
+            return Self.json(
+                .internalServerError,
+                ["error": "The cancellation could not be stored; try again.", "type": .string(type), "error_type": .string(type)])
         }
         return Self.json(.ok, ["status": "cancelled", "instance_id": .string(instanceID)])
     }
@@ -121,11 +124,15 @@ public struct EddaRoutes: Sendable {
     /// `nil` if the request may proceed; a `401` otherwise.
     func authorize(_ request: Request) -> Response? {
         guard let token = configuration.bearerToken else { return nil }
-        let expected = Array("Bearer \(token)".utf8)
-        let given = Array((request.headers[.authorization] ?? "").utf8)
-        // Compared without an early exit, so timing does not reveal the token.
-        var difference = UInt8(expected.count == given.count ? 0 : 1)
-        for index in 0..<min(expected.count, given.count) { difference |= expected[index] ^ given[index] }
+        let header = request.headers[.authorization] ?? ""
+        let scheme = header.prefix(7)
+        let given = Array(header.dropFirst(7).utf8)
+        let expected = Array(token.utf8)
+        // The scheme is case-insensitive (RFC 7235). The token is compared over the length of
+        // what was sent, without an early exit, so the time taken reveals neither the token nor
+        // its length.
+        var difference = UInt8(scheme.lowercased() == "bearer " && given.count == expected.count && !expected.isEmpty ? 0 : 1)
+        for index in given.indices where !expected.isEmpty { difference |= given[index] ^ expected[index % expected.count] }
         guard difference != 0 else { return nil }
         var response = Self.json(.unauthorized, ["error": "A valid bearer token is required."])
         response.headers[.wwwAuthenticate] = "Bearer"

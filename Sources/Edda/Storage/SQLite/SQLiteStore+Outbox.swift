@@ -9,6 +9,8 @@ extension SQLiteStore {
                 database.cachedStatement(sql: OutboxStatements.claim),
                 arguments: [Timestamp.database(now), claim.maxRetries, Timestamp.database(claim.reclaimProcessingBefore), claim.limit]
             ).map(Self.outboxEvent(from:))
+            // RETURNING gives no order: send the oldest first.
+            .sorted { ($0.createdAt, $0.eventID) < ($1.createdAt, $1.eventID) }
         }
     }
 
@@ -23,6 +25,8 @@ extension SQLiteStore {
                 try database.cachedStatement(sql: OutboxStatements.ended).execute(arguments: ["invalid", error, eventID])
             case .expired(let error):
                 try database.cachedStatement(sql: OutboxStatements.ended).execute(arguments: ["expired", error, eventID])
+            case .postponed:
+                try database.cachedStatement(sql: OutboxStatements.postponed).execute(arguments: [eventID])
             }
         }
     }
@@ -92,6 +96,10 @@ enum OutboxStatements {
     static let failed = """
         UPDATE outbox_events SET status = 'failed', retry_count = COALESCE(retry_count, 0) + 1, last_error = ?, published_at = NULL
         WHERE event_id = ? AND status = 'processing'
+        """
+
+    static let postponed = """
+        UPDATE outbox_events SET status = 'pending', published_at = NULL WHERE event_id = ? AND status = 'processing'
         """
 
     static let ended = """
