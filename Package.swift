@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "Edda", targets: ["Edda"]),
         .library(name: "EddaTesting", targets: ["EddaTesting"]),
         .library(name: "EddaHTTP", targets: ["EddaHTTP"]),
+        .library(name: "EddaPostgres", targets: ["EddaPostgres"]),
         .executable(name: "edda-bench", targets: ["EddaBench"]),
         .executable(name: "edda-test-worker", targets: ["EddaTestWorker"]),
         .executable(name: "edda-quickstart", targets: ["Quickstart"]),
@@ -21,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .target(
@@ -39,6 +41,15 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .target(
+            name: "EddaPostgres",
+            dependencies: [
+                "Edda",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(

@@ -5,7 +5,7 @@ import Foundation
 ///
 /// Values already encoded (an activity's result, its input) are spliced in as JSON text rather
 /// than re-encoded, so each value is encoded exactly once.
-enum StepPayloads {
+package enum StepPayloads {
     /// `{"activity_name", "result", "input": {"args", "kwargs"}, "retry_metadata"?}`
     static func activityCompleted(name: String, resultJSON: String, inputJSON: String?, retry: RetryMetadata?) -> String {
         var writer = JSONObjectWriter()
@@ -79,7 +79,7 @@ enum StepPayloads {
     }
 
     /// `TimerExpired {result: null, timer_id, expires_at}`.
-    static func timerExpired(timerID: String, expiresAt: Date) -> String {
+    package static func timerExpired(timerID: String, expiresAt: Date) -> String {
         var writer = JSONObjectWriter()
         writer.add("result", raw: "null")
         writer.add("timer_id", string: timerID)
@@ -221,7 +221,15 @@ enum ErrorDescription {
     }
 }
 
-/// An error thrown by the user's transactional work, marking it as part of the attempt.
-struct TransactionalWorkError: Error, Sendable {
-    let underlying: any Error
+/// An error thrown by the user's transactional work inside a step's commit. Stores wrap the
+/// error in it so the engine counts it as a failed attempt of the activity (retried like any
+/// other), not as a failure of the store.
+public struct TransactionalWorkError: Error, Sendable {
+    /// The error the user's work threw.
+    public let underlying: any Error
+
+    /// Wraps `underlying`.
+    public init(underlying: any Error) {
+        self.underlying = underlying
+    }
 }

@@ -354,6 +354,16 @@ final class WorkflowEngine: Sendable {
         _ = await execute(ExecutionStart(claimed, workflow: workflow, control: control))
     }
 
+    /// Another process announced work: wake the loop that takes it.
+    func wake(for wakeUp: StoreWakeUp) {
+        if wakeUp == .resumable || wakeUp == .all { recoveryWakeup.signal(RecoveryLoop.wakeupKey, remembered: true) }
+        if wakeUp == .waitRegistered || wakeUp == .resumable || wakeUp == .all {
+            // A resumable instance may also be a waiting subscriber's pending message.
+            schedulerWakeup.signal(WaitScheduler.wakeupKey, remembered: true)
+        }
+        if wakeUp == .outbox || wakeUp == .all { outboxWritten() }
+    }
+
     /// A commit wrote outbox events: wake the relayer.
     func outboxWritten() {
         outboxWakeup.signal(OutboxRelayer.wakeupKey, remembered: true)

@@ -75,6 +75,13 @@ public final class EddaApp: Service, Sendable {
                     await OutboxRelayer(engine: engine, publisher: publisher, configuration: configuration.outboxRelayer).run()
                 }
             }
+            if let wakeUps = store.wakeUps() {
+                tasks.spawn { [engine] in
+                    for await wakeUp in wakeUps {
+                        engine.wake(for: wakeUp)
+                    }
+                }
+            }
             tasks.spawn { [engine, configuration] in
                 await LeaderElection(
                     engine: engine, lockName: configuration.leaderLockName, heartbeat: configuration.leaderHeartbeatInterval,

@@ -57,15 +57,15 @@ public struct WorkflowStatus: RawRepresentable, Sendable, Hashable, Codable, Cus
 }
 
 /// The `event_type` strings of `workflow_history`.
-enum HistoryEventType {
-    static let activityCompleted = "ActivityCompleted"
-    static let activityFailed = "ActivityFailed"
-    static let channelMessageReceived = "ChannelMessageReceived"
-    static let timerExpired = "TimerExpired"
-    static let messageTimeout = "MessageTimeout"
-    static let compensationExecuted = "CompensationExecuted"
-    static let compensationFailed = "CompensationFailed"
-    static let workflowFailed = "WorkflowFailed"
-    static let workflowCancelled = "WorkflowCancelled"
-    static let eventReceived = "EventReceived"
+package enum HistoryEventType {
+    package static let activityCompleted = "ActivityCompleted"
+    package static let activityFailed = "ActivityFailed"
+    package static let channelMessageReceived = "ChannelMessageReceived"
+    package static let timerExpired = "TimerExpired"
+    package static let messageTimeout = "MessageTimeout"
+    package static let compensationExecuted = "CompensationExecuted"
+    package static let compensationFailed = "CompensationFailed"
+    package static let workflowFailed = "WorkflowFailed"
+    package static let workflowCancelled = "WorkflowCancelled"
+    package static let eventReceived = "EventReceived"
 }

@@ -108,4 +108,24 @@ public protocol WorkflowStore: Sendable {
 
     /// Closes connections. The store is unusable afterwards.
     func close() async throws
+
+    /// Wake-ups from other processes (PostgreSQL `LISTEN`), or `nil` if the store has none and
+    /// the app relies on its in-process wake-ups and polling. Called once, by the app.
+    func wakeUps() -> AsyncStream<StoreWakeUp>?
+}
+
+extension WorkflowStore {
+    public func wakeUps() -> AsyncStream<StoreWakeUp>? { nil }
+}
+
+/// Work another process made claimable, announced by the store.
+public enum StoreWakeUp: Sendable, Hashable {
+    /// An instance became resumable (delivered to, released, cancelled).
+    case resumable
+    /// A timer or receive timeout was registered.
+    case waitRegistered
+    /// Outbox events were written.
+    case outbox
+    /// The store reconnected and may have missed announcements: look at everything.
+    case all
 }

@@ -12,14 +12,14 @@ import Foundation
 /// The schema stores timestamps as UTC text. Python Edda writes `YYYY-MM-DD HH:MM:SS` (SQLite
 /// `datetime('now')`) or `YYYY-MM-DD HH:MM:SS.ffffff` (SQLAlchemy); this implementation always
 /// writes the sub-second form, which sorts and compares correctly against both.
-enum Timestamp {
+package enum Timestamp {
     /// `YYYY-MM-DD HH:MM:SS.ffffff` in UTC: the form written to the database.
-    static func database(_ date: Date) -> String {
+    package static func database(_ date: Date) -> String {
         format(date, separator: " ")
     }
 
     /// `YYYY-MM-DDTHH:MM:SS.ffffff+00:00`: the ISO 8601 form used in JSON payloads.
-    static func iso8601(_ date: Date) -> String {
+    package static func iso8601(_ date: Date) -> String {
         format(date, separator: "T") + "+00:00"
     }
 
@@ -62,7 +62,7 @@ enum Timestamp {
 
     /// Parses the forms the sibling implementations write: a space or `T` between date and time,
     /// optional fraction, and an optional `Z` or `±HH:MM` offset. Returns `nil` for anything else.
-    static func parse(_ text: String) -> Date? {
+    package static func parse(_ text: String) -> Date? {
         let bytes = Array(text.utf8)
         guard bytes.count >= 19 else { return nil }
         func number(_ from: Int, _ count: Int) -> Int? {

@@ -447,12 +447,12 @@ extension SQLiteStore {
 }
 
 /// How a received message is written to `workflow_history` (`ChannelMessageReceived`).
-enum MessageHistory {
+package enum MessageHistory {
     /// For this implementation's instances, always JSON: `{"id", "channel", "data", "metadata",
     /// "published_at"}`, with binary data as `"data": null, "data_base64": "…"`, so replay gets
     /// the metadata back too. For other implementations' instances, the reference's shapes: the
     /// same JSON object for JSON data, the raw bytes as a binary row for binary data.
-    static func payload(_ message: StoredMessage, ownInstance: Bool) -> HistoryPayload {
+    package static func payload(_ message: StoredMessage, ownInstance: Bool) -> HistoryPayload {
         var writer = JSONObjectWriter()
         writer.add("id", string: message.messageID)
         writer.add("channel", string: message.channel)

@@ -1,0 +1,86 @@
+import Edda
+import Foundation
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// The notification channels, named as the reference names them.
+enum NotifyChannel {
+    /// An instance became resumable: `{"wf_id", "wf_name"}`.
+    static let resumable = "workflow_resumable"
+    /// Outbox events were written: `{"evt_id", "evt_type"}`.
+    static let outbox = "workflow_outbox_pending"
+    /// A timer or receive timeout was registered (the reference listens on this name).
+    static let waits = "workflow_timer_expired"
+    static let all = [resumable, outbox, waits]
+}
+
+/// A connection, leased from the pool for as long as the store is open, that `LISTEN`s for the
+/// store's notifications and turns them into wake-ups. When the connection drops it leases
+/// another (every second until it succeeds) and then asks for a full look, since notifications
+/// sent meanwhile are lost.
+final class PostgresListener: Sendable {
+    private let client: PostgresClient
+    private let logger: Logger
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    func start() -> AsyncStream<StoreWakeUp> {
+        let (stream, continuation) = AsyncStream<StoreWakeUp>.makeStream(bufferingPolicy: .bufferingNewest(16))
+        let client = self.client
+        let logger = self.logger
+        let listening = Task {
+            var first = true
+            while !Task.isCancelled {
+                do {
+                    try await client.withConnection { connection in
+                        if !first { continuation.yield(.all) }
+                        first = false
+                        try await Self.listen(on: connection, continuation: continuation)
+                    }
+                } catch {
+                    if Task.isCancelled { break }
+                    logger.debug("LISTEN connection lost; reconnecting: \(error)")
+                }
+                try? await Task.sleep(for: .seconds(1))
+            }
+            continuation.finish()
+        }
+        task.withLock { $0 = listening }
+        continuation.onTermination = { _ in listening.cancel() }
+        return stream
+    }
+
+    /// Listens on every channel until the connection fails.
+    private static func listen(on connection: PostgresConnection, continuation: AsyncStream<StoreWakeUp>.Continuation) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for channel in NotifyChannel.all {
+                let wakeUp: StoreWakeUp = switch channel {
+                case NotifyChannel.resumable: .resumable
+                case NotifyChannel.outbox: .outbox
+                default: .waitRegistered
+                }
+                group.addTask {
+                    try await connection.listen(on: channel) { notifications in
+                        for try await _ in notifications { continuation.yield(wakeUp) }
+                    }
+                }
+            }
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+    }
+
+    func stop() async {
+        let listening = task.withLock { task -> Task<Void, Never>? in
+            defer { task = nil }
+            return task
+        }
+        listening?.cancel()
+        await listening?.value
+    }
+}

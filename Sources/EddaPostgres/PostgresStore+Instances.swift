@@ -1,0 +1,417 @@
+import Edda
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Instances, steps, locks, cancellation and queries.
+extension PostgresStore {
+    static let instanceColumns = """
+        i.instance_id, i.workflow_name, i.source_hash, i.owner_service, i.framework, i.status,
+        i.current_activity_id, i.continued_from, i.started_at, i.updated_at, i.input_data, i.output_data,
+        i.locked_by, i.locked_at, i.lock_expires_at, i.lock_timeout_seconds
+        """
+
+    public func createInstance(_ instance: NewInstance, now: Date) async throws -> CreateInstanceOutcome {
+        try await transaction { connection in
+            if try await self.insertInstance(instance, on: connection, now: now) { return .created }
+            guard let existing = try await self.fetchInstance(instance.instanceID, on: connection) else {
+                throw PostgresStoreError("instance \(instance.instanceID) neither inserted nor found")
+            }
+            return .existing(existing)
+        }
+    }
+
+    /// Inserts the definition (if new) and the instance; `false` if the ID exists.
+    func insertInstance(_ instance: NewInstance, on connection: PostgresConnection, now: Date) async throws -> Bool {
+        try await connection.query(
+            """
+            INSERT INTO workflow_definitions (workflow_name, source_hash, source_code, created_at)
+            VALUES (\(instance.workflowName), \(instance.sourceHash), \(instance.sourceCode), \(now))
+            ON CONFLICT DO NOTHING
+            """, logger: logger)
+        let lockedAt: Date? = instance.lockedBy == nil ? nil : now
+        return try await connection.count(
+            """
+            INSERT INTO workflow_instances (
+                instance_id, workflow_name, source_hash, owner_service, framework, status, continued_from,
+                started_at, updated_at, input_data, locked_by, locked_at, lock_expires_at, lock_timeout_seconds)
+            VALUES (\(instance.instanceID), \(instance.workflowName), \(instance.sourceHash), \(instance.ownerService),
+                    \(EddaApp.frameworkName), 'running', \(instance.continuedFrom), \(now), \(now), \(instance.inputJSON),
+                    \(instance.lockedBy), \(lockedAt), \(instance.lockExpiresAt), \(instance.lockTimeoutSeconds))
+            ON CONFLICT (instance_id) DO NOTHING
+            RETURNING 1
+            """, logger: logger) == 1
+    }
+
+    public func claim(instanceID: String, workerID: String, leaseUntil: Date, now: Date) async throws -> ClaimedInstance? {
+        try await transaction { connection in
+            let claimed = try await connection.count(
+                """
+                UPDATE workflow_instances SET locked_by = \(workerID), locked_at = \(now), lock_expires_at = \(leaseUntil),
+                    updated_at = \(now)
+                WHERE instance_id = \(instanceID) AND framework = \(EddaApp.frameworkName)
+                  AND status IN ('running', 'compensating') AND (locked_by IS NULL OR lock_expires_at < \(now))
+                RETURNING 1
+                """, logger: self.logger)
+            guard claimed == 1 else { return nil }
+            return try await self.claimedInstance(instanceID, on: connection)
+        }
+    }
+
+    /// An instance just claimed, with everything replay needs.
+    func claimedInstance(_ instanceID: String, on connection: PostgresConnection) async throws -> ClaimedInstance? {
+        guard let instance = try await fetchInstance(instanceID, on: connection) else { return nil }
+        var subscriptions: [String: String] = [:]
+        for row in try await connection.rows(
+            "SELECT channel, mode FROM channel_subscriptions WHERE instance_id = \(instanceID)", logger: logger) {
+            subscriptions[try row.value("channel")] = try row.value("mode")
+        }
+        return ClaimedInstance(
+            instance: instance, history: try await fetchHistory(instanceID, on: connection),
+            compensations: try await fetchCompensations(instanceID, on: connection), subscriptions: subscriptions)
+    }
+
+    public func apply(_ transition: InstanceTransition, now: Date) async throws -> TransitionOutcome {
+        try await transaction { connection in
+            try await self.apply(transition, on: connection, now: now)
+        }
+    }
+
+    func apply(_ transition: InstanceTransition, on connection: PostgresConnection, now: Date) async throws -> TransitionOutcome {
+        var builder = QueryBuilder()
+        let set = [
+            "updated_at = \(builder.bind(now))",
+            "status = COALESCE(\(builder.bind(transition.newStatus?.rawValue)), status)",
+            "output_data = COALESCE(\(builder.bind(transition.outputJSON)), output_data)",
+            "current_activity_id = COALESCE(\(builder.bind(transition.currentActivityID)), current_activity_id)",
+        ]
+        var lockSet: String
+        switch transition.lock {
+        case .renew(let until): lockSet = "lock_expires_at = \(builder.bind(until))"
+        case .release: lockSet = "locked_by = NULL, locked_at = NULL, lock_expires_at = NULL"
+        }
+        let statuses = transition.expectedStatuses.map(\.rawValue)
+        builder.sql = """
+            UPDATE workflow_instances SET \((set + [lockSet]).joined(separator: ", "))
+            WHERE instance_id = \(builder.bind(transition.instanceID)) AND locked_by = \(builder.bind(transition.workerID))
+              AND status = ANY(\(builder.bind(statuses)))
+            RETURNING status, workflow_name
+            """
+        guard let updated = try await connection.rows(builder.query, logger: logger).first else {
+            let row = try await connection.rows(
+                "SELECT status, locked_by FROM workflow_instances WHERE instance_id = \(transition.instanceID)", logger: logger
+            ).first
+            return .rejected(
+                status: try row.map { WorkflowStatus(rawValue: try $0.value("status")) }, lockedBy: try row?.value("locked_by"))
+        }
+        let newStatus = WorkflowStatus(rawValue: try updated.value("status"))
+        for event in transition.history {
+            try await insertHistory(event, instanceID: transition.instanceID, on: connection, now: now)
+        }
+        for compensation in transition.compensations {
+            try await insertCompensation(compensation, instanceID: transition.instanceID, on: connection, now: now)
+        }
+        for event in transition.outboxEvents {
+            try await insertOutboxEvent(event, on: connection, now: now)
+        }
+        for work in transition.work {
+            guard let work = work as? PostgresTransactionalWork else {
+                throw EddaUsageError(
+                    .invalidConfiguration,
+                    "An activity registered transactional work for another database (\(type(of: work))) "
+                        + "but this app stores its state in PostgreSQL; use `context.postgresTransaction`.")
+            }
+            do {
+                try await work.body(connection)
+            } catch {
+                throw TransactionalWorkError(underlying: error)
+            }
+        }
+        if transition.removeSubscriptions {
+            try await connection.query("DELETE FROM channel_subscriptions WHERE instance_id = \(transition.instanceID)", logger: logger)
+            try await connection.query("DELETE FROM workflow_timer_subscriptions WHERE instance_id = \(transition.instanceID)", logger: logger)
+        }
+        if let timer = transition.timer {
+            try await connection.query(
+                """
+                INSERT INTO workflow_timer_subscriptions (instance_id, timer_id, expires_at, activity_id, created_at)
+                VALUES (\(transition.instanceID), \(timer.timerID), \(timer.expiresAt), \(timer.activityID), \(now))
+                ON CONFLICT (instance_id, timer_id) DO NOTHING
+                """, logger: logger)
+            try await notify(NotifyChannel.waits, "{}", on: connection)
+        }
+        if let successor = transition.successor {
+            try await recur(from: transition.instanceID, to: successor, on: connection, now: now)
+        }
+        if !transition.outboxEvents.isEmpty {
+            try await notify(NotifyChannel.outbox, "{}", on: connection)
+        }
+        if case .release = transition.lock, newStatus == .running || newStatus == .compensating {
+            try await notifyResumable(transition.instanceID, workflowName: try updated.value("workflow_name"), on: connection)
+        }
+        var deliveries: [DeliveryReport] = []
+        if !transition.messages.isEmpty {
+            let claim = transition.claimPolicy ?? ClaimPolicy(workerID: transition.workerID, leases: [:])
+            for message in transition.messages {
+                deliveries.append(try await publish(message, claim: claim, on: connection, now: now))
+            }
+            for event in transition.historyAfterDelivery?(deliveries) ?? [] {
+                try await insertHistory(event, instanceID: transition.instanceID, on: connection, now: now)
+            }
+        }
+        return .applied(status: newStatus, deliveries: deliveries)
+    }
+
+    /// Inserts a history row; `false` if the step ID already has one.
+    @discardableResult
+    func insertHistory(
+        _ event: NewHistoryEvent, instanceID: String, on connection: PostgresConnection, now: Date, ifAbsent: Bool = false
+    ) async throws -> Bool {
+        let payload: MessagePayload
+        switch event.payload {
+        case .json(let text): payload = .json(text)
+        case .binary(let bytes): payload = .binary(bytes)
+        }
+        let columns = payload.columns
+        let conflict = ifAbsent ? "ON CONFLICT (instance_id, activity_id) DO NOTHING" : ""
+        return try await connection.count(
+            """
+            INSERT INTO workflow_history (instance_id, activity_id, event_type, data_type, event_data, event_data_binary, created_at)
+            VALUES (\(instanceID), \(event.activityID), \(event.eventType), \(columns.type), \(columns.json), \(columns.binary), \(now))
+            \(unescaped: conflict) RETURNING 1
+            """, logger: logger) == 1
+    }
+
+    func insertCompensation(_ compensation: CompensationRecord, instanceID: String, on connection: PostgresConnection, now: Date) async throws {
+        try await connection.query(
+            """
+            INSERT INTO workflow_compensations (instance_id, activity_id, activity_name, args, created_at)
+            VALUES (\(instanceID), \(compensation.activityID), \(compensation.name), \(compensation.argsJSON), \(now))
+            """, logger: logger)
+    }
+
+    func notify(_ channel: String, _ payload: String, on connection: PostgresConnection) async throws {
+        try await connection.query("SELECT pg_notify(\(channel), \(payload))", logger: logger)
+    }
+
+    func notifyResumable(_ instanceID: String, workflowName: String, on connection: PostgresConnection) async throws {
+        let payload = JSONValue.object(["wf_id": .string(instanceID), "wf_name": .string(workflowName)]).jsonText
+        try await notify(NotifyChannel.resumable, payload, on: connection)
+    }
+
+    public func releaseLock(instanceID: String, workerID: String, now: Date) async throws {
+        try await transaction { connection in
+            let rows = try await connection.rows(
+                """
+                UPDATE workflow_instances SET locked_by = NULL, locked_at = NULL, lock_expires_at = NULL, updated_at = \(now)
+                WHERE instance_id = \(instanceID) AND locked_by = \(workerID)
+                RETURNING status, workflow_name
+                """, logger: self.logger)
+            if let row = rows.first, ["running", "compensating"].contains(try row.value("status", as: String.self)) {
+                try await self.notifyResumable(instanceID, workflowName: try row.value("workflow_name"), on: connection)
+            }
+        }
+    }
+
+    public func renewLocks(instanceIDs: [String], workerID: String, leaseUntil: Date, now: Date) async throws -> [String: WorkflowStatus] {
+        guard !instanceIDs.isEmpty else { return [:] }
+        return try await transaction { connection in
+            var held: [String: WorkflowStatus] = [:]
+            for row in try await connection.rows(
+                """
+                UPDATE workflow_instances SET lock_expires_at = \(leaseUntil)
+                WHERE instance_id = ANY(\(instanceIDs)) AND locked_by = \(workerID)
+                RETURNING instance_id, status
+                """, logger: self.logger) {
+                held[try row.value("instance_id")] = WorkflowStatus(rawValue: try row.value("status"))
+            }
+            return held
+        }
+    }
+
+    public func requestCancellation(instanceID: String, cancelledBy: String, now: Date) async throws -> CancellationOutcome {
+        try await transaction { connection in
+            guard let row = try await connection.rows(
+                """
+                SELECT status, framework, workflow_name, locked_by, lock_expires_at FROM workflow_instances
+                WHERE instance_id = \(instanceID) FOR UPDATE
+                """, logger: self.logger).first
+            else { return .notCancellable(nil) }
+            let status = WorkflowStatus(rawValue: try row.value("status"))
+            let lockedBy: String? = try row.value("locked_by")
+            let expiry: Date? = try row.value("lock_expires_at")
+            let isHeld = lockedBy != nil && (expiry.map { $0 > now } ?? true)
+            guard status.isCancellable, try row.value("framework", as: String.self) == EddaApp.frameworkName,
+                  !(status == .compensating && isHeld)
+            else { return .notCancellable(status) }
+
+            let detailsJSON = JSONValue.object([
+                "cancelled_by": .string(cancelledBy), "cancelled_at": .string(Timestamp.iso8601(now)),
+                "previous_status": .string(status.rawValue),
+            ]).jsonText
+            let recorded = try await self.insertHistory(
+                NewHistoryEvent(
+                    activityID: "workflow_cancelled", eventType: HistoryEventType.workflowCancelled, payload: .json(detailsJSON)),
+                instanceID: instanceID, on: connection, now: now, ifAbsent: true)
+            guard recorded else { return .notCancellable(status) }
+
+            let pending = try await connection.rows(
+                """
+                SELECT COUNT(*) AS n FROM workflow_compensations c WHERE c.instance_id = \(instanceID)
+                  AND NOT EXISTS (SELECT 1 FROM workflow_history h
+                                  WHERE h.instance_id = c.instance_id AND h.activity_id = 'compensation_' || c.id)
+                """, logger: self.logger).first?.value("n", as: Int.self) ?? 0
+            if pending == 0 && !isHeld {
+                try await connection.query(
+                    """
+                    UPDATE workflow_instances SET status = 'cancelled', output_data = \(detailsJSON), updated_at = \(now),
+                        locked_by = NULL, locked_at = NULL, lock_expires_at = NULL
+                    WHERE instance_id = \(instanceID)
+                    """, logger: self.logger)
+                try await connection.query("DELETE FROM channel_subscriptions WHERE instance_id = \(instanceID)", logger: self.logger)
+                try await connection.query("DELETE FROM workflow_timer_subscriptions WHERE instance_id = \(instanceID)", logger: self.logger)
+                return .cancelled
+            }
+            let started = JSONValue.object(["started_at": .string(Timestamp.iso8601(now))]).jsonText
+            try await connection.query(
+                "UPDATE workflow_instances SET status = 'compensating', output_data = \(started), updated_at = \(now) WHERE instance_id = \(instanceID)",
+                logger: self.logger)
+            try await connection.query("DELETE FROM workflow_timer_subscriptions WHERE instance_id = \(instanceID)", logger: self.logger)
+            try await connection.query(
+                "UPDATE channel_subscriptions SET activity_id = NULL, timeout_at = NULL WHERE instance_id = \(instanceID)",
+                logger: self.logger)
+            if !isHeld {
+                try await self.notifyResumable(instanceID, workflowName: try row.value("workflow_name"), on: connection)
+            }
+            return .pendingCompensation(heldBy: isHeld ? lockedBy : nil)
+        }
+    }
+
+    public func resumableInstances(workflowNames: [String], limit: Int, now: Date) async throws -> [ResumableInstance] {
+        guard !workflowNames.isEmpty else { return [] }
+        return try await client.withConnection { connection in
+            try await connection.rows(
+                """
+                SELECT instance_id, workflow_name, lock_timeout_seconds FROM workflow_instances
+                WHERE framework = \(EddaApp.frameworkName) AND status IN ('running', 'compensating')
+                  AND (locked_by IS NULL OR lock_expires_at < \(now)) AND workflow_name = ANY(\(workflowNames))
+                ORDER BY updated_at LIMIT \(limit)
+                """, logger: self.logger
+            ).map {
+                ResumableInstance(
+                    instanceID: try $0.value("instance_id"), workflowName: try $0.value("workflow_name"),
+                    lockTimeoutSeconds: try $0.value("lock_timeout_seconds"))
+            }
+        }
+    }
+
+    // MARK: - Reads
+
+    public func instance(id: String) async throws -> WorkflowInstance? {
+        try await client.withConnection { connection in try await self.fetchInstance(id, on: connection, withSource: true) }
+    }
+
+    public func history(instanceID: String) async throws -> [HistoryEvent] {
+        try await client.withConnection { connection in try await self.fetchHistory(instanceID, on: connection) }
+    }
+
+    public func compensations(instanceID: String) async throws -> [CompensationRecord] {
+        try await client.withConnection { connection in try await self.fetchCompensations(instanceID, on: connection) }
+    }
+
+    public func successor(of instanceID: String) async throws -> String? {
+        try await client.withConnection { connection in
+            try await connection.rows(
+                "SELECT instance_id FROM workflow_instances WHERE continued_from = \(instanceID) ORDER BY started_at DESC LIMIT 1",
+                logger: self.logger
+            ).first?.value("instance_id")
+        }
+    }
+
+    func fetchInstance(_ id: String, on connection: PostgresConnection, withSource: Bool = false) async throws -> WorkflowInstance? {
+        let sql = withSource
+            ? """
+              SELECT \(Self.instanceColumns), d.source_code FROM workflow_instances i
+              LEFT JOIN workflow_definitions d ON d.workflow_name = i.workflow_name AND d.source_hash = i.source_hash
+              WHERE i.instance_id = $1
+              """
+            : "SELECT \(Self.instanceColumns) FROM workflow_instances i WHERE i.instance_id = $1"
+        var bindings = PostgresBindings()
+        bindings.append(id)
+        return try await connection.rows(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger).first.map {
+            try Self.instance(from: $0, withSource: withSource)
+        }
+    }
+
+    static func instance(from row: PostgresRandomAccessRow, withSource: Bool) throws -> WorkflowInstance {
+        let input: String = try row.value("input_data")
+        let output: String? = try row.value("output_data")
+        return WorkflowInstance(
+            instanceID: try row.value("instance_id"), workflowName: try row.value("workflow_name"),
+            sourceHash: try row.value("source_hash"), ownerService: try row.value("owner_service"),
+            framework: try row.value("framework"), status: WorkflowStatus(rawValue: try row.value("status")),
+            currentActivityID: try row.value("current_activity_id"), continuedFrom: try row.value("continued_from"),
+            startedAt: try row.value("started_at"), updatedAt: try row.value("updated_at"),
+            inputData: JSONValue(jsonText: input) ?? .string(input),
+            outputData: output.map { JSONValue(jsonText: $0) ?? .string($0) },
+            lockedBy: try row.value("locked_by"), lockedAt: try row.value("locked_at"),
+            lockExpiresAt: try row.value("lock_expires_at"), lockTimeoutSeconds: try row.value("lock_timeout_seconds"),
+            sourceCode: withSource ? try row.value("source_code") : nil)
+    }
+
+    func fetchHistory(_ instanceID: String, on connection: PostgresConnection) async throws -> [HistoryEvent] {
+        try await connection.rows(
+            """
+            SELECT id, activity_id, event_type, data_type, event_data, event_data_binary, created_at
+            FROM workflow_history WHERE instance_id = \(instanceID) ORDER BY created_at, id
+            """, logger: logger
+        ).map { row in
+            let payload = MessagePayload(
+                type: try row.value("data_type"), json: try row.value("event_data"), binary: try row.value("event_data_binary"))
+            let history: HistoryPayload = switch payload {
+            case .json(let text): .json(text)
+            case .binary(let bytes): .binary(bytes)
+            }
+            return HistoryEvent(
+                id: Int64(try row.value("id", as: Int.self)), instanceID: instanceID, activityID: try row.value("activity_id"),
+                eventType: try row.value("event_type"), payload: history, createdAt: try row.value("created_at"))
+        }
+    }
+
+    func fetchCompensations(_ instanceID: String, on connection: PostgresConnection) async throws -> [CompensationRecord] {
+        try await connection.rows(
+            """
+            SELECT id, activity_id, activity_name, args FROM workflow_compensations
+            WHERE instance_id = \(instanceID) ORDER BY created_at DESC, id DESC
+            """, logger: logger
+        ).map {
+            CompensationRecord(
+                id: Int64(try $0.value("id", as: Int.self)), activityID: try $0.value("activity_id"),
+                name: try $0.value("activity_name"), argsJSON: try $0.value("args"))
+        }
+    }
+
+    /// Ends an instance by `recur`: archives its history, drops its waits, claims and
+    /// compensations, and creates its successor.
+    func recur(from instanceID: String, to successor: NewInstance, on connection: PostgresConnection, now: Date) async throws {
+        try await connection.query(
+            """
+            INSERT INTO workflow_history_archive
+                (instance_id, activity_id, event_type, data_type, event_data, event_data_binary, created_at, archived_at)
+            SELECT instance_id, activity_id, event_type, data_type, event_data, event_data_binary, created_at, \(now)
+            FROM workflow_history WHERE instance_id = \(instanceID) ORDER BY created_at, id
+            """, logger: logger)
+        for table in ["workflow_history", "workflow_timer_subscriptions", "channel_subscriptions", "channel_message_claims", "workflow_compensations"] {
+            try await connection.query("DELETE FROM \(unescaped: table) WHERE instance_id = \(instanceID)", logger: logger)
+        }
+        guard try await insertInstance(successor, on: connection, now: now) else {
+            throw PostgresStoreError("recur: successor instance \(successor.instanceID) exists already")
+        }
+    }
+}
+
+/// A store invariant failed.
+struct PostgresStoreError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

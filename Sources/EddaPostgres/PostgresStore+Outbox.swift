@@ -1,0 +1,86 @@
+import Edda
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The transactional outbox on PostgreSQL.
+extension PostgresStore {
+    func insertOutboxEvent(_ event: OutboxEvent, on connection: PostgresConnection, now: Date) async throws {
+        let columns = event.payload.columns
+        try await connection.query(
+            """
+            INSERT INTO outbox_events
+                (event_id, event_type, event_source, data_type, event_data, event_data_binary, content_type, created_at, status, retry_count)
+            VALUES (\(event.eventID), \(event.eventType), \(event.eventSource), \(columns.type), \(columns.json), \(columns.binary),
+                    \(event.contentType), \(now), 'pending', 0)
+            """, logger: logger)
+    }
+
+    public func claimOutboxEvents(_ claim: OutboxClaim, now: Date) async throws -> [OutboxEvent] {
+        try await transaction { connection in
+            // While a row is `processing`, `published_at` holds when it was taken.
+            try await connection.rows(
+                """
+                UPDATE outbox_events SET status = 'processing', published_at = \(now)
+                WHERE event_id IN (
+                    SELECT event_id FROM outbox_events
+                    WHERE status = 'pending'
+                       OR (status = 'failed' AND COALESCE(retry_count, 0) < \(claim.maxRetries))
+                       OR (status = 'processing' AND published_at IS NOT NULL AND published_at < \(claim.reclaimProcessingBefore))
+                    ORDER BY created_at, event_id LIMIT \(claim.limit)
+                    FOR UPDATE SKIP LOCKED)
+                RETURNING *
+                """, logger: self.logger
+            ).map(Self.outboxEvent(from:))
+            .sorted { ($0.createdAt, $0.eventID) < ($1.createdAt, $1.eventID) }
+        }
+    }
+
+    public func finishOutboxEvent(eventID: String, outcome: OutboxOutcome, now: Date) async throws {
+        try await transaction { connection in
+            let query: PostgresQuery
+            switch outcome {
+            case .published:
+                query = """
+                    UPDATE outbox_events SET status = 'published', published_at = \(now), last_error = NULL
+                    WHERE event_id = \(eventID) AND status = 'processing'
+                    """
+            case .failed(let error):
+                query = """
+                    UPDATE outbox_events SET status = 'failed', retry_count = COALESCE(retry_count, 0) + 1, last_error = \(error),
+                        published_at = NULL
+                    WHERE event_id = \(eventID) AND status = 'processing'
+                    """
+            case .invalid(let error), .expired(let error):
+                let status = if case .invalid = outcome { "invalid" } else { "expired" }
+                query = """
+                    UPDATE outbox_events SET status = \(status), last_error = \(error), published_at = NULL
+                    WHERE event_id = \(eventID) AND status = 'processing'
+                    """
+            case .postponed:
+                query = """
+                    UPDATE outbox_events SET status = 'pending', published_at = NULL
+                    WHERE event_id = \(eventID) AND status = 'processing'
+                    """
+            }
+            try await connection.query(query, logger: self.logger)
+        }
+    }
+
+    public func outboxEvent(id: String) async throws -> OutboxEvent? {
+        try await client.withConnection { connection in
+            try await connection.rows("SELECT * FROM outbox_events WHERE event_id = \(id)", logger: self.logger).first
+                .map(Self.outboxEvent(from:))
+        }
+    }
+
+    static func outboxEvent(from row: PostgresRandomAccessRow) throws -> OutboxEvent {
+        OutboxEvent(
+            eventID: try row.value("event_id"), eventType: try row.value("event_type"), eventSource: try row.value("event_source"),
+            payload: MessagePayload(
+                type: try row.value("data_type"), json: try row.value("event_data"), binary: try row.value("event_data_binary")),
+            contentType: try row.value("content_type"), createdAt: try row.value("created_at"),
+            status: OutboxStatus(rawValue: try row.value("status")), retryCount: try row.value("retry_count", as: Int?.self) ?? 0,
+            lastError: try row.value("last_error"))
+    }
+}
