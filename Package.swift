@@ -75,7 +75,12 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["Edda", "EddaTesting", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "Edda", "EddaTesting", "EddaPostgres",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/TestSupport"
         ),
         .testTarget(
@@ -94,7 +99,8 @@ let package = Package(
         .testTarget(
             name: "EddaTests",
             dependencies: [
-                "Edda", "EddaTesting", "EddaTestWorker", "TestSupport",
+                "Edda", "EddaTesting", "EddaTestWorker", "TestSupport", "EddaPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

@@ -44,10 +44,16 @@ public final class PostgresStore: WorkflowStore {
         self.init(configuration: try PostgresURL.configuration(from: url), logger: logger)
     }
 
-    /// Runs `body` in one transaction.
+    /// Runs `body` in one transaction. An error thrown by `body` is rethrown as is, after the
+    /// rollback.
     func transaction<T: Sendable>(_ body: @escaping (PostgresConnection) async throws -> T) async throws -> T {
-        try await client.withTransaction(logger: logger) { connection in
-            try await body(connection)
+        do {
+            return try await client.withTransaction(logger: logger) { connection in
+                try await body(connection)
+            }
+        } catch let error as PostgresTransactionError {
+            if let closureError = error.closureError { throw closureError }
+            throw error
         }
     }
 
