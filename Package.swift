@@ -61,7 +61,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "EddaTestWorker",
-            dependencies: ["Edda", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "Edda", "EddaPostgres",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
         ),
         .executableTarget(name: "Quickstart", dependencies: ["Edda"], path: "Examples/Quickstart", exclude: ["README.md"]),
         .executableTarget(

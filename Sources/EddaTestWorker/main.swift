@@ -5,6 +5,7 @@
 //   edda-test-worker <db-path> start <instance-id> <steps>   start the workflow and run it
 //   edda-test-worker <db-path> start-waiter <instance-id>     start the `waiter` workflow, then serve
 //   edda-test-worker <db-path> serve                          resume whatever is unfinished
+//   edda-test-worker chaos <postgresql-url> <index> <count>    a chaos worker (see Chaos.swift)
 import Edda
 import Foundation
 import GRDB
@@ -56,6 +57,14 @@ struct Waiter: Workflow {
 }
 
 let arguments = CommandLine.arguments
+if arguments.count == 5, arguments[1] == "chaos" {
+    do {
+        try await runChaosWorker(url: arguments[2], workerIndex: Int(arguments[3]) ?? 0, count: Int(arguments[4]) ?? 10)
+    } catch {
+        FileHandle.standardError.write(Data("edda-test-worker: \(error)\n".utf8))
+        exit(1)
+    }
+}
 guard arguments.count >= 3 else {
     FileHandle.standardError.write(Data("usage: edda-test-worker <db-path> start <id> <steps> | serve\n".utf8))
     exit(2)

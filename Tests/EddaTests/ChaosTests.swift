@@ -1,0 +1,112 @@
+import Edda
+import EddaPostgres
+import EddaTesting
+import Foundation
+import PostgresNIO
+import Testing
+
+/// Several worker processes on one PostgreSQL database, killed at random while they work.
+@Suite("PostgreSQL multi-worker chaos", .timeLimit(.minutes(6)))
+struct ChaosTests {
+    static let workers = 4
+    static let perWorker = 500
+
+    static func launch(_ url: String, _ index: Int) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CrashTests.workerPath)
+        process.arguments = ["chaos", url, "\(index)", "\(perWorker)"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    static func statusCounts(_ url: String) async throws -> [String: Int] {
+        try await PostgresTestServer.withConnection(url) { connection in
+            var counts: [String: Int] = [:]
+            for row in try await connection.query(
+                "SELECT status, COUNT(*) FROM workflow_instances WHERE workflow_name = 'chaos' GROUP BY status",
+                logger: PostgresTestServer.logger
+            ).collect() {
+                let (status, count) = try row.decode((String, Int).self)
+                counts[status] = count
+            }
+            return counts
+        }
+    }
+
+    @Test("4 workers run 2,000 workflows while workers are SIGKILLed and restarted; all complete, no step runs twice")
+    func killWorkersAtRandom() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: CrashTests.workerPath))
+        let url = try await PostgresTestServer.makeDatabase()
+        let setup = try PostgresStore(url: url)
+        try await setup.migrate()
+        try await setup.close()
+        _ = try await PostgresTestServer.withConnection(url) { connection in
+            try await connection.query("CREATE TABLE chaos_executions (step_key TEXT NOT NULL, pid INT NOT NULL)", logger: PostgresTestServer.logger)
+        }
+        let total = Self.workers * Self.perWorker
+        var processes = try (0..<Self.workers).map { try Self.launch(url, $0) }
+        defer {
+            for process in processes where process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
+        }
+
+        var configuration = EddaApp.Configuration(serviceName: "chaos-test", database: try .postgres(url: url))
+        configuration.runsBackgroundRecovery = false
+        let observer = try await EddaApp(configuration: configuration)
+        // One job per competing consumer, published up front: kept until a consumer receives it.
+        let consumers = (0..<total).filter { $0 % 3 == 1 }.count
+        for number in 0..<consumers {
+            try await observer.publish(to: "chaos.jobs", data: ["n": number])
+        }
+
+        var kills = 0
+        var lastKill = ContinuousClock.now
+        let deadline = ContinuousClock.now + .seconds(300)
+        var counts: [String: Int] = [:]
+        while ContinuousClock.now < deadline {
+            if kills < 12, ContinuousClock.now - lastKill > .milliseconds(1500) {
+                let victim = Int.random(in: 0..<Self.workers)
+                kill(processes[victim].processIdentifier, SIGKILL)
+                processes[victim].waitUntilExit()
+                processes[victim] = try Self.launch(url, victim)
+                kills += 1
+                lastKill = .now
+            }
+            // Deliver the awaited event to every instance waiting for it, from this process.
+            var query = InstanceQuery()
+            query.workflowName = "chaos"
+            query.status = .waitingForMessage
+            query.limit = 1000
+            for instance in try await observer.findInstances(query).instances
+            where instance.currentActivityID?.hasPrefix("receive_chaos.go") == true {
+                try await observer.sendEvent(CloudEventAttributes(type: "chaos.go", source: "/chaos-test"), data: ["n": 1], to: instance.instanceID)
+            }
+            counts = try await Self.statusCounts(url)
+            if counts["completed"] == total, kills >= 10 { break }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        await observer.shutdown()
+
+        let duplicates = try await PostgresTestServer.withConnection(url) { connection in
+            try await connection.query(
+                "SELECT step_key, COUNT(*) FROM chaos_executions GROUP BY step_key HAVING COUNT(*) > 1",
+                logger: PostgresTestServer.logger
+            ).collect().count
+        }
+        let executions = try await PostgresTestServer.withConnection(url) { connection in
+            try await connection.query("SELECT COUNT(*) FROM chaos_executions", logger: PostgresTestServer.logger)
+                .collect().first?.decode(Int.self) ?? 0
+        }
+        let expectedSteps = 2 * total + (0..<total).filter { $0 % 3 == 2 }.count
+        print("chaos: \(total) workflows, \(Self.workers) workers, \(kills) SIGKILLs; statuses \(counts); "
+            + "\(executions) step executions recorded for \(expectedSteps) steps; \(duplicates) steps ran twice")
+        #expect(kills >= 10)
+        #expect(counts == ["completed": total])
+        #expect(executions == expectedSteps)
+        #expect(duplicates == 0)
+    }
+}
