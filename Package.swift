@@ -55,7 +55,8 @@ let package = Package(
         .executableTarget(
             name: "EddaBench",
             dependencies: [
-                "Edda",
+                "Edda", "EddaPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -3,6 +3,7 @@
 //   swift run -c release edda-bench seq3 --db sqlite:///tmp/bench.db
 import ArgumentParser
 import Edda
+import EddaPostgres
 import Foundation
 import Logging
 
@@ -148,15 +149,17 @@ struct EddaBench: AsyncParsableCommand {
             handler.logLevel = .warning
             return handler
         }
-        guard db.hasPrefix("sqlite:///") else {
-            throw ValidationError("--db must be sqlite:///absolute/path.db (PostgreSQL arrives with EddaPostgres)")
+        if workload == "sender" {
+            try await runSender()
+            return
         }
-        let path = String(db.dropFirst("sqlite://".count))
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
-        let store = try SQLiteStore(path: path, durability: durability == "normal" ? .normal : .full)
+        let database = try await BenchDatabase.open(db, durability: durability)
+        let path = database.sqlitePath ?? ""
         var configuration = EddaApp.Configuration(serviceName: "bench", database: .sqlite(path: path))
-        // Timers need the wait scheduler; the other workloads run without background services.
-        configuration.runsBackgroundRecovery = workload == "timer"
+        // Timers need the wait scheduler, and on PostgreSQL events arrive from another process;
+        // the other workloads run without background services.
+        configuration.runsBackgroundRecovery = workload == "timer" || (workload == "event_latency" && database.isPostgres)
+        let store = database.store
         let app = try await EddaApp(configuration: configuration, store: store)
         let marks = Marks()
         app.register(Seq3())
@@ -174,7 +177,7 @@ struct EddaBench: AsyncParsableCommand {
         case "seq3":
             count = n ?? 300
             for warm in 0..<5 { _ = try await app.run(Seq3.self, input: warm) }
-            let before = store.writeStatistics
+            let before = await database.statistics()
             var latencies: [Double] = []
             let start = ContinuousClock.now
             for index in 0..<count where ContinuousClock.now < deadline {
@@ -183,9 +186,9 @@ struct EddaBench: AsyncParsableCommand {
                 latencies.append((ContinuousClock.now - begin).milliseconds)
             }
             let elapsed = (ContinuousClock.now - start).seconds
-            let after = store.writeStatistics
+            let after = await database.statistics()
             await app.shutdown()
-            let size = fileSize(path) + fileSize(path + "-wal")
+            let size = database.isPostgres ? 0 : fileSize(path) + fileSize(path + "-wal")
             figures = [
                 "wf_per_s": .number(Double(latencies.count) / elapsed),
                 "lat_p50_ms": .number(percentile(latencies, 0.5)),
@@ -197,11 +200,11 @@ struct EddaBench: AsyncParsableCommand {
             ]
         case "conc3", "memory":
             count = n ?? (workload == "memory" ? 5_000 : 500)
-            let before = store.writeStatistics
+            let before = await database.statistics()
             let start = ContinuousClock.now
             let (latencies, errors) = await runConcurrently(app: app, count: count, concurrency: concurrency, deadline: deadline)
             let elapsed = (ContinuousClock.now - start).seconds
-            let after = store.writeStatistics
+            let after = await database.statistics()
             await app.shutdown()
             figures = [
                 "wf_per_s": .number(Double(latencies.count) / elapsed),
@@ -257,10 +260,17 @@ struct EddaBench: AsyncParsableCommand {
             var ids: [String] = []
             for index in 0..<(count + warmups) { ids.append(try await app.start(EventWaiter.self, input: index)) }
             var latencies: [Double] = []
+            // On PostgreSQL the events come from another process (LISTEN/NOTIFY wakes this one).
+            let sender = database.isPostgres ? try SenderProcess(db: db) : nil
+            defer { sender?.stop() }
             for id in ids where ContinuousClock.now < deadline {
                 let begin = ContinuousClock.now
-                try await app.sendEvent(CloudEventAttributes(type: "latency.go", source: "/bench"), data: ["n": 1], to: id)
-                _ = try await app.result(of: id, as: Int.self)
+                if let sender {
+                    try sender.send(to: id)
+                } else {
+                    try await app.sendEvent(CloudEventAttributes(type: "latency.go", source: "/bench"), data: ["n": 1], to: id)
+                }
+                _ = try await app.result(of: id, as: Int.self, pollInterval: .seconds(5))
                 latencies.append((ContinuousClock.now - begin).milliseconds)
             }
             await app.shutdown()
@@ -302,7 +312,7 @@ struct EddaBench: AsyncParsableCommand {
         }
         let timedOut = ContinuousClock.now >= deadline
         var line: [String: JSONValue] = [
-            "workload": .string(workload), "impl": .string("edda-swift"), "db": .string("sqlite"),
+            "workload": .string(workload), "impl": .string("edda-swift"), "db": .string(database.isPostgres ? "postgresql" : "sqlite"),
             "durability": .string(durability), "n": .number(Double(count)),
             "cpu_s": .number(cpuSeconds() - cpuStart), "wall_s": .number((ContinuousClock.now - wallStart).seconds),
             "peak_rss_mib": .number(peakRSSMiB()),

@@ -20,23 +20,28 @@ enum NotifyChannel {
 /// another (every second until it succeeds) and then asks for a full look, since notifications
 /// sent meanwhile are lost.
 final class PostgresListener: Sendable {
-    private let client: PostgresClient
     private let logger: Logger
     private let task = Mutex<Task<Void, Never>?>(nil)
+    private let storeReference = Mutex<WeakStore?>(nil)
+    /// The store whose current pool the listener leases from.
+    var store: WeakStore? {
+        get { storeReference.withLock { $0 } }
+        set { storeReference.withLock { $0 = newValue } }
+    }
 
-    init(client: PostgresClient, logger: Logger) {
-        self.client = client
+    init(logger: Logger) {
         self.logger = logger
     }
 
     func start() -> AsyncStream<StoreWakeUp> {
         let (stream, continuation) = AsyncStream<StoreWakeUp>.makeStream(bufferingPolicy: .bufferingNewest(16))
-        let client = self.client
         let logger = self.logger
+        let reference = store
         let listening = Task {
             var first = true
             while !Task.isCancelled {
                 do {
+                    guard let client = reference?.store?.client else { break }
                     try await client.withConnection { connection in
                         if !first { continuation.yield(.all) }
                         first = false

@@ -289,7 +289,7 @@ extension PostgresStore {
 
     public func resumableInstances(workflowNames: [String], limit: Int, now: Date) async throws -> [ResumableInstance] {
         guard !workflowNames.isEmpty else { return [] }
-        return try await client.withConnection { connection in
+        return try await read { connection in
             try await connection.rows(
                 """
                 SELECT instance_id, workflow_name, lock_timeout_seconds FROM workflow_instances
@@ -308,19 +308,19 @@ extension PostgresStore {
     // MARK: - Reads
 
     public func instance(id: String) async throws -> WorkflowInstance? {
-        try await client.withConnection { connection in try await self.fetchInstance(id, on: connection, withSource: true) }
+        try await read { connection in try await self.fetchInstance(id, on: connection, withSource: true) }
     }
 
     public func history(instanceID: String) async throws -> [HistoryEvent] {
-        try await client.withConnection { connection in try await self.fetchHistory(instanceID, on: connection) }
+        try await read { connection in try await self.fetchHistory(instanceID, on: connection) }
     }
 
     public func compensations(instanceID: String) async throws -> [CompensationRecord] {
-        try await client.withConnection { connection in try await self.fetchCompensations(instanceID, on: connection) }
+        try await read { connection in try await self.fetchCompensations(instanceID, on: connection) }
     }
 
     public func successor(of instanceID: String) async throws -> String? {
-        try await client.withConnection { connection in
+        try await read { connection in
             try await connection.rows(
                 "SELECT instance_id FROM workflow_instances WHERE continued_from = \(instanceID) ORDER BY started_at DESC LIMIT 1",
                 logger: self.logger

@@ -380,7 +380,7 @@ extension PostgresStore {
 
     public func nextWaitDeadline(workflowNames: [String]) async throws -> Date? {
         guard !workflowNames.isEmpty else { return nil }
-        return try await client.withConnection { connection in
+        return try await read { connection in
             try await connection.rows(
                 """
                 SELECT MIN(deadline) AS deadline FROM (

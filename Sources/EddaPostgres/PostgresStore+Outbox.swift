@@ -68,7 +68,7 @@ extension PostgresStore {
     }
 
     public func outboxEvent(id: String) async throws -> OutboxEvent? {
-        try await client.withConnection { connection in
+        try await read { connection in
             try await connection.rows("SELECT * FROM outbox_events WHERE event_id = \(id)", logger: self.logger).first
                 .map(Self.outboxEvent(from:))
         }

@@ -7,7 +7,7 @@ extension PostgresStore {
     public func findInstances(_ query: InstanceQuery) async throws -> InstancePage {
         let validated = try query.validated()
         let built = Self.instanceQuery(validated)
-        return try await client.withConnection { connection in
+        return try await read { connection in
             var instances = try await connection.rows(built, logger: self.logger).map {
                 try Self.instance(from: $0, withSource: true)
             }

@@ -2,6 +2,7 @@ import Edda
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// The PostgreSQL store: the shared schema in a PostgreSQL database, for several processes or
 /// hosts sharing the work.
@@ -17,24 +18,94 @@ import PostgresNIO
 ///     serviceName: "orders", database: try .postgres(url: "postgresql://edda@db.local:5432/edda")))
 /// ```
 public final class PostgresStore: WorkflowStore {
-    let client: PostgresClient
+    /// The connection pool and the task running it; replaced when the pool stops answering.
+    private struct Pool: Sendable {
+        let client: PostgresClient
+        let running: Task<Void, Never>
+    }
+
+    private let pool: Mutex<Pool>
     let configuration: PostgresClient.Configuration
     let logger: Logger
-    private let running: Task<Void, Never>
     let listener: PostgresListener
+    /// How long one store operation may take, connecting included, before the pool is replaced
+    /// and the operation fails (to be retried by the engine). Default 20 s.
+    public let operationTimeout: Duration
+
+    /// The current pool's client.
+    var client: PostgresClient { pool.withLock { $0.client } }
 
     /// Connects with `configuration` (the session time zone is set to UTC, as the shared
     /// schema's timestamps are UTC).
-    public init(configuration: PostgresClient.Configuration, logger: Logger = Logger(label: "edda.postgres")) {
+    public init(
+        configuration: PostgresClient.Configuration, operationTimeout: Duration = .seconds(20),
+        logger: Logger = Logger(label: "edda.postgres")
+    ) {
         var configuration = configuration
         configuration.options.additionalStartupParameters.removeAll { $0.0.lowercased() == "timezone" }
         configuration.options.additionalStartupParameters.append(("TimeZone", "UTC"))
         self.configuration = configuration
+        var logger = logger
+        if ProcessInfo.processInfo.environment["EDDA_PG_TRACE"] != nil { logger.logLevel = .debug }
         self.logger = logger
+        self.operationTimeout = operationTimeout
+        let pool = Self.makePool(configuration, logger: logger)
+        self.pool = Mutex(pool)
+        listener = PostgresListener(logger: logger)
+        listener.store = WeakStore(self)
+    }
+
+    private static func makePool(_ configuration: PostgresClient.Configuration, logger: Logger) -> Pool {
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        self.client = client
-        running = Task { await client.run() }
-        listener = PostgresListener(client: client, logger: logger)
+        return Pool(client: client, running: Task { await client.run() })
+    }
+
+    /// Replaces a pool that stopped answering (after a server restart, connections half-opened
+    /// to the stopping server can hang the old one).
+    private func replacePool(_ stuck: PostgresClient) {
+        let old = pool.withLock { pool -> Pool? in
+            guard pool.client === stuck else { return nil }
+            let old = pool
+            pool = Self.makePool(configuration, logger: logger)
+            return old
+        }
+        if let old {
+            logger.warning("PostgreSQL did not answer within \(operationTimeout); replacing the connection pool")
+            old.running.cancel()
+        }
+    }
+
+    /// Runs `body` with the current client, bounded by ``operationTimeout``.
+    func withClient<T: Sendable>(_ body: @escaping @Sendable (PostgresClient) async throws -> T) async throws -> T {
+        let client = self.client
+        let timeout = operationTimeout
+        // An unstructured race: a task group would wait for an operation stuck in the pool even
+        // after cancelling it, which is the case this guards against.
+        let finished = Once()
+        let outcome: Result<T, any Error> = await withCheckedContinuation { continuation in
+            let operation = Task {
+                let result: Result<T, any Error>
+                do {
+                    result = .success(try await body(client))
+                } catch {
+                    result = .failure(error)
+                }
+                if finished.claim() { continuation.resume(returning: result) }
+            }
+            Task {
+                try? await Task.sleep(for: timeout)
+                if finished.claim() {
+                    operation.cancel()
+                    continuation.resume(returning: .failure(PostgresOperationTimeout()))
+                }
+            }
+        }
+        do {
+            return try outcome.get()
+        } catch is PostgresOperationTimeout {
+            replacePool(client)
+            throw PostgresStoreError("PostgreSQL did not answer within \(timeout)")
+        }
     }
 
     /// Connects to `postgresql://user[:password]@host[:port]/database[?sslmode=disable|prefer|require]`.
@@ -46,19 +117,30 @@ public final class PostgresStore: WorkflowStore {
 
     /// Runs `body` in one transaction. An error thrown by `body` is rethrown as is, after the
     /// rollback.
-    func transaction<T: Sendable>(_ body: @escaping (PostgresConnection) async throws -> T) async throws -> T {
-        do {
-            return try await client.withTransaction(logger: logger) { connection in
-                try await body(connection)
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let logger = self.logger
+        return try await withClient { client in
+            do {
+                return try await client.withTransaction(logger: logger) { connection in
+                    try await body(connection)
+                }
+            } catch let error as PostgresTransactionError {
+                if let closureError = error.closureError { throw closureError }
+                throw error
             }
-        } catch let error as PostgresTransactionError {
-            if let closureError = error.closureError { throw closureError }
-            throw error
+        }
+    }
+
+    /// Runs `body` on a pooled connection, outside a transaction (reads).
+    func read<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try await withClient { client in
+            try await client.withConnection { connection in try await body(connection) }
         }
     }
 
     public func close() async throws {
         await listener.stop()
+        let running = pool.withLock { $0.running }
         running.cancel()
         await running.value
     }
@@ -70,7 +152,7 @@ public final class PostgresStore: WorkflowStore {
     // MARK: - Migrations
 
     public func migrate() async throws {
-        try await client.withConnection { connection in
+        try await read { connection in
             // One worker migrates at a time; the others wait for it and then find nothing to do.
             try await connection.query("SELECT pg_advisory_lock(\(PostgresSchema.advisoryLockKey))", logger: self.logger)
             do {
@@ -138,6 +220,30 @@ extension PostgresStore {
     }
 }
 
+struct PostgresOperationTimeout: Error {}
+
+/// True for the first caller of ``claim()`` only.
+final class Once: Sendable {
+    private let done = Mutex(false)
+    func claim() -> Bool {
+        done.withLock { done in
+            defer { done = true }
+            return !done
+        }
+    }
+}
+
+/// A reference to the store that does not keep it alive.
+final class WeakStore: Sendable {
+    private let reference: Mutex<WeakBox>
+    private struct WeakBox: @unchecked Sendable {
+        // Safe: only read and written under the mutex.
+        weak var store: PostgresStore?
+    }
+    init(_ store: PostgresStore) { reference = Mutex(WeakBox(store: store)) }
+    var store: PostgresStore? { reference.withLock { $0.store } }
+}
+
 /// Parses PostgreSQL URLs.
 enum PostgresURL {
     static func configuration(from url: String) throws -> PostgresClient.Configuration {
@@ -158,10 +264,17 @@ enum PostgresURL {
         default:
             throw EddaUsageError(.invalidConfiguration, "Unsupported sslmode '\(sslMode)' in '\(url)'; use disable, prefer or require.")
         }
-        return PostgresClient.Configuration(
+        var configuration = PostgresClient.Configuration(
             host: host, port: components.port ?? 5432,
             username: components.user?.removingPercentEncoding ?? "postgres",
             password: components.password?.removingPercentEncoding,
             database: database.isEmpty ? nil : database.removingPercentEncoding, tls: tls)
+        if let timeout = components.queryItems?.first(where: { $0.name == "connect_timeout" })?.value.flatMap(Int.init), timeout > 0 {
+            configuration.options.connectTimeout = .seconds(timeout)
+        }
+        if let size = components.queryItems?.first(where: { $0.name == "pool_size" })?.value.flatMap(Int.init), size > 1 {
+            configuration.options.maximumConnections = size
+        }
+        return configuration
     }
 }

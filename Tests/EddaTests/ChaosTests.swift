@@ -110,3 +110,37 @@ struct ChaosTests {
         #expect(duplicates == 0)
     }
 }
+
+@Suite("PostgreSQL server restart", .timeLimit(.minutes(3)))
+struct PostgresRestartTests {
+    @Test("The server restarts in the middle of a run: workers reconnect and finish the work")
+    func restartMidRun() async throws {
+        let cluster = try PostgresTestServer.startPrivateCluster()
+        defer { cluster.stop() }
+        let url = cluster.url + "?connect_timeout=2"
+        let recorder = Recorder()
+        var configuration = EddaApp.Configuration(serviceName: "restart", database: try .postgres(url: url))
+        configuration.lockTimeout = .seconds(2)
+        configuration.recoveryInterval = .milliseconds(200)
+        configuration.defaultRetryPolicy = RetryPolicy(initialInterval: .milliseconds(50), maxAttempts: 50, maxDuration: .seconds(60))
+        let app = try await EddaApp(configuration: configuration)
+        let flow = app.register(workflow: "steady") { (index: Int, context) -> Int in
+            _ = try await context.run(Note(recorder: recorder), input: "a\(index)")
+            try await context.sleep(for: .milliseconds(300 + index * 20))
+            _ = try await context.run(Note(recorder: recorder), input: "b\(index)")
+            try await context.sleep(for: .milliseconds(300))
+            return index
+        }
+        var ids: [String] = []
+        for index in 0..<40 { ids.append(try await app.startDetached(flow, input: index)) }
+        try await Task.sleep(for: .milliseconds(400))
+        try cluster.restart()
+        for (index, id) in ids.enumerated() {
+            #expect(try await app.result(of: id, as: Int.self, pollInterval: .milliseconds(200)) == index)
+        }
+        for index in 0..<40 {
+            #expect(recorder.count("b\(index)") >= 1)
+        }
+        await app.shutdown()
+    }
+}

@@ -38,10 +38,30 @@ public enum PostgresTestServer {
         try await withAdminConnection(url, body)
     }
 
-    /// Restarts the server (for tests of reconnection); returns once it accepts connections.
-    public static func restart() throws {
-        guard let cluster = cluster.withLock({ $0 }) else { throw PostgresTestServerError("no cluster of the tests' own to restart") }
-        try run(pgCtl, ["-D", cluster.directory, "-m", "fast", "-w", "-t", "60", "restart"], asServerUser: cluster.asServerUser)
+    /// A cluster of the caller's own (for tests that restart the server), stopped and removed by
+    /// ``PrivateCluster/stop()`` or at process exit.
+    public static func startPrivateCluster() throws -> PrivateCluster {
+        let (url, directory, asServerUser) = try startCluster()
+        return PrivateCluster(url: url, directory: directory, asServerUser: asServerUser)
+    }
+
+    /// A cluster started by ``startPrivateCluster()``.
+    public struct PrivateCluster: Sendable {
+        /// The `postgres` database's URL.
+        public let url: String
+        let directory: String
+        let asServerUser: Bool
+
+        /// Restarts the server; returns once it accepts connections again.
+        public func restart() throws {
+            try run(pgCtl, ["-D", directory + "/data", "-m", "fast", "-w", "-t", "60", "restart"], asServerUser: asServerUser)
+        }
+
+        /// Stops the server and removes its files.
+        public func stop() {
+            _ = try? run(pgCtl, ["-D", directory + "/data", "-m", "immediate", "stop"], asServerUser: asServerUser)
+            try? FileManager.default.removeItem(atPath: directory)
+        }
     }
 
     public static let logger = Logger(label: "edda.test.postgres")
@@ -49,16 +69,10 @@ public enum PostgresTestServer {
     static let initdb = "/usr/local/bin/initdb"
     static let serverUser = "edda_pg"
 
-    private struct Cluster: Sendable {
-        let directory: String
-        let asServerUser: Bool
-    }
-    private static let cluster = NSLockedValue<Cluster?>(nil)
-
     private static let started: Result<String, PostgresTestServerError> = {
         if let url = ProcessInfo.processInfo.environment["EDDA_TEST_POSTGRES_URL"], !url.isEmpty { return .success(url) }
         do {
-            return .success(try startCluster())
+            return .success(try startCluster().url)
         } catch let error as PostgresTestServerError {
             return .failure(error)
         } catch {
@@ -66,7 +80,7 @@ public enum PostgresTestServer {
         }
     }()
 
-    private static func startCluster() throws -> String {
+    private static func startCluster() throws -> (url: String, directory: String, asServerUser: Bool) {
         for binary in [initdb, pgCtl] where !FileManager.default.isExecutableFile(atPath: binary) {
             throw PostgresTestServerError("PostgreSQL 15 is not installed: \(binary) is missing")
         }
@@ -89,21 +103,21 @@ public enum PostgresTestServer {
             let log = (try? String(contentsOfFile: directory + "/server.log", encoding: .utf8)) ?? ""
             throw PostgresTestServerError("PostgreSQL did not start: \(error)\n\(log)")
         }
-        cluster.withLock { $0 = Cluster(directory: directory + "/data", asServerUser: asServerUser) }
-        stopAtExitDirectory = strdup(directory)
+        stopAtExit.withLock { $0.append(directory) }
         stopAtExitAsServerUser = asServerUser
+        registerExitHandler
+        return ("postgresql://postgres@127.0.0.1:\(port)/postgres", directory, asServerUser)
+    }
+
+    /// Stops every cluster this process started when it exits.
+    private static let registerExitHandler: Void = {
         atexit {
-            guard let pointer = stopAtExitDirectory else { return }
-            let directory = String(cString: pointer)
-            let command = "\(PostgresTestServer.pgCtl) -D \(directory)/data -m immediate stop >/dev/null 2>&1; rm -rf \(directory)"
-            if stopAtExitAsServerUser {
-                _ = system("runuser -u \(PostgresTestServer.serverUser) -- sh -c '\(PostgresTestServer.pgCtl) -D \(directory)/data -m immediate stop' >/dev/null 2>&1; rm -rf \(directory)")
-            } else {
-                _ = system(command)
+            let prefix = stopAtExitAsServerUser ? "runuser -u \(PostgresTestServer.serverUser) -- " : ""
+            for directory in stopAtExit.withLock({ $0 }) where FileManager.default.fileExists(atPath: directory) {
+                _ = system("\(prefix)\(PostgresTestServer.pgCtl) -D \(directory)/data -m immediate stop >/dev/null 2>&1; rm -rf \(directory)")
             }
         }
-        return "postgresql://postgres@127.0.0.1:\(port)/postgres"
-    }
+    }()
 
     /// Stops and removes clusters left by test processes that were killed before they could.
     static func stopClustersOfDeadRuns(asServerUser: Bool) {
@@ -187,7 +201,7 @@ public enum PostgresTestServer {
     }
 }
 
-nonisolated(unsafe) private var stopAtExitDirectory: UnsafeMutablePointer<CChar>?
+private let stopAtExit = NSLockedValue<[String]>([])
 nonisolated(unsafe) private var stopAtExitAsServerUser = false
 
 /// The test server could not be started or used.

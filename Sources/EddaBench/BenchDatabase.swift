@@ -1,0 +1,115 @@
+import Edda
+import EddaPostgres
+import Foundation
+import PostgresNIO
+
+/// The benchmark's database: an SQLite file recreated first, or a PostgreSQL database dropped and
+/// recreated first (only if its name starts with `edda_bench`, so nothing else can be dropped).
+struct BenchDatabase {
+    let store: any WorkflowStore
+    let sqlitePath: String?
+    let postgresURL: String?
+    var isPostgres: Bool { postgresURL != nil }
+
+    static func open(_ url: String, durability: String) async throws -> BenchDatabase {
+        if url.hasPrefix("sqlite:///") {
+            let path = String(url.dropFirst("sqlite://".count))
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+            let store = try SQLiteStore(path: path, durability: durability == "normal" ? .normal : .full)
+            return BenchDatabase(store: store, sqlitePath: path, postgresURL: nil)
+        }
+        guard url.hasPrefix("postgresql://") || url.hasPrefix("postgres://"),
+              let components = URLComponents(string: url), let host = components.host
+        else {
+            throw BenchError("--db must be sqlite:///absolute/path.db or postgresql://user@host:port/edda_bench…")
+        }
+        let name = String(components.path.dropFirst())
+        guard name.hasPrefix("edda_bench"), name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
+            throw BenchError("The PostgreSQL database name must start with edda_bench (it is dropped and recreated); got '\(name)'.")
+        }
+        let admin = PostgresConnection.Configuration(
+            host: host, port: components.port ?? 5432, username: components.user ?? "postgres",
+            password: components.password, database: "postgres", tls: .disable)
+        let connection = try await PostgresConnection.connect(configuration: admin, id: 1, logger: Logger(label: "bench"))
+        try await connection.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"), logger: Logger(label: "bench"))
+        try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: Logger(label: "bench"))
+        try await connection.close()
+        return BenchDatabase(store: try PostgresStore(url: url), sqlitePath: nil, postgresURL: url)
+    }
+
+    /// `(store operations, commits)` so far: the SQLite store's counters, or PostgreSQL's
+    /// committed transactions in this database.
+    func statistics() async -> (transactions: Int, commits: Int) {
+        if let sqlite = store as? SQLiteStore { return sqlite.writeStatistics }
+        guard let url = postgresURL, let components = URLComponents(string: url), let host = components.host else { return (0, 0) }
+        let configuration = PostgresConnection.Configuration(
+            host: host, port: components.port ?? 5432, username: components.user ?? "postgres",
+            password: components.password, database: String(components.path.dropFirst()), tls: .disable)
+        guard let connection = try? await PostgresConnection.connect(configuration: configuration, id: 2, logger: Logger(label: "bench")) else {
+            return (0, 0)
+        }
+        defer { Task { try? await connection.close() } }
+        let rows = try? await connection.query(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()", logger: Logger(label: "bench")
+        ).collect()
+        let commits = (try? rows?.first?.decode(Int.self)) ?? 0
+        return (commits, commits)
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A second `edda-bench` process that delivers events: one instance ID per line on its standard
+/// input, one `sent` line back on its standard output.
+final class SenderProcess {
+    private let process = Process()
+    private let input = Pipe()
+    private let output = Pipe()
+
+    init(db: String) throws {
+        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+        process.arguments = ["sender", "--db", db]
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        try readLine()  // "ready"
+    }
+
+    func send(to instanceID: String) throws {
+        input.fileHandleForWriting.write(Data((instanceID + "\n").utf8))
+        try readLine()
+    }
+
+    private func readLine() throws {
+        var line = Data()
+        while true {
+            let byte = output.fileHandleForReading.readData(ofLength: 1)
+            guard !byte.isEmpty else { throw BenchError("the sender process ended") }
+            if byte == Data("\n".utf8) { return }
+            line.append(byte)
+        }
+    }
+
+    func stop() {
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+}
+
+extension EddaBench {
+    /// The sender side of `event_latency` on PostgreSQL.
+    func runSender() async throws {
+        var configuration = EddaApp.Configuration(serviceName: "bench-sender", database: try .postgres(url: db))
+        configuration.runsBackgroundRecovery = false
+        let app = try await EddaApp(configuration: configuration)
+        FileHandle.standardOutput.write(Data("ready\n".utf8))
+        while let id = Swift.readLine() {
+            try await app.sendEvent(CloudEventAttributes(type: "latency.go", source: "/bench"), data: ["n": 1], to: id)
+            FileHandle.standardOutput.write(Data("sent\n".utf8))
+        }
+        await app.shutdown()
+    }
+}
