@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "OrderService",
             dependencies: [
-                "Edda", "EddaHTTP",
+                "Edda", "EddaHTTP", "EddaPostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -6,6 +6,7 @@
 import ArgumentParser
 import Edda
 import EddaHTTP
+import EddaPostgres
 import Foundation
 import Hummingbird
 import Logging
@@ -21,7 +22,7 @@ struct OrderService: AsyncParsableCommand {
     @Option(help: "The port to listen on (0 picks a free one).")
     var port = 8080
 
-    @Option(help: "The SQLite file, or a database URL such as sqlite:///path.db.")
+    @Option(help: "The SQLite file, or a database URL: sqlite:///path.db or postgresql://user@host:5432/orders.")
     var database = "orders.db"
 
     @Option(help: "A CloudEvents broker the outbox relayer sends order.shipped events to.")
@@ -40,6 +41,7 @@ struct OrderService: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
+        PostgresStore.registerURLScheme()
         let location = database.contains("://") ? try DatabaseLocation.url(database) : .sqlite(path: database)
         var configuration = EddaApp.Configuration(serviceName: "order-service", database: location)
         if let brokerURL { configuration.outboxPublisher = HTTPOutboxPublisher(brokerURL: brokerURL) }

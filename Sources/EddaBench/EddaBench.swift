@@ -193,8 +193,8 @@ struct EddaBench: AsyncParsableCommand {
                 "wf_per_s": .number(Double(latencies.count) / elapsed),
                 "lat_p50_ms": .number(percentile(latencies, 0.5)),
                 "lat_p99_ms": .number(percentile(latencies, 0.99)),
-                "commits_per_wf": .number(Double(after.transactions - before.transactions) / Double(latencies.count)),
-                "sqlite_fsync_commits_per_wf": .number(Double(after.commits - before.commits) / Double(latencies.count)),
+                "commits_per_wf": perWorkflow(before, after, \.transactions, latencies.count),
+                "sqlite_fsync_commits_per_wf": perWorkflow(before, after, \.commits, latencies.count),
                 "db_bytes_per_instance": .number(Double(size) / Double(latencies.count + 5)),
                 "completed": .number(Double(latencies.count)),
             ]
@@ -211,8 +211,8 @@ struct EddaBench: AsyncParsableCommand {
                 "lat_p50_ms": .number(percentile(latencies, 0.5)),
                 "lat_p99_ms": .number(percentile(latencies, 0.99)),
                 "errors": .number(Double(errors)),
-                "commits_per_wf": .number(Double(after.transactions - before.transactions) / Double(max(latencies.count, 1))),
-                "sqlite_fsync_commits_per_wf": .number(Double(after.commits - before.commits) / Double(max(latencies.count, 1))),
+                "commits_per_wf": perWorkflow(before, after, \.transactions, latencies.count),
+                "sqlite_fsync_commits_per_wf": perWorkflow(before, after, \.commits, latencies.count),
                 "concurrency": .number(Double(concurrency)),
             ]
         case "steps100":
@@ -353,6 +353,15 @@ struct EddaBench: AsyncParsableCommand {
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
     var milliseconds: Double { seconds * 1000 }
+}
+
+/// A counter's increase per workflow, or `null` where the backend has no counter.
+func perWorkflow(
+    _ before: (transactions: Int, commits: Int)?, _ after: (transactions: Int, commits: Int)?,
+    _ counter: KeyPath<(transactions: Int, commits: Int), Int>, _ count: Int
+) -> JSONValue {
+    guard let before, let after else { return .null }
+    return .number(Double(after[keyPath: counter] - before[keyPath: counter]) / Double(max(count, 1)))
 }
 
 func percentile(_ values: [Double], _ fraction: Double) -> Double {

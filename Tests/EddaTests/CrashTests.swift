@@ -4,7 +4,7 @@ import Foundation
 import GRDB
 import Testing
 
-@Suite("Crash recovery", .timeLimit(.minutes(2)))
+@Suite("Crash recovery", .timeLimit(.minutes(5)))
 struct CrashTests {
     /// The `edda-test-worker` binary, built next to the test bundle.
     static var workerPath: String {
@@ -30,13 +30,13 @@ struct CrashTests {
                 (try? rows(database, "SELECT status FROM workflow_instances WHERE instance_id = 'waiter-1'"))?.first?["status"]
             }
             var worker = try Self.launch([database.path, "start-waiter", "waiter-1"])
-            try await eventually("the durable sleep") { try status() == "waiting_for_timer" }
+            try await eventually("the durable sleep", timeout: .seconds(90)) { try status() == "waiting_for_timer" }
             kill(worker.processIdentifier, SIGKILL)
             worker.waitUntilExit()
             // The timer falls due while no worker runs; the restarted one fires it.
             try await Task.sleep(for: .milliseconds(1_200))
             worker = try Self.launch([database.path, "serve"])
-            try await eventually("the event wait after the overdue timer fired") { try status() == "waiting_for_message" }
+            try await eventually("the event wait after the overdue timer fired", timeout: .seconds(90)) { try status() == "waiting_for_message" }
             kill(worker.processIdentifier, SIGKILL)
             worker.waitUntilExit()
 
@@ -52,7 +52,7 @@ struct CrashTests {
                 kill(worker.processIdentifier, SIGKILL)
                 worker.waitUntilExit()
             }
-            try await eventually("completion", timeout: .seconds(30)) { try status() == "completed" }
+            try await eventually("completion", timeout: .seconds(90)) { try status() == "completed" }
             let output: String? = try rows(database, "SELECT output_data FROM workflow_instances").first?["output_data"]
             #expect(output.flatMap(JSONValue.init(jsonText:))?["result"] == "onwards")
             let executions = try rows(database, "SELECT activity_id, COUNT(*) AS n FROM executions GROUP BY activity_id ORDER BY activity_id")
@@ -71,7 +71,8 @@ struct CrashTests {
             var current = first
             // Kill the worker three times, each after it has made some progress.
             for round in 1...3 {
-                try await eventually("progress before kill \(round)") {
+                // Generous: the chaos suite may be loading both cores at the same time.
+                try await eventually("progress before kill \(round)", timeout: .seconds(90)) {
                     // The worker creates the table when it starts.
                     let done = (try? rows(database, "SELECT COUNT(*) AS n FROM executions").first?["n"] as Int?) ?? 0
                     return done >= round * 3
@@ -86,7 +87,7 @@ struct CrashTests {
                 kill(current.processIdentifier, SIGKILL)
                 current.waitUntilExit()
             }
-            try await eventually("completion after \(kills) kills", timeout: .seconds(60)) {
+            try await eventually("completion after \(kills) kills", timeout: .seconds(120)) {
                 try rows(database, "SELECT status FROM workflow_instances WHERE instance_id = 'crash-1'").first?["status"] as String? == "completed"
             }
             let executions = try rows(database, "SELECT activity_id, COUNT(*) AS n FROM executions GROUP BY activity_id")
