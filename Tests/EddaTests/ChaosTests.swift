@@ -115,7 +115,7 @@ struct ChaosTests {
 struct PostgresRestartTests {
     @Test("The server restarts in the middle of a run: workers reconnect and finish the work")
     func restartMidRun() async throws {
-        let cluster = try PostgresTestServer.startPrivateCluster()
+        let cluster = try await PostgresTestServer.startPrivateCluster()
         defer { cluster.stop() }
         let url = cluster.url + "?connect_timeout=2"
         let recorder = Recorder()
@@ -134,7 +134,7 @@ struct PostgresRestartTests {
         var ids: [String] = []
         for index in 0..<40 { ids.append(try await app.startDetached(flow, input: index)) }
         try await Task.sleep(for: .milliseconds(400))
-        try cluster.restart()
+        try await cluster.restart()
         for (index, id) in ids.enumerated() {
             #expect(try await app.result(of: id, as: Int.self, pollInterval: .milliseconds(200)) == index)
         }

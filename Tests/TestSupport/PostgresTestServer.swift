@@ -15,14 +15,16 @@ import Glibc
 /// `EDDA_TEST_POSTGRES_URL` to use a server of your own instead. If no server can be started, the
 /// PostgreSQL tests fail with the reason; they never skip.
 public enum PostgresTestServer {
-    /// The server's URL (the `postgres` database).
-    public static func url() throws -> String {
-        try started.get()
+    /// The server's URL (the `postgres` database). The first call starts the cluster, on a
+    /// thread of its own: starting it blocks for seconds, and blocking the concurrency pool's few
+    /// threads would stall every other test meanwhile.
+    public static func url() async throws -> String {
+        try await onOwnThread { try started.get() }
     }
 
     /// A new, empty database on the server; returns its URL.
     public static func makeDatabase() async throws -> String {
-        let base = try url()
+        let base = try await url()
         let name = "edda_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
         try await withAdminConnection(base) { connection in
             try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: logger)
@@ -40,9 +42,18 @@ public enum PostgresTestServer {
 
     /// A cluster of the caller's own (for tests that restart the server), stopped and removed by
     /// ``PrivateCluster/stop()`` or at process exit.
-    public static func startPrivateCluster() throws -> PrivateCluster {
-        let (url, directory, asServerUser) = try startCluster()
-        return PrivateCluster(url: url, directory: directory, asServerUser: asServerUser)
+    public static func startPrivateCluster() async throws -> PrivateCluster {
+        try await onOwnThread {
+            let (url, directory, asServerUser) = try startCluster()
+            return PrivateCluster(url: url, directory: directory, asServerUser: asServerUser)
+        }
+    }
+
+    /// Runs blocking work (process launches) on a thread of its own.
+    static func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+        }
     }
 
     /// A cluster started by ``startPrivateCluster()``.
@@ -53,8 +64,11 @@ public enum PostgresTestServer {
         let asServerUser: Bool
 
         /// Restarts the server; returns once it accepts connections again.
-        public func restart() throws {
-            try run(pgCtl, ["-D", directory + "/data", "-m", "fast", "-w", "-t", "60", "restart"], asServerUser: asServerUser)
+        public func restart() async throws {
+            let (directory, asServerUser) = (self.directory, self.asServerUser)
+            _ = try await onOwnThread {
+                try run(pgCtl, ["-D", directory + "/data", "-m", "fast", "-w", "-t", "60", "restart"], asServerUser: asServerUser)
+            }
         }
 
         /// Stops the server and removes its files.
