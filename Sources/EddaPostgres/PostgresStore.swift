@@ -45,8 +45,6 @@ public final class PostgresStore: WorkflowStore {
         configuration.options.additionalStartupParameters.removeAll { $0.0.lowercased() == "timezone" }
         configuration.options.additionalStartupParameters.append(("TimeZone", "UTC"))
         self.configuration = configuration
-        var logger = logger
-        if ProcessInfo.processInfo.environment["EDDA_PG_TRACE"] != nil { logger.logLevel = .debug }
         self.logger = logger
         self.operationTimeout = operationTimeout
         let pool = Self.makePool(configuration, logger: logger)
