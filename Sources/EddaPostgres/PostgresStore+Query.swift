@@ -66,13 +66,9 @@ extension PostgresStore {
         return builder.query
     }
 
-    /// An `ILIKE` pattern matching `text` anywhere, with `%`, `_` and `\` taken literally.
+    /// A pattern matching `text` anywhere (SQLite's `LIKE` and PostgreSQL's `ILIKE` are
+    /// case-insensitive).
     private static func likePattern(_ text: String) -> String {
-        var escaped = ""
-        for character in text {
-            if character == "%" || character == "_" || character == "\\" { escaped.append("\\") }
-            escaped.append(character)
-        }
-        return "%" + escaped + "%"
+        InstanceQuery.containsPattern(text)
     }
 }

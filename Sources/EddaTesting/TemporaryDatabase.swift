@@ -26,13 +26,7 @@ public struct TemporaryDatabase: Sendable {
     /// A configuration for tests: this database, quick recovery and short locks, so that
     /// crash-recovery scenarios finish in seconds.
     public func configuration(serviceName: String = "test") -> EddaApp.Configuration {
-        var configuration = EddaApp.Configuration(serviceName: serviceName, database: location)
-        configuration.recoveryInterval = .milliseconds(100)
-        configuration.lockTimeout = .seconds(2)
-        configuration.defaultRetryPolicy = RetryPolicy(
-            initialInterval: .milliseconds(10), backoffCoefficient: 2, maxInterval: .milliseconds(100), maxAttempts: 3,
-            maxDuration: .seconds(30))
-        return configuration
+        .testing(serviceName: serviceName, database: location)
     }
 
     /// An app on this database, configured by `configure`.
@@ -50,15 +44,9 @@ public struct TemporaryDatabase: Sendable {
         serviceName: String = "test", configure: (inout EddaApp.Configuration) -> Void = { _ in },
         _ body: (EddaApp) async throws -> T
     ) async throws -> T {
-        let app = try await makeApp(serviceName: serviceName, configure: configure)
-        do {
-            let result = try await body(app)
-            await app.shutdown()
-            return result
-        } catch {
-            await app.shutdown()
-            throw error
-        }
+        var configuration = configuration(serviceName: serviceName)
+        configure(&configuration)
+        return try await EddaApp.running(configuration, body)
     }
 
     /// Runs `body` with a fresh temporary database, removed afterwards.
@@ -74,7 +62,36 @@ public struct TemporaryDatabase: Sendable {
     }
 }
 
+extension EddaApp.Configuration {
+    /// A configuration for tests on any database: quick recovery (100 ms), short locks (2 s)
+    /// and fast retries (10 ms back-off, 3 attempts), so that crash-recovery scenarios finish in
+    /// seconds.
+    public static func testing(serviceName: String = "test", database: DatabaseLocation) -> EddaApp.Configuration {
+        var configuration = EddaApp.Configuration(serviceName: serviceName, database: database)
+        configuration.recoveryInterval = .milliseconds(100)
+        configuration.lockTimeout = .seconds(2)
+        configuration.defaultRetryPolicy = RetryPolicy(
+            initialInterval: .milliseconds(10), backoffCoefficient: 2, maxInterval: .milliseconds(100), maxAttempts: 3,
+            maxDuration: .seconds(30))
+        return configuration
+    }
+}
+
 extension EddaApp {
+    /// Creates an app with `configuration`, runs `body` with it, and shuts it down afterwards,
+    /// also when `body` throws.
+    public static func running<T>(_ configuration: Configuration, _ body: (EddaApp) async throws -> T) async throws -> T {
+        let app = try await EddaApp(configuration: configuration)
+        do {
+            let result = try await body(app)
+            await app.shutdown()
+            return result
+        } catch {
+            await app.shutdown()
+            throw error
+        }
+    }
+
     /// Waits until the instance has reached one of `statuses`, polling every 20 ms, and returns
     /// it. Throws ``WaitTimeoutError`` after `timeout`.
     public func waitForStatus(

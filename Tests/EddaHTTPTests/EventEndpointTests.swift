@@ -251,7 +251,7 @@ struct CancelAndAuthTests {
     func cancel() async throws {
         try await withEddaServer(path: "hooks/edda") { app, base, _ in
             let flow = app.register(workflow: "patient") { (_: NoValue, context) -> String in
-                try await context.waitEvent("never", as: NoValue.self)
+                _ = try await context.waitEvent("never", as: NoValue.self)
                 return "done"
             }
             let done = app.register(workflow: "quick") { (_: NoValue, _) -> String in "done" }

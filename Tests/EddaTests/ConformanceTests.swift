@@ -34,13 +34,7 @@ struct BackendDatabase: Sendable {
     }
 
     func configuration(serviceName: String = "test") throws -> EddaApp.Configuration {
-        var configuration = EddaApp.Configuration(serviceName: serviceName, database: try location)
-        configuration.recoveryInterval = .milliseconds(100)
-        configuration.lockTimeout = .seconds(2)
-        configuration.defaultRetryPolicy = RetryPolicy(
-            initialInterval: .milliseconds(10), backoffCoefficient: 2, maxInterval: .milliseconds(100), maxAttempts: 3,
-            maxDuration: .seconds(30))
-        return configuration
+        .testing(serviceName: serviceName, database: try location)
     }
 
     func withApp<T>(
@@ -49,15 +43,7 @@ struct BackendDatabase: Sendable {
     ) async throws -> T {
         var configuration = try configuration(serviceName: serviceName)
         configure(&configuration)
-        let app = try await EddaApp(configuration: configuration)
-        do {
-            let result = try await body(app)
-            await app.shutdown()
-            return result
-        } catch {
-            await app.shutdown()
-            throw error
-        }
+        return try await EddaApp.running(configuration, body)
     }
 
     func remove() {

@@ -63,6 +63,17 @@ public struct InstanceQuery: Sendable {
         return ValidatedInstanceQuery(query: self, cursor: cursor)
     }
 
+    /// A `LIKE` pattern matching `text` anywhere, with `%`, `_` and `\` taken literally (for
+    /// `ESCAPE '\'`).
+    package static func containsPattern(_ text: String) -> String {
+        var escaped = ""
+        for character in text {
+            if character == "%" || character == "_" || character == "\\" { escaped.append("\\") }
+            escaped.append(character)
+        }
+        return "%" + escaped + "%"
+    }
+
     static func isValidPath(_ path: String) -> Bool {
         guard let first = path.unicodeScalars.first, first.isASCIILetter || first == "_" else { return false }
         return path.unicodeScalars.allSatisfy { $0.isASCIILetter || ("0"..."9").contains($0) || $0 == "_" || $0 == "." }

@@ -72,14 +72,9 @@ enum SQLiteInstanceQuery {
         return (sql, arguments)
     }
 
-    /// A `LIKE` pattern matching `text` anywhere, with `%`, `_` and `\` taken literally.
-    /// SQLite's `LIKE` is case-insensitive for ASCII.
+    /// A pattern matching `text` anywhere (SQLite's `LIKE` and PostgreSQL's `ILIKE` are
+    /// case-insensitive).
     private static func likePattern(_ text: String) -> String {
-        var escaped = ""
-        for character in text {
-            if character == "%" || character == "_" || character == "\\" { escaped.append("\\") }
-            escaped.append(character)
-        }
-        return "%" + escaped + "%"
+        InstanceQuery.containsPattern(text)
     }
 }
