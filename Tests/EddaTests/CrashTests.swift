@@ -30,6 +30,13 @@ struct CrashTests {
                 (try? rows(database, "SELECT status FROM workflow_instances WHERE instance_id = 'waiter-1'"))?.first?["status"]
             }
             var worker = try Self.launch([database.path, "start-waiter", "waiter-1"])
+            // Whatever happens, no worker outlives the test.
+            defer {
+                if worker.isRunning {
+                    kill(worker.processIdentifier, SIGKILL)
+                    worker.waitUntilExit()
+                }
+            }
             try await eventually("the durable sleep", timeout: .seconds(90)) { try status() == "waiting_for_timer" }
             kill(worker.processIdentifier, SIGKILL)
             worker.waitUntilExit()
@@ -48,10 +55,6 @@ struct CrashTests {
             #expect(try status() == "running")
 
             worker = try Self.launch([database.path, "serve"])
-            defer {
-                kill(worker.processIdentifier, SIGKILL)
-                worker.waitUntilExit()
-            }
             try await eventually("completion", timeout: .seconds(90)) { try status() == "completed" }
             let output: String? = try rows(database, "SELECT output_data FROM workflow_instances").first?["output_data"]
             #expect(output.flatMap(JSONValue.init(jsonText:))?["result"] == "onwards")
@@ -69,6 +72,13 @@ struct CrashTests {
             var kills = 0
             let first = try Self.launch([database.path, "start", "crash-1", "\(steps)"])
             var current = first
+            // Whatever happens, no worker outlives the test.
+            defer {
+                if current.isRunning {
+                    kill(current.processIdentifier, SIGKILL)
+                    current.waitUntilExit()
+                }
+            }
             // Kill the worker three times, each after it has made some progress.
             for round in 1...3 {
                 // Generous: the chaos suite may be loading both cores at the same time.
@@ -82,10 +92,6 @@ struct CrashTests {
                 kills += 1
                 #expect(current.terminationReason == .uncaughtSignal)
                 current = try Self.launch([database.path, "serve"])
-            }
-            defer {
-                kill(current.processIdentifier, SIGKILL)
-                current.waitUntilExit()
             }
             try await eventually("completion after \(kills) kills", timeout: .seconds(120)) {
                 try rows(database, "SELECT status FROM workflow_instances WHERE instance_id = 'crash-1'").first?["status"] as String? == "completed"
