@@ -243,18 +243,29 @@ extension PostgresStore {
             else { continue }
             try await clearWait(subscription.id, on: connection)
             if next.messageID == message.messageID { delivered.append(subscription.instanceID) }
-            if let instance = try await wake(subscription.instanceID, row: row, claim: claim, on: connection, now: now) {
+            if try await wake(subscription.instanceID, row: row, claim: claim, on: connection, now: now) == .claimed,
+               let instance = try await claimedInstance(subscription.instanceID, on: connection) {
                 claimed.append(instance)
             }
         }
         return DeliveryReport(messageID: message.messageID, deliveredTo: delivered, claimed: claimed)
     }
 
-    /// Makes a waiting instance `running`: locked by the claiming worker (and returned) if it runs
-    /// the instance's workflow, else unlocked and announced to the other workers.
+    /// How ``wake(_:row:claim:on:now:)`` left an instance.
+    enum Wake {
+        /// Not waiting any more (another worker ended the wait): nothing changed.
+        case notWaiting
+        /// `running` and unlocked, announced to the other workers.
+        case unlocked
+        /// `running` and locked by the claiming worker.
+        case claimed
+    }
+
+    /// Makes a waiting instance `running`: locked by the claiming worker if it runs the
+    /// instance's workflow, else unlocked and announced to the other workers.
     func wake(
         _ instanceID: String, row: PostgresRandomAccessRow, claim: ClaimPolicy, on connection: PostgresConnection, now: Date
-    ) async throws -> ClaimedInstance? {
+    ) async throws -> Wake {
         let framework: String = try row.value("framework")
         let workflowName: String = try row.value("workflow_name")
         let leaseUntil = framework == EddaApp.frameworkName
@@ -271,7 +282,7 @@ extension PostgresStore {
                 WHERE instance_id = \(instanceID) AND \(unescaped: waiting) AND (locked_by IS NULL OR lock_expires_at < \(now))
                 RETURNING 1
                 """, logger: logger)
-            return woken == 1 ? try await claimedInstance(instanceID, on: connection) : nil
+            return woken == 1 ? .claimed : .notWaiting
         }
         let woken = try await connection.count(
             """
@@ -280,8 +291,9 @@ extension PostgresStore {
             WHERE instance_id = \(instanceID) AND \(unescaped: waiting) AND (locked_by IS NULL OR lock_expires_at < \(now))
             RETURNING 1
             """, logger: logger)
-        if woken == 1 { try await notifyResumable(instanceID, workflowName: workflowName, on: connection) }
-        return nil
+        guard woken == 1 else { return .notWaiting }
+        try await notifyResumable(instanceID, workflowName: workflowName, on: connection)
+        return .unlocked
     }
 
     public func fireDueWaits(claim: ClaimPolicy, deadline: Date, now: Date, limit: Int) async throws -> [ClaimedInstance] {
@@ -302,14 +314,16 @@ extension PostgresStore {
                 let timerID: String = try row.value("timer_id")
                 let activityID: String = try row.value("activity_id") ?? timerID
                 try await connection.query("DELETE FROM workflow_timer_subscriptions WHERE id = \(try row.value("id", as: Int.self))", logger: self.logger)
-                guard let instance = try await self.wake(instanceID, row: row, claim: claim, on: connection, now: now) else { continue }
+                let wake = try await self.wake(instanceID, row: row, claim: claim, on: connection, now: now)
+                guard wake != .notWaiting else { continue }
                 try await self.insertHistory(
                     NewHistoryEvent(
                         activityID: activityID, eventType: HistoryEventType.timerExpired,
                         payload: .json(StepPayloads.timerExpired(timerID: timerID, expiresAt: try row.value("expires_at")))),
                     instanceID: instanceID, on: connection, now: now, ifAbsent: true)
-                // Read again: the claimed instance must carry the row just written.
-                if let fresh = try await self.claimedInstance(instance.instance.instanceID, on: connection) { claimed.append(fresh) }
+                if wake == .claimed, let instance = try await self.claimedInstance(instanceID, on: connection) {
+                    claimed.append(instance)
+                }
             }
 
             let timeouts = try await connection.rows(
@@ -326,7 +340,8 @@ extension PostgresStore {
                 let channel: String = try row.value("channel")
                 let timeoutAt: Date = try row.value("timeout_at")
                 try await self.clearWait(try row.value("id"), on: connection)
-                guard try await self.wake(instanceID, row: row, claim: claim, on: connection, now: now) != nil else { continue }
+                let wake = try await self.wake(instanceID, row: row, claim: claim, on: connection, now: now)
+                guard wake != .notWaiting else { continue }
                 let payload = JSONValue.object([
                     "_error": true, "error_type": "TimeoutError",
                     "error_message": .string("Message on channel '\(channel)' did not arrive within timeout"),
@@ -335,7 +350,9 @@ extension PostgresStore {
                 try await self.insertHistory(
                     NewHistoryEvent(activityID: try row.value("activity_id"), eventType: HistoryEventType.messageTimeout, payload: .json(payload)),
                     instanceID: instanceID, on: connection, now: now, ifAbsent: true)
-                if let fresh = try await self.claimedInstance(instanceID, on: connection) { claimed.append(fresh) }
+                if wake == .claimed, let instance = try await self.claimedInstance(instanceID, on: connection) {
+                    claimed.append(instance)
+                }
             }
 
             // Waiting subscribers with a pending message nobody delivered to them.
@@ -361,7 +378,8 @@ extension PostgresStore {
                       try await self.consume(message, by: subscription, activityID: activityID, ownInstance: true, on: connection, now: now)
                 else { continue }
                 try await self.clearWait(subscription.id, on: connection)
-                if let instance = try await self.wake(subscription.instanceID, row: row, claim: claim, on: connection, now: now) {
+                if try await self.wake(subscription.instanceID, row: row, claim: claim, on: connection, now: now) == .claimed,
+                   let instance = try await self.claimedInstance(subscription.instanceID, on: connection) {
                     claimed.append(instance)
                 }
             }

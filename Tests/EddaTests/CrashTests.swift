@@ -113,16 +113,7 @@ struct LeaseTests {
     func renewalKeepsOwnership() async throws {
         try await withDatabase { database in
             let recorder = Recorder()
-            let slow = ActivityDefinition<String, String>(name: "slow") { input, _ in
-                recorder.record("slow")
-                try await Task.sleep(for: .seconds(2))
-                return input
-            }
-            let register: (EddaApp) -> WorkflowReference<String, String> = { app in
-                app.register(workflow: "long_step") { (input: String, context) in
-                    try await context.run(slow, input: input)
-                }
-            }
+            let register = slowStepWorkflow(named: "long_step", recorder: recorder)
             let owner = try await database.makeApp(serviceName: "owner") { $0.lockTimeout = .milliseconds(600) }
             let rival = try await database.makeApp(serviceName: "rival") { $0.lockTimeout = .milliseconds(600) }
             _ = register(rival)

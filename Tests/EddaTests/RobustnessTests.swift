@@ -127,16 +127,7 @@ struct RobustnessTests {
     func shortLeaseIsRenewed() async throws {
         try await withDatabase { database in
             let recorder = Recorder()
-            let slow = ActivityDefinition<String, String>(name: "slow") { input, _ in
-                recorder.record("slow")
-                try await Task.sleep(for: .seconds(2))
-                return input
-            }
-            let register: (EddaApp) -> WorkflowReference<String, String> = { app in
-                app.register(workflow: "short_lease") { (input: String, context) in
-                    try await context.run(slow, input: input)
-                }
-            }
+            let register = slowStepWorkflow(named: "short_lease", recorder: recorder)
             try await withApp(database, serviceName: "rival", configure: { $0.lockTimeout = .seconds(30) }) { rival in
                 _ = register(rival)
                 try await withApp(database, serviceName: "owner", configure: { $0.lockTimeout = .seconds(30) }) { owner in

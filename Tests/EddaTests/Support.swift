@@ -34,3 +34,18 @@ func startAndStop<Input: Codable & Sendable, Output: Codable & Sendable>(
         return id
     }
 }
+
+/// A workflow with one step that sleeps two seconds (longer than the test lock timeout), counted
+/// as "slow" in `recorder`: for tests of lock renewal.
+func slowStepWorkflow(named name: String, recorder: Recorder) -> (EddaApp) -> WorkflowReference<String, String> {
+    let slow = ActivityDefinition<String, String>(name: "slow") { input, _ in
+        recorder.record("slow")
+        try await Task.sleep(for: .seconds(2))
+        return input
+    }
+    return { app in
+        app.register(workflow: name) { (input: String, context) in
+            try await context.run(slow, input: input)
+        }
+    }
+}

@@ -64,7 +64,7 @@ struct ExecutionScope: Sendable {
                 let outcome = try await applyStep(transition)
                 if case .applied(_, let deliveries) = outcome {
                     if !transition.outboxEvents.isEmpty { engine.outboxWritten() }
-                    await engine.runClaimed(deliveries.flatMap(\.claimed))
+                    if !deliveries.isEmpty { await engine.runClaimed(deliveries.flatMap(\.claimed)) }
                     await hooks.activityCompleted(
                         instanceID: instanceID, activityID: invocation.activityID, activityName: invocation.activityName,
                         resultJSON: output.json, cacheHit: false)
@@ -180,7 +180,7 @@ struct ExecutionScope: Sendable {
         }
         // Instances the transition's messages woke are run even if this execution stops here.
         var deliveries: [DeliveryReport] = []
-        if case .applied(_, let reports) = outcome {
+        if case .applied(_, let reports) = outcome, !reports.isEmpty {
             deliveries = reports
             await engine.runClaimed(reports.flatMap(\.claimed))
         }
