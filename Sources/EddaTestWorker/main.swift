@@ -3,7 +3,10 @@
 // step's own commit transaction, so a count above one means a completed step ran twice.
 //
 //   edda-test-worker <db-path> start <instance-id> <steps>   start the workflow and run it
-//   edda-test-worker <db-path> start-waiter <instance-id>     start the `waiter` workflow, then serve
+//   edda-test-worker <db-path> start-waiter <instance-id> <deadline>
+//                                                             start the `waiter` workflow (its timer
+//                                                             falls due at <deadline>, seconds since
+//                                                             1970), then serve
 //   edda-test-worker <db-path> serve                          resume whatever is unfinished
 //   edda-test-worker chaos <postgresql-url> <index> <count>    a chaos worker (see Chaos.swift)
 import Edda
@@ -43,13 +46,15 @@ struct CrashSteps: Workflow {
     }
 }
 
-/// A step, a one-second durable sleep, a wait for the `go` event, and a last step.
+/// A step, a durable sleep until the deadline the test chose, a wait for the `go` event, and a
+/// last step. The test picks the deadline so that it sees the sleeping state even when the
+/// machine is loaded, and kills the worker before the timer falls due.
 struct Waiter: Workflow {
     static let name = "waiter"
 
-    func run(_ input: NoValue, context: WorkflowContext) async throws -> String {
+    func run(_ deadline: Date, context: WorkflowContext) async throws -> String {
         _ = try await context.run(Step(delay: .zero), input: StepInput(index: 1))
-        try await context.sleep(for: .seconds(1))
+        try await context.sleep(until: deadline)
         let event = try await context.waitEvent("go", as: [String: String].self)
         _ = try await context.run(Step(delay: .zero), input: StepInput(index: 2))
         return event.data["word"] ?? ""
@@ -87,7 +92,10 @@ do {
     app.register(Waiter())
     switch arguments[2] {
     case "start-waiter":
-        try await app.start(Waiter.self, input: NoValue(), instanceID: arguments[3])
+        guard arguments.count == 5, let seconds = Double(arguments[4]) else {
+            throw CocoaError(.formatting, userInfo: [NSLocalizedDescriptionKey: "start-waiter needs <instance-id> <deadline>"])
+        }
+        try await app.start(Waiter.self, input: Date(timeIntervalSince1970: seconds), instanceID: arguments[3])
         while true { try await Task.sleep(for: .seconds(3600)) }
     case "start":
         let instanceID = arguments[3]

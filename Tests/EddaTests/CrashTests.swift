@@ -29,7 +29,10 @@ struct CrashTests {
                 // The worker creates the schema when it starts.
                 (try? rows(database, "SELECT status FROM workflow_instances WHERE instance_id = 'waiter-1'"))?.first?["status"]
             }
-            var worker = try Self.launch([database.path, "start-waiter", "waiter-1"])
+            // The timer's deadline leaves a wide window to see the sleeping state in, even when
+            // the chaos suite loads both cores and this poller runs late.
+            let deadline = Date().addingTimeInterval(10)
+            var worker = try Self.launch([database.path, "start-waiter", "waiter-1", "\(deadline.timeIntervalSince1970)"])
             // Whatever happens, no worker outlives the test.
             defer {
                 if worker.isRunning {
@@ -41,7 +44,8 @@ struct CrashTests {
             kill(worker.processIdentifier, SIGKILL)
             worker.waitUntilExit()
             // The timer falls due while no worker runs; the restarted one fires it.
-            try await Task.sleep(for: .milliseconds(1_200))
+            #expect(Date() < deadline, "the worker was killed only after its timer fell due")
+            try await Task.sleep(for: .seconds(max(0, deadline.timeIntervalSinceNow) + 0.2))
             worker = try Self.launch([database.path, "serve"])
             try await eventually("the event wait after the overdue timer fired", timeout: .seconds(90)) { try status() == "waiting_for_message" }
             kill(worker.processIdentifier, SIGKILL)
