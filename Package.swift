@@ -9,6 +9,10 @@ let package = Package(
         .library(name: "EddaTesting", targets: ["EddaTesting"]),
         .library(name: "EddaHTTP", targets: ["EddaHTTP"]),
         .library(name: "EddaPostgres", targets: ["EddaPostgres"]),
+        .library(name: "EddaDiagram", targets: ["EddaDiagram"]),
+        .library(name: "EddaViewer", targets: ["EddaViewer"]),
+        .library(name: "EddaVisualizer", targets: ["EddaVisualizer"]),
+        .executable(name: "edda", targets: ["EddaCLI"]),
         .executable(name: "edda-bench", targets: ["EddaBench"]),
         .executable(name: "edda-test-worker", targets: ["EddaTestWorker"]),
         .executable(name: "edda-quickstart", targets: ["Quickstart"]),
@@ -23,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+        .package(url: "https://github.com/swiftlang/swift-syntax", "600.0.1"..<"700.0.0"),
     ],
     targets: [
         .target(
@@ -52,6 +58,32 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .target(name: "EddaDiagram"),
+        .target(
+            name: "EddaViewer",
+            dependencies: [
+                "Edda", "EddaDiagram",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .target(
+            name: "EddaVisualizer",
+            dependencies: [
+                "EddaDiagram",
+                .product(name: "SwiftSyntax", package: "swift-syntax"),
+                .product(name: "SwiftParser", package: "swift-syntax"),
+            ]
+        ),
+        .executableTarget(
+            name: "EddaCLI",
+            dependencies: [
+                "Edda", "EddaPostgres", "EddaDiagram", "EddaViewer", "EddaVisualizer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .executableTarget(
             name: "EddaBench",
             dependencies: [
@@ -72,7 +104,7 @@ let package = Package(
         .executableTarget(
             name: "OrderService",
             dependencies: [
-                "Edda", "EddaHTTP", "EddaPostgres",
+                "Edda", "EddaHTTP", "EddaPostgres", "EddaViewer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -85,6 +117,11 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/TestSupport"
         ),
@@ -99,6 +136,20 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
+            name: "EddaVisualizerTests",
+            dependencies: ["EddaDiagram", "EddaVisualizer"]
+        ),
+        .testTarget(
+            name: "EddaViewerTests",
+            dependencies: [
+                "Edda", "EddaTesting", "EddaDiagram", "EddaViewer", "EddaVisualizer", "EddaCLI", "TestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(

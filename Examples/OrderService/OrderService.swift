@@ -2,11 +2,13 @@
 // payment-received workflow and wakes waiting workflows.
 //
 //   swift run order-service                      serve on http://127.0.0.1:8080 with orders.db
+//                                                (workflow viewer at http://127.0.0.1:8080/viewer/)
 //   swift run order-service --port 0 --database /tmp/o.db --broker-url http://127.0.0.1:9000/events
 import ArgumentParser
 import Edda
 import EddaHTTP
 import EddaPostgres
+import EddaViewer
 import Foundation
 import Hummingbird
 import Logging
@@ -55,6 +57,10 @@ struct OrderService: AsyncParsableCommand {
         var routes = EddaRoutes.Configuration()
         routes.bearerToken = authToken
         EddaRoutes(app: edda, configuration: routes).addRoutes(to: router.group("workflows"))
+        var viewer = EddaViewer.Configuration()
+        viewer.title = "Order service workflows"
+        viewer.bearerToken = authToken
+        EddaViewer(app: edda, configuration: viewer).addRoutes(to: router.group("viewer"), basePath: "/viewer")
 
         let quiet = self.quiet
         let server = Application(
@@ -67,6 +73,7 @@ struct OrderService: AsyncParsableCommand {
                 var banner = "Order service listening on http://\(host):\(port)\n"
                 if !quiet {
                     banner += """
+                        Viewer: http://\(host):\(port)/viewer/
                         Try:
                           curl -s -X POST http://\(host):\(port)/api/orders -H 'Content-Type: application/json' \\
                                -d '{"items": [{"sku": "book", "quantity": 2}], "amount": 40, "address": "1 Main St"}'

@@ -96,6 +96,19 @@ struct OrderServiceTests {
                 reply = try await httpRequest("\(base)/api/orders", headers: [json], text: #"{"items": []}"#)
                 #expect(reply.status == 400)
                 #expect(try await httpRequest("\(base)/api/orders/nope/status", method: .GET).status == 404)
+
+                // The viewer is mounted at /viewer: the orders are listed, the failed one shows its
+                // rollback, and the start form asks for the order's fields.
+                let list = try await httpRequest("\(base)/viewer/", method: .GET)
+                #expect(list.status == 200)
+                #expect(list.body.contains("data-instance-id=\"order-o-1\""))
+                #expect(list.body.contains("<title>Instances · Order service workflows</title>"))
+                let detail = try await httpRequest("\(base)/viewer/workflow/order-o-2", method: .GET)
+                #expect(detail.body.contains("no carrier delivers to &#39;Unreachable Island&#39;"))
+                #expect(detail.body.contains("<tr class=\"compensation-run\"><td>refund_payment"))
+                let form = try await httpRequest("\(base)/viewer/start?workflow=order_saga", method: .GET)
+                #expect(form.body.contains("name=\"input.order_id\""))
+                #expect(form.body.contains("name=\"input.items\""))
             }
         }
     }

@@ -26,7 +26,7 @@ public enum PostgresTestServer {
     public static func makeDatabase() async throws -> String {
         let base = try await url()
         let name = "edda_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
-        try await withAdminConnection(base) { connection in
+        _ = try await withAdminConnection(base) { connection in
             try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: logger)
         }
         guard base.hasSuffix("/postgres") else { return base }

@@ -65,9 +65,14 @@ public final class Gate: Sendable {
 
 /// Reads rows straight from the database file, as another tool would.
 public func rows(_ database: TemporaryDatabase, _ sql: String, _ arguments: StatementArguments = []) throws -> [Row] {
+    try rows(database.path, sql, arguments)
+}
+
+/// Reads rows straight from the SQLite file at `path`.
+public func rows(_ path: String, _ sql: String, _ arguments: StatementArguments = []) throws -> [Row] {
     var configuration = Configuration()
     configuration.busyMode = .timeout(10)
-    let queue = try DatabaseQueue(path: database.path, configuration: configuration)
+    let queue = try DatabaseQueue(path: path, configuration: configuration)
     defer { try? queue.close() }
     return try queue.read { try Row.fetchAll($0, sql: sql, arguments: arguments) }
 }

@@ -39,6 +39,10 @@ public protocol Workflow: Sendable {
     /// ``EddaApp/Configuration/lockTimeout``.
     static var lockTimeout: Duration? { get }
 
+    /// The shape of ``Input``, for forms that start the workflow (the viewer's start form).
+    /// Default: derived from `Input`'s `Decodable` conformance (``InputSchema/describing(_:)``).
+    static var inputSchema: InputSchema { get }
+
     /// The workflow body.
     func run(_ input: Input, context: WorkflowContext) async throws -> Output
 }
@@ -46,6 +50,7 @@ public protocol Workflow: Sendable {
 extension Workflow {
     public static var version: String { "1" }
     public static var lockTimeout: Duration? { nil }
+    public static var inputSchema: InputSchema { .describing(Input.self) }
 }
 
 /// A typed reference to a registered workflow, used to start it.

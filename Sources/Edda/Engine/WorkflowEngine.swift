@@ -7,13 +7,15 @@ struct RegisteredWorkflow: Sendable {
     let sourceHash: String
     let sourceCode: String
     let lockTimeout: Duration?
+    /// The input's shape, for start forms.
+    let inputSchema: InputSchema
     /// Checks that stored input decodes to the workflow's input type.
     let validateInput: @Sendable (String) throws -> Void
     /// Decodes the input and runs the body.
     let run: @Sendable (_ inputJSON: String, _ context: WorkflowContext) async throws -> EncodedValue
 
     init<Input: Codable & Sendable, Output: Codable & Sendable>(
-        name: String, version: String, lockTimeout: Duration?,
+        name: String, version: String, lockTimeout: Duration?, inputSchema: InputSchema? = nil,
         body: @escaping @Sendable (Input, WorkflowContext) async throws -> Output
     ) {
         self.name = name
@@ -21,6 +23,7 @@ struct RegisteredWorkflow: Sendable {
         self.sourceCode = source
         self.sourceHash = SHA256.hexDigest(source)
         self.lockTimeout = lockTimeout
+        self.inputSchema = inputSchema ?? .describing(Input.self)
         self.validateInput = { json in _ = try WorkflowInput.decode(Input.self, from: json) }
         self.run = { json, context in
             let input: Input

@@ -98,7 +98,9 @@ public final class EddaApp: Service, Sendable {
     /// execution in this app, including resumes after a restart. Registering a name again
     /// replaces the earlier registration.
     public func register<W: Workflow>(_ workflow: W) {
-        engine.register(RegisteredWorkflow(name: W.name, version: W.version, lockTimeout: W.lockTimeout) { input, context in
+        engine.register(RegisteredWorkflow(
+            name: W.name, version: W.version, lockTimeout: W.lockTimeout, inputSchema: W.inputSchema
+        ) { input, context in
             try await workflow.run(input, context: context)
         })
     }
@@ -111,17 +113,26 @@ public final class EddaApp: Service, Sendable {
     /// }
     /// let text = try await app.run(greet, input: "Ada")
     /// ```
+    ///
+    /// `inputSchema` describes the input for start forms; by default it is derived from `Input`.
     @discardableResult
     public func register<Input: Codable & Sendable, Output: Codable & Sendable>(
-        workflow name: String, version: String = "1", lockTimeout: Duration? = nil,
+        workflow name: String, version: String = "1", lockTimeout: Duration? = nil, inputSchema: InputSchema? = nil,
         _ body: @escaping @Sendable (Input, WorkflowContext) async throws -> Output
     ) -> WorkflowReference<Input, Output> {
-        engine.register(RegisteredWorkflow(name: name, version: version, lockTimeout: lockTimeout, body: body))
+        engine.register(RegisteredWorkflow(
+            name: name, version: version, lockTimeout: lockTimeout, inputSchema: inputSchema, body: body))
         return WorkflowReference(name: name)
     }
 
     /// The names of the registered workflows.
     public var registeredWorkflowNames: [String] { engine.registeredNames.sorted() }
+
+    /// The input schema of a registered workflow (see ``Workflow/inputSchema``), or `nil` if no
+    /// workflow is registered under `name`.
+    public func inputSchema(ofWorkflow name: String) -> InputSchema? {
+        engine.registered(name)?.inputSchema
+    }
 
     // MARK: - Starting
 

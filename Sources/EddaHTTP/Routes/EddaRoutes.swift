@@ -124,16 +124,7 @@ public struct EddaRoutes: Sendable {
     /// `nil` if the request may proceed; a `401` otherwise.
     func authorize(_ request: Request) -> Response? {
         guard let token = configuration.bearerToken else { return nil }
-        let header = request.headers[.authorization] ?? ""
-        let scheme = header.prefix(7)
-        let given = Array(header.dropFirst(7).utf8)
-        let expected = Array(token.utf8)
-        // The scheme is case-insensitive (RFC 7235). The token is compared over the length of
-        // what was sent, without an early exit, so the time taken reveals neither the token nor
-        // its length.
-        var difference = UInt8(scheme.lowercased() == "bearer " && given.count == expected.count && !expected.isEmpty ? 0 : 1)
-        for index in given.indices where !expected.isEmpty { difference |= given[index] ^ expected[index % expected.count] }
-        guard difference != 0 else { return nil }
+        guard !BearerToken.accepts(authorization: request.headers[.authorization], token: token) else { return nil }
         var response = Self.json(.unauthorized, ["error": "A valid bearer token is required."])
         response.headers[.wwwAuthenticate] = "Bearer"
         return response

@@ -1,0 +1,20 @@
+/// Checks of a shared secret sent by a client, for the HTTP routes and the viewer.
+package enum BearerToken {
+    /// Whether an `Authorization` header value is `Bearer <token>` for `token`. The scheme is
+    /// case-insensitive (RFC 7235).
+    package static func accepts(authorization header: String?, token: String) -> Bool {
+        guard let header, header.count > 7, header.prefix(7).lowercased() == "bearer " else { return false }
+        return matches(String(header.dropFirst(7)), token: token)
+    }
+
+    /// Whether `given` equals `token`. The comparison runs over the length of what was sent,
+    /// without an early exit, so the time taken reveals neither the token nor its length.
+    package static func matches(_ given: String, token: String) -> Bool {
+        let given = Array(given.utf8)
+        let expected = Array(token.utf8)
+        guard !expected.isEmpty else { return false }
+        var difference = UInt8(given.count == expected.count ? 0 : 1)
+        for index in given.indices { difference |= given[index] ^ expected[index % expected.count] }
+        return difference == 0
+    }
+}

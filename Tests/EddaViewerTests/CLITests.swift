@@ -1,0 +1,231 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Edda
+import EddaTesting
+import Foundation
+import Testing
+import TestSupport
+
+/// The `edda` binary, built next to the test bundle.
+let eddaPath: String = {
+    let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    return bundle.appendingPathComponent("edda").path
+}()
+
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+
+struct CommandResult {
+    var status: Int32
+    var output: String
+    var errors: String
+}
+
+/// Runs `edda` with `arguments` to completion.
+func edda(_ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: eddaPath)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edda-cli-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let out = directory.appendingPathComponent("out")
+    let err = directory.appendingPathComponent("err")
+    _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+    process.standardOutput = try FileHandle(forWritingTo: out)
+    process.standardError = try FileHandle(forWritingTo: err)
+    try process.run()
+    process.waitUntilExit()
+    return CommandResult(
+        status: process.terminationStatus, output: try String(contentsOf: out, encoding: .utf8),
+        errors: try String(contentsOf: err, encoding: .utf8))
+}
+
+/// A seeded database file, with no app open on it.
+func withSeededDatabase<T>(_ body: (TemporaryDatabase) async throws -> T) async throws -> T {
+    try await TemporaryDatabase.with { database in
+        try await database.withApp { app in try await seedShop(app) }
+        return try await body(database)
+    }
+}
+
+@Suite("edda command line", .timeLimit(.minutes(3)))
+struct CLITests {
+    @Test("list, show, cancel, send-event, publish and migrate work on a database and report errors clearly")
+    func commands() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: eddaPath), "edda not built at \(eddaPath)")
+        try await withSeededDatabase { database in
+            let db = ["--db", database.path]
+            let table = try edda(["list"] + db)
+            #expect(table.status == 0)
+            #expect(table.output.hasPrefix("INSTANCE ID"))
+            #expect(table.output.contains("ticket-failed"))
+            #expect(table.output.contains("waiting_for_timer"))
+
+            let json = try edda(["list", "--status", "failed", "--json"] + db)
+            let listed = try #require(JSONValue(jsonText: json.output))
+            #expect(listed["instances"]?[0]?["instance_id"] == "ticket-failed")
+            #expect(listed["instances"]?.arrayValue?.count == 1)
+            let filtered = try edda(["list", "--input", "customer.id=c-3", "--json"] + db)
+            #expect(JSONValue(jsonText: filtered.output)?["instances"]?[0]?["instance_id"] == "ticket-premium")
+            let paged = try edda(["list", "--limit", "2", "--json"] + db)
+            let token = try #require(JSONValue(jsonText: paged.output)?["next_page_token"]?.stringValue)
+            let next = try edda(["list", "--limit", "2", "--after", token, "--json"] + db)
+            #expect(JSONValue(jsonText: next.output)?["instances"]?.arrayValue?.count == 2)
+
+            let shown = try edda(["show", "ticket-ok", "--json"] + db)
+            let instance = try #require(JSONValue(jsonText: shown.output))
+            #expect(instance["status"] == "completed")
+            #expect(instance["history"]?[0]?["activity_id"] == "book_seats:1")
+            let text = try edda(["show", "ticket-ok"] + db)
+            #expect(text.output.contains("Status:    completed"))
+            #expect(text.output.contains("ActivityCompleted"))
+
+            let sent = try edda(["send-event", "payment.done", "--data", #"{"amount": 5}"#, "--to", "wait-1"] + db)
+            #expect(sent.status == 0)
+            #expect(sent.output.contains("delivered to wait-1"))
+            let published = try edda(["publish", "nobody.listens", "--data", "[1, 2]"] + db)
+            #expect(published.output.contains("no instance was waiting"))
+
+            let cancelled = try edda(["cancel", "nap-1"] + db)
+            #expect(cancelled.status == 0)
+            #expect(cancelled.output == "Cancelled nap-1.\n")
+            let napStatus: [String] = try rows(database, "SELECT status FROM workflow_instances WHERE instance_id = 'nap-1'").map { $0["status"] }
+            #expect(napStatus == ["cancelled"])
+            let again = try edda(["cancel", "nap-1"] + db)
+            #expect(again.status != 0)
+            #expect(again.errors.contains("Cannot cancel nap-1: it is cancelled"))
+
+            // Errors: a clear message and a non-zero status.
+            let badStatus = try edda(["list", "--status", "nope"] + db)
+            #expect(badStatus.status != 0)
+            #expect(badStatus.errors.contains("Unknown status 'nope'"))
+            let badJSON = try edda(["send-event", "x", "--data", "{oops"] + db)
+            #expect(badJSON.errors.contains("--data is not valid JSON"))
+            let missing = try edda(["list", "--db", database.directory.appendingPathComponent("absent.db").path])
+            #expect(missing.status != 0)
+            #expect(missing.errors.contains("No database file at"))
+            #expect(!FileManager.default.fileExists(atPath: database.directory.appendingPathComponent("absent.db").path))
+            let noDB = try edda(["list"], environment: ["EDDA_DB_URL": ""])
+            #expect(noDB.errors.contains("pass --db"))
+            let unknownInstance = try edda(["show", "<nope>"] + db)
+            #expect(unknownInstance.errors.contains("No workflow instance has the ID '<nope>'"))
+
+            let fresh = database.directory.appendingPathComponent("fresh.db").path
+            let migrated = try edda(["migrate", "--db", "sqlite://" + fresh])
+            #expect(migrated.status == 0)
+            let tables = try rows(fresh, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'workflow_instances'")
+            #expect(tables.count == 1)
+            let empty = try edda(["list", "--db", fresh])
+            #expect(empty.output == "No workflow instances match.\n")
+        }
+    }
+
+    @Test("visualize prints Mermaid for the examples and writes an SVG")
+    func visualize() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: eddaPath), "edda not built at \(eddaPath)")
+        let source = packageRoot.appendingPathComponent("Examples/OrderService/OrderWorkflows.swift").path
+        let mermaid = try edda(["visualize", source])
+        #expect(mermaid.status == 0)
+        #expect(mermaid.output.contains("%% order_saga\nflowchart TD"))
+        #expect(mermaid.output.contains("[\"reserve_inventory ⚠\"]"))
+        #expect(mermaid.output.contains("%% payment_received"))
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edda-viz-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let svgPath = directory.appendingPathComponent("saga.svg").path
+        let svg = try edda(["visualize", source, "--workflow", "order_saga", "--format", "svg", "--output", svgPath])
+        #expect(svg.status == 0)
+        let written = try String(contentsOfFile: svgPath, encoding: .utf8)
+        #expect(written.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\""))
+        #expect(written.contains("data-step=\"charge_payment\""))
+        let ambiguous = try edda(["visualize", source, "--format", "svg"])
+        #expect(ambiguous.status != 0)
+        #expect(ambiguous.errors.contains("choose one with --workflow: order_saga, payment_received"))
+        let nothing = try edda(["visualize", directory.appendingPathComponent("none.swift").path])
+        #expect(nothing.status != 0)
+    }
+}
+
+@Suite("Viewer in a real browser", .timeLimit(.minutes(3)))
+struct BrowserTests {
+    /// Where the screenshots go: under the build folder, for review.
+    static let screenshots = packageRoot.appendingPathComponent(".build/viewer-screenshots")
+
+    @Test("Chromium loads the list served by `edda serve`, clicks through to an instance and cancels it")
+    func clickThroughAndCancel() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: eddaPath), "edda not built at \(eddaPath)")
+        try await withSeededDatabase { database in
+            let server = try ServeProcess(arguments: ["serve", "--db", database.path, "--port", "0"])
+            let browser = try Chromium()
+            try browser.openPage()
+
+            try browser.navigate(server.baseURL + "/")
+            #expect(try browser.evaluate("document.title") == "Instances · Edda Workflow Viewer")
+            let links = try browser.evaluate("document.querySelectorAll('a.instance-link').length")
+            #expect(links == 9)
+            try browser.screenshot(to: Self.screenshots.appendingPathComponent("list.png").path)
+            try browser.navigate(server.baseURL + "/?status=failed")
+            try browser.screenshot(to: Self.screenshots.appendingPathComponent("list-failed.png").path)
+
+            try browser.navigate(server.baseURL + "/")
+            try browser.click("a.instance-link[data-instance-id='wait-1']")
+            #expect(try browser.evaluate("location.pathname") == "/workflow/wait-1")
+            #expect(try browser.evaluate("document.querySelector('#instance-id').textContent") == "wait-1")
+            #expect(try browser.evaluate("document.querySelectorAll('#diagram svg .vertex').length").numberValue ?? 0 >= 3)
+            try browser.screenshot(to: Self.screenshots.appendingPathComponent("detail-waiting.png").path)
+
+            try browser.click("#cancel-button")
+            #expect(browser.dialogs == ["Cancel workflow wait-1? Its compensations will run."])
+            #expect(try browser.evaluate("document.querySelector('.notice').textContent") == "Cancellation requested.")
+            #expect(try browser.evaluate("document.querySelector('.title-row .badge').dataset.status") == "cancelled")
+            let status: [String] = try rows(database, "SELECT status FROM workflow_instances WHERE instance_id = 'wait-1'").map { $0["status"] }
+            #expect(status == ["cancelled"])
+            try browser.screenshot(to: Self.screenshots.appendingPathComponent("detail-cancelled.png").path)
+
+            try browser.navigate(server.baseURL + "/workflow/ticket-failed")
+            try browser.screenshot(to: Self.screenshots.appendingPathComponent("detail-failed.png").path)
+            // Dark theme, chosen with the header link (no JavaScript involved).
+            try browser.click("header .theme a[href*='mode=dark']")
+            #expect(try browser.evaluate("document.documentElement.dataset.theme") == "dark")
+            #expect(try browser.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(11, 17, 32)")
+            try browser.screenshot(to: Self.screenshots.appendingPathComponent("detail-failed-dark.png").path)
+        }
+    }
+}
+
+/// `edda serve` as a child process; the first line it prints gives the port.
+final class ServeProcess {
+    let process = Process()
+    let baseURL: String
+
+    init(arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: eddaPath)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        var line = Data()
+        let handle = output.fileHandleForReading
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = handle.availableData
+            guard !chunk.isEmpty else { throw TestFailure("edda serve exited before it listened") }
+            line += chunk
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard let range = text.range(of: "http://"), let end = text[range.lowerBound...].firstIndex(where: \.isWhitespace) else {
+            throw TestFailure("unexpected banner: \(text)")
+        }
+        baseURL = String(text[range.lowerBound..<end]).trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+    }
+
+    deinit {
+        if process.isRunning {
+            process.interrupt()
+            process.waitUntilExit()
+        }
+    }
+}
