@@ -27,9 +27,9 @@ struct DatabaseOptions: ParsableArguments {
     @Option(name: .long, help: "A SQLite file, sqlite:///path.db or postgresql://… (default: $EDDA_DB_URL).")
     var db: String?
 
-    /// Opens an app on the database that runs nothing in the background: it only reads and
-    /// changes rows, as a tool should.
-    func openApp(service: String = "edda-cli", mustExist: Bool = true) async throws -> EddaApp {
+    /// The configuration of an app on the database that runs nothing in the background: it
+    /// only reads and changes rows, as a tool should.
+    func configuration(service: String = "edda-cli", mustExist: Bool = true) throws -> EddaApp.Configuration {
         guard let given = db ?? ProcessInfo.processInfo.environment["EDDA_DB_URL"], !given.isEmpty else {
             throw ValidationError("No database: pass --db <path or URL>, or set EDDA_DB_URL.")
         }
@@ -44,7 +44,7 @@ struct DatabaseOptions: ParsableArguments {
         var logger = Logger(label: "edda")
         logger.logLevel = .warning
         configuration.logger = logger
-        return try await EddaApp(configuration: configuration)
+        return configuration
     }
 }
 
@@ -61,15 +61,7 @@ extension DatabaseOptions {
 
 /// Runs `body` with an app on the database and shuts the app down afterwards.
 func withApp<T>(_ options: DatabaseOptions, mustExist: Bool = true, _ body: (EddaApp) async throws -> T) async throws -> T {
-    let app = try await options.openApp(mustExist: mustExist)
-    do {
-        let result = try await body(app)
-        await app.shutdown()
-        return result
-    } catch {
-        await app.shutdown()
-        throw error
-    }
+    try await EddaApp.running(try options.configuration(mustExist: mustExist), body)
 }
 
 func printJSON(_ value: JSONValue) {
@@ -365,7 +357,7 @@ struct Serve: AsyncParsableCommand {
         if !source.isEmpty {
             for flow in try WorkflowAnalyzer().analyze(paths: source) { viewerConfiguration.flows[flow.workflowName] = flow }
         }
-        let app = try await database.openApp(service: "edda-viewer")
+        let app = try await EddaApp(configuration: try database.configuration(service: "edda-viewer"))
         let router = Router()
         EddaViewer(app: app, configuration: viewerConfiguration).addRoutes(to: router)
         let host = self.host

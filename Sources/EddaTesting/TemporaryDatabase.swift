@@ -78,20 +78,6 @@ extension EddaApp.Configuration {
 }
 
 extension EddaApp {
-    /// Creates an app with `configuration`, runs `body` with it, and shuts it down afterwards,
-    /// also when `body` throws.
-    public static func running<T>(_ configuration: Configuration, _ body: (EddaApp) async throws -> T) async throws -> T {
-        let app = try await EddaApp(configuration: configuration)
-        do {
-            let result = try await body(app)
-            await app.shutdown()
-            return result
-        } catch {
-            await app.shutdown()
-            throw error
-        }
-    }
-
     /// Waits until the instance has reached one of `statuses`, polling every 20 ms, and returns
     /// it. Throws ``WaitTimeoutError`` after `timeout`.
     public func waitForStatus(

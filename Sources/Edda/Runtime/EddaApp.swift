@@ -125,6 +125,20 @@ public final class EddaApp: Service, Sendable {
         return WorkflowReference(name: name)
     }
 
+    /// Creates an app with `configuration`, runs `body` with it, and shuts it down afterwards,
+    /// also when `body` throws: for tools and tests that use an app for one job.
+    public static func running<T>(_ configuration: Configuration, _ body: (EddaApp) async throws -> T) async throws -> T {
+        let app = try await EddaApp(configuration: configuration)
+        do {
+            let result = try await body(app)
+            await app.shutdown()
+            return result
+        } catch {
+            await app.shutdown()
+            throw error
+        }
+    }
+
     /// The names of the registered workflows.
     public var registeredWorkflowNames: [String] { engine.registeredNames.sorted() }
 
