@@ -37,7 +37,7 @@ struct DatabaseOptions: ParsableArguments {
         let isURL = given.contains("://") || given.lowercased().hasPrefix("sqlite:")
         let location = isURL ? try DatabaseLocation.url(given) : .sqlite(path: given)
         if mustExist, let path = Self.sqlitePath(given), !FileManager.default.fileExists(atPath: path) {
-            throw ValidationError("No database file at '\(path)'. Check the path, or create it with `edda migrate --db \(given)`.")
+            throw CommandError("No database file at '\(path)'. Check the path, or create it with `edda migrate --db \(given)`.")
         }
         var configuration = EddaApp.Configuration(serviceName: service, database: location)
         configuration.runsBackgroundRecovery = false
@@ -62,6 +62,13 @@ extension DatabaseOptions {
 /// Runs `body` with an app on the database and shuts the app down afterwards.
 func withApp<T>(_ options: DatabaseOptions, mustExist: Bool = true, _ body: (EddaApp) async throws -> T) async throws -> T {
     try await EddaApp.running(try options.configuration(mustExist: mustExist), body)
+}
+
+/// A command that could not do its work; printed as `Error: <message>`, exit status 1 (usage
+/// mistakes are `ValidationError`s, printed with the usage).
+struct CommandError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
 
 func printJSON(_ value: JSONValue) {
@@ -103,8 +110,9 @@ enum Table {
             for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }
         }
         func line(_ cells: [String]) -> String {
+            // Padded by characters, as measured (`padding(toLength:)` counts UTF-16 units).
             cells.enumerated().map { index, cell in
-                index == cells.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+                index == cells.count - 1 ? cell : cell + String(repeating: " ", count: widths[index] - cell.count)
             }.joined(separator: "  ")
         }
         return ([line(header)] + rows.map(line)).joined(separator: "\n")
@@ -175,7 +183,7 @@ struct Show: AsyncParsableCommand {
     func run() async throws {
         let (instance, history) = try await withApp(database) { app in
             guard let instance = try await app.instance(instanceID) else {
-                throw ValidationError("No workflow instance has the ID '\(instanceID)'.")
+                throw CommandError("No workflow instance has the ID '\(instanceID)'.")
             }
             return (instance, try await app.history(of: instanceID))
         }
@@ -226,8 +234,8 @@ struct Cancel: AsyncParsableCommand {
             return (cancelled, try await app.instance(instanceID)?.status)
         }
         guard cancelled else {
-            guard let status else { throw ValidationError("No workflow instance has the ID '\(instanceID)'.") }
-            throw ValidationError("Cannot cancel \(instanceID): it is \(status.rawValue); only running or waiting instances can be cancelled.")
+            guard let status else { throw CommandError("No workflow instance has the ID '\(instanceID)'.") }
+            throw CommandError("Cannot cancel \(instanceID): it is \(status.rawValue); only running or waiting instances can be cancelled.")
         }
         print("Cancelled \(instanceID).")
     }
@@ -316,9 +324,9 @@ struct Visualize: AsyncParsableCommand {
         var flows = try WorkflowAnalyzer().analyze(paths: paths)
         if let workflow {
             flows = flows.filter { $0.workflowName == workflow }
-            guard !flows.isEmpty else { throw ValidationError("No workflow named '\(workflow)' in \(paths.joined(separator: ", ")).") }
+            guard !flows.isEmpty else { throw CommandError("No workflow named '\(workflow)' in \(paths.joined(separator: ", ")).") }
         }
-        guard !flows.isEmpty else { throw ValidationError("No workflows found in \(paths.joined(separator: ", ")).") }
+        guard !flows.isEmpty else { throw CommandError("No workflows found in \(paths.joined(separator: ", ")).") }
         let text: String
         switch format {
         case .mermaid:
@@ -353,7 +361,8 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         var viewerConfiguration = EddaViewer.Configuration()
         viewerConfiguration.readOnly = readOnly
-        viewerConfiguration.bearerToken = token ?? ProcessInfo.processInfo.environment["EDDA_VIEWER_TOKEN"]
+        let token = self.token ?? ProcessInfo.processInfo.environment["EDDA_VIEWER_TOKEN"]
+        viewerConfiguration.bearerToken = token?.isEmpty == false ? token : nil
         if !source.isEmpty {
             for flow in try WorkflowAnalyzer().analyze(paths: source) { viewerConfiguration.flows[flow.workflowName] = flow }
         }

@@ -35,6 +35,8 @@ struct FlowGraph {
         var dashed: Bool
         var executed: Bool
         var points: [(x: Double, y: Double)]
+        /// Where the label goes and how it is anchored (`start`, `middle`, `end`).
+        var labelPosition: (x: Double, y: Double, anchor: String)? = nil
     }
 
     private(set) var vertices: [Vertex] = []
@@ -83,7 +85,8 @@ struct FlowGraph {
             var last = addVertex(.hexagon, label: "Compensation", centre: centre, y: y, executed: true)
             edges.append(Edge(
                 from: endID, to: last, label: "rollback", dashed: true, executed: true,
-                points: [(centre, y - Self.verticalGap), (centre, y)]))
+                points: [(centre, y - Self.verticalGap), (centre, y)],
+                labelPosition: (centre + 6, y - Self.verticalGap / 2 + 4, "start")))
             y += Self.nodeHeight
             for run in compensations {
                 y += Self.verticalGap
@@ -217,14 +220,18 @@ struct FlowGraph {
                 let armCentre = left + width / 2
                 left += width + Self.armGap
                 let armExecuted = contains(executedNodeIn: arm.steps)
+                // Centred on the arm, whose width makes room for it.
+                let labelPosition = (armCentre, split + 14, "middle")
                 if let ports = place(arm.steps, centre: armCentre, top: armTop, reachedAfter: armExecuted && reachedAfter) {
                     edges.append(Edge(
                         from: decision, to: ports.entry, label: arm.label, dashed: arm.isErrorPath,
                         executed: armExecuted,
-                        points: [(centre, top + Self.nodeHeight), (centre, split), (armCentre, split), (armCentre, armTop)]))
+                        points: [(centre, top + Self.nodeHeight), (centre, split), (armCentre, split), (armCentre, armTop)],
+                        labelPosition: labelPosition))
                     let armBottom = armTop + Self.size(of: arm.steps).height
+                    let exitExecuted = positions[ports.exit].map { vertices[$0].executed } ?? false
                     edges.append(Edge(
-                        from: ports.exit, to: merge, label: nil, dashed: arm.isErrorPath, executed: armExecuted,
+                        from: ports.exit, to: merge, label: nil, dashed: arm.isErrorPath, executed: exitExecuted && executed,
                         points: [(armCentre, armBottom), (armCentre, join), (centre, join), (centre, mergeTop)]))
                 } else {
                     edges.append(Edge(
@@ -232,7 +239,8 @@ struct FlowGraph {
                         points: [
                             (centre, top + Self.nodeHeight), (centre, split), (armCentre, split), (armCentre, join),
                             (centre, join), (centre, mergeTop),
-                        ]))
+                        ],
+                        labelPosition: labelPosition))
                 }
             }
             return Ports(entry: decision, exit: merge)
@@ -258,7 +266,8 @@ struct FlowGraph {
                 points: [
                     (centre + Self.dotSize / 2, dotMiddle), (right, dotMiddle), (right, top + Self.nodeHeight / 2),
                     (headerRight, top + Self.nodeHeight / 2),
-                ]))
+                ],
+                labelPosition: (right - 4, (dotMiddle + top + Self.nodeHeight / 2) / 2, "end")))
             return Ports(entry: header, exit: junction)
         }
     }

@@ -56,23 +56,28 @@ public struct MermaidRenderer: Sendable {
     /// parentheses, `[` a dot, `]` removed; plus `<`, `>`, `&`, `|`, `#` and `;` as Mermaid
     /// entity codes so that no label can break out of its node.
     static func escape(_ label: String) -> String {
-        var result = ""
-        for character in label {
-            switch character {
+        // Scalar by scalar, so that no combined character hides a quote or a line break.
+        var result = String.UnicodeScalarView()
+        for scalar in label.unicodeScalars {
+            switch scalar {
             case "\"", "'", "]": continue
-            case "{": result += "("
-            case "}": result += ")"
-            case "[": result += "."
-            case "<": result += "#lt;"
-            case ">": result += "#gt;"
-            case "&": result += "#amp;"
-            case "|": result += "#124;"
-            case "#": result += "#35;"
-            case ";": result += "#59;"
-            case "\n", "\r": result += " "
-            default: result.append(character)
+            case "{": result.append("(")
+            case "}": result.append(")")
+            case "[": result.append(".")
+            case "<": result.append(contentsOf: "#lt;".unicodeScalars)
+            case ">": result.append(contentsOf: "#gt;".unicodeScalars)
+            case "&": result.append(contentsOf: "#amp;".unicodeScalars)
+            case "|": result.append(contentsOf: "#124;".unicodeScalars)
+            case "#": result.append(contentsOf: "#35;".unicodeScalars)
+            case ";": result.append(contentsOf: "#59;".unicodeScalars)
+            default:
+                if scalar.properties.generalCategory == .control || scalar == "\u{2028}" || scalar == "\u{2029}" {
+                    result.append(" ")
+                } else {
+                    result.append(scalar)
+                }
             }
         }
-        return result
+        return String(result)
     }
 }

@@ -47,10 +47,9 @@ public struct SVGRenderer: Sendable {
             if execution != nil { classes.append(edge.executed ? "executed" : "pending") }
             if edge.dashed { classes.append("dashed") }
             out += "<path class=\"\(classes.joined(separator: " "))\" d=\"\(path)\" marker-end=\"url(#\(prefix)-arrow)\"/>\n"
-            if let label = edge.label, edge.points.count >= 3 {
-                // On the horizontal run towards the target, or beside a vertical edge.
-                let anchor = edge.points[edge.points.count >= 4 ? 2 : 1]
-                out += "<text class=\"edge-label\" x=\"\(number(anchor.x + 4))\" y=\"\(number(anchor.y + 13))\">\(Markup.escape(label))</text>\n"
+            if let label = edge.label, let position = edge.labelPosition {
+                out += "<text class=\"edge-label anchor-\(position.anchor)\" x=\"\(number(position.x))\" "
+                    + "y=\"\(number(position.y))\">\(Markup.escape(label))</text>\n"
             }
         }
         for vertex in graph.vertices {
@@ -141,7 +140,9 @@ public struct SVGRenderer: Sendable {
         return """
             .edda-flow { --ink: #0f172a; --muted: #64748b; --line: #94a3b8; --plain: #ffffff; font: 13px system-ui, -apple-system, "Segoe UI", sans-serif; }
             .edda-flow text { fill: var(--ink); text-anchor: middle; }
-            .edda-flow .legend text, .edda-flow text.edge-label { text-anchor: start; font-size: 11px; fill: var(--muted); }
+            .edda-flow .legend text { text-anchor: start; font-size: 11px; fill: var(--muted); }
+            .edda-flow text.anchor-start { text-anchor: start; } .edda-flow text.anchor-end { text-anchor: end; }
+            .edda-flow text.edge-label { font-size: 11px; fill: var(--muted); paint-order: stroke; stroke: var(--plain); stroke-width: 4px; stroke-linejoin: round; }
             .edda-flow .shape { fill: var(--plain); stroke: var(--line); stroke-width: 1.5; }
             .edda-flow .shape-dot .shape { fill: var(--line); stroke: none; }
             .edda-flow .executed .shape { stroke-width: 3; }

@@ -31,13 +31,16 @@ public struct EddaViewer: Sendable {
         public var title = "Edda Workflow Viewer"
         /// Refuse every change (cancel, start): the viewer only reads.
         public var readOnly = false
-        /// When set, cancel and start need this token.
+        /// When set (and not empty), cancel and start need this token.
         public var bearerToken: String?
         /// Who cancellations are recorded as made by.
         public var cancelledBy = "viewer"
         /// Static flows by workflow name (from `EddaVisualizer`), drawn with the executed path
         /// highlighted. Workflows without one are drawn from their history.
         public var flows: [String: WorkflowFlow] = [:]
+        /// Origins (`https://ops.example.com`) whose pages may post changes, besides the
+        /// viewer's own host: for a viewer behind a proxy that rewrites `Host`.
+        public var trustedOrigins: [String] = []
         /// The largest form body accepted, in bytes.
         public var maxFormSize = 256 * 1024
 

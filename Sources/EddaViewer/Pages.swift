@@ -62,7 +62,7 @@ struct Pages: Sendable {
         return PageContext(
             title: configuration.title, basePath: basePath, currentPath: request.uri.description, theme: theme,
             canStart: !configuration.readOnly && !app.registeredWorkflowNames.isEmpty,
-            needsLogin: !configuration.readOnly && configuration.bearerToken != nil && !isAuthorized(request),
+            needsLogin: !configuration.readOnly && !isAuthorized(request),
             nonce: Data(nonce).base64EncodedString())
     }
 
@@ -122,7 +122,7 @@ struct Pages: Sendable {
     // MARK: - Changes: authorization
 
     func isAuthorized(_ request: Request) -> Bool {
-        guard let token = configuration.bearerToken else { return true }
+        guard let token = configuration.bearerToken, !token.isEmpty else { return true }
         if BearerToken.accepts(authorization: request.headers[.authorization], token: token) { return true }
         if let cookie = Self.cookies(request)[Self.tokenCookie], let value = cookie.removingPercentEncoding {
             return BearerToken.matches(value, token: token)
@@ -136,9 +136,10 @@ struct Pages: Sendable {
             throw Failure(status: .forbidden, title: "Read-only viewer", message: "This viewer is read-only: it cannot cancel or start workflows.")
         }
         // Browsers send Origin with form posts; another authority means another site's page.
-        if let origin = request.headers[.origin] {
+        if let origin = request.headers[.origin]?.lowercased() {
             let authority = origin.range(of: "://").map { String(origin[$0.upperBound...]) }
-            guard let authority, authority == request.head.authority else {
+            let trusted = configuration.trustedOrigins.contains { $0.lowercased() == origin }
+            guard trusted || (authority != nil && authority == request.head.authority?.lowercased()) else {
                 throw Failure(status: .forbidden, title: "Cross-site request refused", message: "The request came from another site.")
             }
         }
@@ -165,8 +166,10 @@ struct Pages: Sendable {
         let parameters = FormData.dictionary(request.uri.query ?? "")
         let mode = parameters["mode"] ?? "auto"
         var back = parameters["back"] ?? "\(basePath)/"
-        // Only local paths: never redirect to another site.
-        if !back.hasPrefix("/") || back.hasPrefix("//") || back.contains("\\") { back = "\(basePath)/" }
+        // Only the viewer's own pages: never another site (no `//host`, no backslashes, no
+        // whitespace or control characters that browsers strip before resolving).
+        let unsafe = back.unicodeScalars.contains { $0.value <= 0x20 || $0.value == 0x7F || $0 == "\\" }
+        if unsafe || !back.hasPrefix(basePath + "/") || back.hasPrefix("//") { back = "\(basePath)/" }
         let cookie =
             ["light", "dark"].contains(mode)
             ? "\(Self.themeCookie)=\(mode); Path=/; Max-Age=31536000; SameSite=Lax"
@@ -191,11 +194,11 @@ struct Pages: Sendable {
 
     func login(_ request: Request, context: PageContext) async throws -> Response {
         let fields = try await form(request)
-        guard let token = configuration.bearerToken else { return redirect(to: "\(basePath)/") }
+        guard let token = configuration.bearerToken, !token.isEmpty else { return redirect(to: "\(basePath)/") }
         guard let given = fields["token"], BearerToken.matches(given, token: token) else {
             return loginForm(message: "That token is not valid.", context: context)
         }
-        let value = given.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        let value = HTML.segment(given)
         return redirect(
             to: "\(basePath)/", headers: [.setCookie: "\(Self.tokenCookie)=\(value); Path=/; HttpOnly; SameSite=Strict"])
     }
@@ -272,7 +275,7 @@ struct Pages: Sendable {
             statusOptions += "<option value=\"\(candidate)\"\(candidate == status ? " selected" : "")>\(candidate)</option>"
         }
         var sizeOptions = ""
-        for candidate in Self.pageSizes {
+        for candidate in Set(Self.pageSizes + [size]).sorted() {
             sizeOptions += "<option value=\"\(candidate)\"\(candidate == size ? " selected" : "")>\(candidate)</option>"
         }
         let body = """
@@ -304,11 +307,14 @@ struct Pages: Sendable {
         var components = DateComponents()
         components.calendar = Calendar(identifier: .gregorian)
         components.timeZone = TimeZone(identifier: "UTC")
-        if parts.count == 3, text.count == 10 {
+        let valid = parts.count == 3 && text.count == 10
+        if valid {
             (components.year, components.month, components.day) = (parts[0], parts[1], parts[2])
+            // The end of the day includes its last second, to the microsecond stored.
             (components.hour, components.minute, components.second) = endOfDay ? (23, 59, 59) : (0, 0, 0)
+            components.nanosecond = endOfDay ? 999_999_000 : 0
         }
-        guard parts.count == 3, components.isValidDate, let date = components.date else {
+        guard valid, components.isValidDate, let date = components.date else {
             throw Failure(status: .badRequest, title: "Invalid filter", message: "\(field) must be a date like 2026-11-21, not '\(text)'.")
         }
         return date
@@ -613,7 +619,7 @@ struct Pages: Sendable {
         }
         let id: String
         do {
-            id = try await app.start(workflowNamed: name, inputJSON: input.jsonText, instanceID: instanceID)
+            id = try await app.startDetached(workflowNamed: name, inputJSON: input.jsonText, instanceID: instanceID)
         } catch let error as EddaUsageError {
             return try await startForm(request, context: context, values: values, error: error.message)
         }

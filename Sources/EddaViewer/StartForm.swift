@@ -21,15 +21,20 @@ struct StartForm {
 
     func controls(values: [String: String]) -> String {
         if case .object(let fields) = schema.unwrapped {
-            return fields.map { control(for: $0.schema, name: "input.\($0.name)", label: $0.name, depth: 1, values: values) }
-                .joined(separator: "\n")
+            return fields.map {
+                control(for: $0.schema, name: "input.\($0.name)", label: $0.name, depth: 1, values: values, inOptional: false)
+            }.joined(separator: "\n")
         }
-        return control(for: schema, name: "input", label: "input", depth: 1, values: values)
+        return control(for: schema, name: "input", label: "input", depth: 1, values: values, inOptional: false)
     }
 
-    private func control(for schema: InputSchema, name: String, label: String, depth: Int, values: [String: String]) -> String {
+    /// `inOptional`: inside an optional object, whose fields the browser must not require
+    /// (leaving them all empty leaves the object out).
+    private func control(
+        for schema: InputSchema, name: String, label: String, depth: Int, values: [String: String], inOptional: Bool
+    ) -> String {
         let optional = schema.isOptional
-        let required = optional ? "" : " required"
+        let required = optional || inOptional ? "" : " required"
         let caption = HTML.text(label) + (optional ? " <span class=\"muted\">(optional)</span>" : "")
         let value = values[name].map(HTML.text) ?? ""
         let field = HTML.text(name)
@@ -52,7 +57,9 @@ struct StartForm {
             return "<label>\(caption)<select name=\"\(field)\"\(required)>\(options)</select></label>"
         case .object(let fields) where depth < 2:
             let inner = fields.map {
-                control(for: $0.schema, name: "\(name).\($0.name)", label: $0.name, depth: depth + 1, values: values)
+                control(
+                    for: $0.schema, name: "\(name).\($0.name)", label: $0.name, depth: depth + 1, values: values,
+                    inOptional: inOptional || optional)
             }
             return "<fieldset><legend>\(caption)</legend>\(inner.joined(separator: "\n"))</fieldset>"
         default:
@@ -87,9 +94,14 @@ struct StartForm {
     }
 
     private func value(for schema: InputSchema, name: String, depth: Int, values: [String: String]) throws(InvalidField) -> JSONValue? {
-        let raw = values[name]?.trimmingCharacters(in: .whitespacesAndNewlines)
+        // Text is taken as typed; other values without surrounding whitespace.
+        let raw = schema.unwrapped == .string ? values[name] : values[name]?.trimmingCharacters(in: .whitespacesAndNewlines)
         let present = !(raw ?? "").isEmpty
         switch schema.unwrapped {
+        case .object where depth < 2 && schema.isOptional
+            && !values.contains(where: { $0.key.hasPrefix(name + ".") && !$0.value.isEmpty }):
+            // An optional object with nothing filled in is left out.
+            return nil
         case .object(let fields) where depth < 2:
             var object: [String: JSONValue] = [:]
             for field in fields {

@@ -97,7 +97,8 @@ struct CLITests {
             #expect(napStatus == ["cancelled"])
             let again = try edda(["cancel", "nap-1"] + db)
             #expect(again.status != 0)
-            #expect(again.errors.contains("Cannot cancel nap-1: it is cancelled"))
+            #expect(again.errors.contains("Error: Cannot cancel nap-1: it is cancelled"))
+            #expect(!again.errors.contains("USAGE"))  // not a usage mistake
 
             // Errors: a clear message and a non-zero status.
             let badStatus = try edda(["list", "--status", "nope"] + db)

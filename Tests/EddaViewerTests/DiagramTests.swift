@@ -102,6 +102,13 @@ struct DiagramTests {
         let mermaid = MermaidRenderer().render(flow)
         #expect(mermaid.contains("N2[\"a --#gt; X.pwned #amp; #lt;b#gt;\"]"))
         #expect(!mermaid.contains("<script>"))
+        // A quote or a line break inside a combined character cannot break out either.
+        let combined = WorkflowFlow(workflowName: "w", steps: [
+            .node(FlowNode(kind: .activity, label: "a\"\u{301}] --> Y\r\nclick Y call x()", stepName: "a")),
+        ])
+        let combinedMermaid = MermaidRenderer().render(combined)
+        #expect(combinedMermaid.contains("N2[\"a\u{301} --#gt; Y  click Y call x()\"]"))
+        #expect(SVGRenderer().render(combined).contains("a&quot;\u{301}] --&gt; Y"))
     }
 
     @Test("History-only flows list the steps in the order they ran")
@@ -133,6 +140,14 @@ struct DiagramTests {
         var id: UUID?
     }
 
+    final class TreeNode: Codable {
+        var label: String
+        var first: TreeNode?
+        var second: TreeNode?
+        var third: TreeNode?
+        var rest: [TreeNode]
+    }
+
     struct Validated: Codable {
         var code: String
         init(from decoder: any Decoder) throws {
@@ -155,6 +170,10 @@ struct DiagramTests {
         #expect(InputSchema.describing([Address].self) == .array(.object([InputField("city", .string), InputField("zip", .optional(.integer))])))
         #expect(InputSchema.describing(Validated.self) == .json)
         #expect(InputSchema.describing(NoValue.self) == .object([]))
+        #expect(InputSchema.describing(Int?.self) == .optional(.integer))
+        #expect(InputSchema.describing([String: Int].self) == .json)
+        // A recursive type with several self-references is described within a bounded effort.
+        #expect(InputSchema.describing(TreeNode.self).unwrapped != .string)
         let json = schema.jsonSchema
         #expect(json["type"] == "object")
         #expect(json["properties"]?["priority"]?["enum"] == ["low", "high"])

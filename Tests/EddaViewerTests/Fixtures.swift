@@ -23,6 +23,7 @@ struct TicketOrder: Codable, Sendable {
     var seats: Int
     var tier: Tier
     var note: String?
+    var giftFor: Customer?
 }
 
 struct BookSeats: CompensatableActivity {

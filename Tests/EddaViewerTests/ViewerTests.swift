@@ -247,6 +247,7 @@ struct ViewerChangeTests {
             #expect(form.body.contains("<input type=\"number\" step=\"1\" name=\"input.seats\""))
             #expect(form.body.contains("<select name=\"input.tier\" required><option value=\"standard\">"))
             #expect(form.body.contains("name=\"input.note\" value=\"\">"))  // optional: not required
+            #expect(form.body.contains("<input type=\"text\" name=\"input.giftFor.id\" value=\"\">"))  // in an optional object
             let before = try await app.findInstances(InstanceQuery()).instances.count
 
             let bad = try await postForm(base + "/start", [
@@ -260,7 +261,8 @@ struct ViewerChangeTests {
 
             let started = try await postForm(base + "/start", [
                 ("workflow", "ticket_order"), ("input.customer.id", "c-9"), ("input.customer.name", "Eve"),
-                ("input.seats", "3"), ("input.tier", "standard"), ("input.note", ""), ("instance_id", "from-form"),
+                ("input.seats", "3"), ("input.tier", "standard"), ("input.note", ""), ("input.giftFor.id", ""),
+                ("input.giftFor.name", ""), ("instance_id", "from-form"),
             ])
             #expect(started.status == 200)
             #expect(started.body.contains("<code id=\"instance-id\">from-form</code>"))
@@ -310,10 +312,17 @@ struct ViewerChangeTests {
             #expect(try await get(base + "/workflow/" + String(repeating: "a", count: 300)).status == 400)
             #expect(try await get(base + "/workflow/a%00b").status == 400)
 
-            // The theme switch only redirects within the site.
-            let theme = try await get(base + "/theme?mode=dark&back=%2F%2Fevil.example%2F")
-            #expect(theme.status == 200)
-            #expect(theme.body.contains("Workflow instances"))
+            #expect(try await get(base + "/?from=2026-1-5").status == 400)
+
+            // The theme switch only redirects within the viewer.
+            for back in ["%2F%2Fevil.example%2F", "%2F%09%2Fevil.example", "https%3A%2F%2Fevil.example", "%2Fother"] {
+                let theme = try await get(base + "/theme?mode=dark&back=\(back)")
+                #expect(theme.status == 200, "back=\(back)")
+                #expect(theme.body.contains("Workflow instances"), "back=\(back)")
+            }
+            // A quote hidden in a combined character is still escaped.
+            let combined = try await get(base + "/?q=%22%CC%81%20autofocus%20x=")
+            #expect(combined.body.contains("value=\"&quot;\u{301} autofocus x=\""))
         }
     }
 

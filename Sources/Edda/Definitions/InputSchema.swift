@@ -74,10 +74,9 @@ public indirect enum InputSchema: Sendable, Hashable {
     /// The schema of `type` as its `Decodable` conformance reads it, or ``json`` when that
     /// cannot be observed.
     public static func describing<T: Decodable>(_ type: T.Type) -> InputSchema {
-        if let known = Probe.knownSchema(of: type) { return known }
         let slot = Probe.Slot()
         do {
-            _ = try T(from: Probe.Decoder(slot: slot, depth: 0))
+            _ = try Probe.placeholder(type, slot: slot, depth: 0, budget: Probe.Budget())
             return slot.schema ?? .json
         } catch {
             return .json
@@ -112,6 +111,12 @@ private enum Probe {
 
     static let maximumDepth = 8
 
+    /// How many values one description may probe: recursive types with several self-references
+    /// grow exponentially with depth, so a large description gives up and becomes JSON.
+    final class Budget {
+        var remaining = 5_000
+    }
+
     static func knownSchema<T>(of type: T.Type) -> InputSchema? {
         switch type {
         case is String.Type, is Character.Type, is URL.Type, is UUID.Type, is Date.Type: return .string
@@ -139,7 +144,9 @@ private enum Probe {
     private static func allCases<C: CaseIterable>(_ type: C.Type) -> [Any] { Array(type.allCases) }
 
     /// A placeholder value of `T`, recording its schema in `slot`.
-    static func placeholder<T: Decodable>(_ type: T.Type, slot: Slot, depth: Int) throws -> T {
+    static func placeholder<T: Decodable>(_ type: T.Type, slot: Slot, depth: Int, budget: Budget) throws -> T {
+        budget.remaining -= 1
+        guard budget.remaining > 0 else { throw Failure() }
         if let iterable = type as? any CaseIterable.Type, let names = caseNames(of: type),
            let first = allCases(iterable).first as? T {
             slot.schema = .choice(names)
@@ -168,33 +175,43 @@ private enum Probe {
         case is Data.Type: slot.schema = known; return Data() as! T
         default: break
         }
+        if type is NoValue.Type { slot.schema = .object([]); return NoValue() as! T }
+        if type is JSONValue.Type { slot.schema = .json; return JSONValue.null as! T }
         guard depth < maximumDepth else { throw Failure() }
-        return try T(from: Decoder(slot: slot, depth: depth + 1))
+        let value = try T(from: Decoder(slot: slot, depth: depth + 1, budget: budget))
+        // `Optional` decodes through `decodeNil`, which the probe answers with "present".
+        if type is any ExpressibleByNilLiteral.Type { slot.schema = .optional(slot.schema ?? .json) }
+        return value
     }
 
     struct Decoder: Swift.Decoder {
         let slot: Slot
         let depth: Int
+        let budget: Budget
         var codingPath: [any CodingKey] = []
         var userInfo: [CodingUserInfoKey: Any] = [:]
 
         func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
-            KeyedDecodingContainer(Keyed<Key>(slot: slot, depth: depth))
+            KeyedDecodingContainer(Keyed<Key>(slot: slot, depth: depth, budget: budget))
         }
 
-        func unkeyedContainer() throws -> any UnkeyedDecodingContainer { Unkeyed(slot: slot, depth: depth) }
+        func unkeyedContainer() throws -> any UnkeyedDecodingContainer { Unkeyed(slot: slot, depth: depth, budget: budget) }
 
-        func singleValueContainer() throws -> any SingleValueDecodingContainer { Single(slot: slot, depth: depth) }
+        func singleValueContainer() throws -> any SingleValueDecodingContainer {
+            Single(slot: slot, depth: depth, budget: budget)
+        }
     }
 
     struct Keyed<Key: CodingKey>: KeyedDecodingContainerProtocol {
         let slot: Slot
         let depth: Int
+        let budget: Budget
         var codingPath: [any CodingKey] = []
 
-        init(slot: Slot, depth: Int) {
+        init(slot: Slot, depth: Int, budget: Budget) {
             self.slot = slot
             self.depth = depth
+            self.budget = budget
             slot.schema = .object([])
         }
 
@@ -218,7 +235,7 @@ private enum Probe {
 
         func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
             let inner = Slot()
-            let value = try placeholder(type, slot: inner, depth: depth)
+            let value = try placeholder(type, slot: inner, depth: depth, budget: budget)
             record(key, inner.schema ?? .json)
             return value
         }
@@ -247,7 +264,7 @@ private enum Probe {
         private func optional<T: Decodable>(_ type: T.Type, _ key: Key) throws -> T? {
             let inner = Slot()
             do {
-                _ = try placeholder(type, slot: inner, depth: depth)
+                _ = try placeholder(type, slot: inner, depth: depth, budget: budget)
                 record(key, .optional(inner.schema ?? .json))
             } catch {
                 record(key, .optional(.json))
@@ -259,30 +276,32 @@ private enum Probe {
             -> KeyedDecodingContainer<NestedKey>
         {
             record(key, .json)
-            return KeyedDecodingContainer(Keyed<NestedKey>(slot: Slot(), depth: depth + 1))
+            return KeyedDecodingContainer(Keyed<NestedKey>(slot: Slot(), depth: depth + 1, budget: budget))
         }
 
         func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
             record(key, .json)
-            return Unkeyed(slot: Slot(), depth: depth + 1)
+            return Unkeyed(slot: Slot(), depth: depth + 1, budget: budget)
         }
 
-        func superDecoder() throws -> any Swift.Decoder { Decoder(slot: Slot(), depth: depth + 1) }
-        func superDecoder(forKey key: Key) throws -> any Swift.Decoder { Decoder(slot: Slot(), depth: depth + 1) }
+        func superDecoder() throws -> any Swift.Decoder { Decoder(slot: Slot(), depth: depth + 1, budget: budget) }
+        func superDecoder(forKey key: Key) throws -> any Swift.Decoder { Decoder(slot: Slot(), depth: depth + 1, budget: budget) }
     }
 
     /// Reports one element, then the end: enough to learn the element type.
     struct Unkeyed: UnkeyedDecodingContainer {
         let slot: Slot
         let depth: Int
+        let budget: Budget
         var codingPath: [any CodingKey] = []
         var count: Int? { nil }
         var currentIndex = 0
         var isAtEnd: Bool { currentIndex > 0 }
 
-        init(slot: Slot, depth: Int) {
+        init(slot: Slot, depth: Int, budget: Budget) {
             self.slot = slot
             self.depth = depth
+            self.budget = budget
             slot.schema = .array(.json)
         }
 
@@ -290,7 +309,7 @@ private enum Probe {
 
         mutating func decode<T: Decodable>(_ type: T.Type) throws -> T {
             let inner = Slot()
-            let value = try placeholder(type, slot: inner, depth: depth)
+            let value = try placeholder(type, slot: inner, depth: depth, budget: budget)
             slot.schema = .array(inner.schema ?? .json)
             currentIndex += 1
             return value
@@ -300,26 +319,27 @@ private enum Probe {
             -> KeyedDecodingContainer<NestedKey>
         {
             currentIndex += 1
-            return KeyedDecodingContainer(Keyed<NestedKey>(slot: Slot(), depth: depth + 1))
+            return KeyedDecodingContainer(Keyed<NestedKey>(slot: Slot(), depth: depth + 1, budget: budget))
         }
 
         mutating func nestedUnkeyedContainer() throws -> any UnkeyedDecodingContainer {
             currentIndex += 1
-            return Unkeyed(slot: Slot(), depth: depth + 1)
+            return Unkeyed(slot: Slot(), depth: depth + 1, budget: budget)
         }
 
-        mutating func superDecoder() throws -> any Swift.Decoder { Decoder(slot: Slot(), depth: depth + 1) }
+        mutating func superDecoder() throws -> any Swift.Decoder { Decoder(slot: Slot(), depth: depth + 1, budget: budget) }
     }
 
     struct Single: SingleValueDecodingContainer {
         let slot: Slot
         let depth: Int
+        let budget: Budget
         var codingPath: [any CodingKey] = []
 
         func decodeNil() -> Bool { false }
 
         func decode<T: Decodable>(_ type: T.Type) throws -> T {
-            try placeholder(type, slot: slot, depth: depth)
+            try placeholder(type, slot: slot, depth: depth, budget: budget)
         }
     }
 }

@@ -186,13 +186,27 @@ public final class EddaApp: Service, Sendable {
     ///   stored.
     @discardableResult
     public func start(workflowNamed name: String, inputJSON: String, instanceID: String? = nil) async throws -> String {
-        guard let value = JSONValue(jsonText: inputJSON) else {
+        try await engine.start(
+            workflowName: name, inputJSON: try Self.storedInput(of: name, json: inputJSON), instanceID: instanceID,
+            lockTimeout: nil
+        ).0
+    }
+
+    /// Starts an instance by workflow name with JSON input and returns its ID at once; the
+    /// workflow runs in the background (see ``start(workflowNamed:inputJSON:instanceID:)``).
+    @discardableResult
+    public func startDetached(workflowNamed name: String, inputJSON: String, instanceID: String? = nil) async throws -> String {
+        try await engine.startDetached(
+            workflowName: name, inputJSON: try Self.storedInput(of: name, json: inputJSON), instanceID: instanceID,
+            lockTimeout: nil, tracker: tasks)
+    }
+
+    private static func storedInput(of name: String, json: String) throws -> String {
+        guard let value = JSONValue(jsonText: json) else {
             throw EddaUsageError(
                 .undecodableInput, "The input of workflow '\(name)' is not valid JSON; pass a JSON object such as {\"id\": 1}.")
         }
-        return try await engine.start(
-            workflowName: name, inputJSON: try WorkflowInput.encode(value), instanceID: instanceID, lockTimeout: nil
-        ).0
+        return try WorkflowInput.encode(value)
     }
 
     /// Starts an instance and returns its ID at once; the workflow runs in the background.
