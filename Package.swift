@@ -145,7 +145,7 @@ let package = Package(
         .testTarget(
             name: "EddaViewerTests",
             dependencies: [
-                "Edda", "EddaTesting", "EddaDiagram", "EddaViewer", "EddaVisualizer", "EddaCLI", "TestSupport",
+                "Edda", "EddaTesting", "EddaDiagram", "EddaViewer", "EddaVisualizer", "EddaCLI", "EddaPostgres", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

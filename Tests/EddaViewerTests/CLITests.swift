@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Edda
+import EddaPostgres
 import EddaTesting
 import Foundation
 import Testing
@@ -123,6 +124,26 @@ struct CLITests {
             let empty = try edda(["list", "--db", fresh])
             #expect(empty.output == "No workflow instances match.\n")
         }
+    }
+
+    @Test("The commands and the viewer work on a PostgreSQL URL too")
+    func postgres() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: eddaPath), "edda not built at \(eddaPath)")
+        let url = try await PostgresTestServer.makeDatabase()
+        try await EddaApp.running(.testing(database: try .postgres(url: url))) { app in try await seedShop(app) }
+        let listed = try edda(["list", "--status", "waiting_for_timer", "--json", "--db", url])
+        #expect(listed.status == 0, "\(listed.errors)")
+        #expect(JSONValue(jsonText: listed.output)?["instances"]?[0]?["instance_id"] == "nap-1")
+        let cancelled = try edda(["cancel", "nap-1", "--db", url])
+        #expect(cancelled.output == "Cancelled nap-1.\n")
+        let shown = try edda(["show", "nap-1", "--json"], environment: ["EDDA_DB_URL": url])
+        #expect(JSONValue(jsonText: shown.output)?["status"] == "cancelled")
+
+        let server = try ServeProcess(arguments: ["serve", "--db", url, "--port", "0", "--read-only"])
+        let page = try await httpRequest(server.baseURL + "/workflow/ticket-failed", method: .GET)
+        #expect(page.status == 200)
+        #expect(page.body.contains("the mail server refused Customer c-2"))
+        #expect(!page.body.contains("cancel-button"))
     }
 
     @Test("visualize prints Mermaid for the examples and writes an SVG")
