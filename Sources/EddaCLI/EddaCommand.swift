@@ -49,13 +49,9 @@ struct DatabaseOptions: ParsableArguments {
 }
 
 extension DatabaseOptions {
-    /// The file of a SQLite location (as ``DatabaseLocation/url(_:)`` reads it), `nil` for
-    /// other databases.
+    /// The file of a SQLite location, `nil` for other databases.
     static func sqlitePath(_ given: String) -> String? {
-        guard given.lowercased().hasPrefix("sqlite:") else { return given.contains("://") ? nil : given }
-        var path = String(given.dropFirst("sqlite:".count))
-        if path.hasPrefix("//") { path.removeFirst(2) }
-        return path
+        DatabaseLocation.sqlitePath(ofURL: given) ?? (given.contains("://") ? nil : given)
     }
 }
 

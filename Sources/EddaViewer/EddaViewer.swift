@@ -65,7 +65,9 @@ public struct EddaViewer: Sendable {
         let pages = Pages(viewer: self, basePath: basePath.hasSuffix("/") ? String(basePath.dropLast()) : basePath)
         router.get { request, _ in await pages.respond(request) { try await pages.list(request, context: $0) } }
         router.get("workflow/:instance_id") { request, context in
-            await pages.respond(request) { try await pages.detail(context.parameters.get("instance_id"), context: $0) }
+            await pages.respond(request) {
+                try await pages.detail(context.parameters.get("instance_id"), request: request, context: $0)
+            }
         }
         router.get("workflow/:instance_id/diagram.svg") { request, context in
             await pages.respond(request) { _ in try await pages.diagram(context.parameters.get("instance_id"), mermaid: false) }

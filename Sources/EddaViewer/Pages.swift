@@ -132,9 +132,7 @@ struct Pages: Sendable {
 
     /// Refuses a change in read-only mode, without the token, or from another site.
     func authorizeChange(_ request: Request) throws {
-        if configuration.readOnly {
-            throw Failure(status: .forbidden, title: "Read-only viewer", message: "This viewer is read-only: it cannot cancel or start workflows.")
-        }
+        try refuseIfReadOnly()
         // Browsers send Origin with form posts; another authority means another site's page.
         if let origin = request.headers[.origin]?.lowercased() {
             let authority = origin.range(of: "://").map { String(origin[$0.upperBound...]) }
@@ -147,6 +145,12 @@ struct Pages: Sendable {
             throw Failure(
                 status: .unauthorized, title: "Sign-in required",
                 message: "Changes need the viewer's token: sign in on the Sign in page, or send an Authorization: Bearer header.")
+        }
+    }
+
+    func refuseIfReadOnly() throws {
+        if configuration.readOnly {
+            throw Failure(status: .forbidden, title: "Read-only viewer", message: "This viewer is read-only: it cannot cancel or start workflows.")
         }
     }
 
@@ -370,7 +374,7 @@ struct Pages: Sendable {
             body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
     }
 
-    func detail(_ rawID: String?, context: PageContext, notice: String? = nil) async throws -> Response {
+    func detail(_ rawID: String?, request: Request, context: PageContext) async throws -> Response {
         let report = try await report(rawID)
         let instance = report.instance
         let steps = report.steps
@@ -379,8 +383,7 @@ struct Pages: Sendable {
         let svg = SVGRenderer(link: { _, ids in ids.first.flatMap { anchors[$0] }.map { "#\($0)" } })
             .render(flow, execution: execution)
         let link = instanceLink(instance.instanceID)
-        let query = FormData.dictionary(context.currentPath.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? "")
-        let message = notice ?? (query["notice"] == "cancelled" ? "Cancellation requested." : nil)
+        let message = FormData.dictionary(request.uri.query ?? "")["notice"] == "cancelled" ? "Cancellation requested." : nil
 
         var actions = ""
         if instance.status.isCancellable && !configuration.readOnly {
@@ -559,10 +562,8 @@ struct Pages: Sendable {
     // MARK: - Start
 
     func startForm(_ request: Request, context: PageContext, values: [String: String] = [:], error: String? = nil) async throws -> Response {
+        try refuseIfReadOnly()
         let names = app.registeredWorkflowNames
-        if configuration.readOnly {
-            throw Failure(status: .forbidden, title: "Read-only viewer", message: "This viewer is read-only: it cannot start workflows.")
-        }
         guard !names.isEmpty else {
             let body = """
                 <h1>Start a workflow</h1><section><p>No workflows are registered in this process. Mount the viewer in the \
@@ -575,7 +576,7 @@ struct Pages: Sendable {
         guard let schema = app.inputSchema(ofWorkflow: selected) else {
             throw Failure(status: .notFound, title: "Unknown workflow", message: "No workflow named '\(selected)' is registered.")
         }
-        let form = StartForm(workflowName: selected, schema: schema)
+        let form = StartForm(schema: schema)
         var choices = ""
         for name in names {
             let current = name == selected ? " aria-current=\"page\"" : ""
@@ -609,7 +610,7 @@ struct Pages: Sendable {
         }
         let input: JSONValue
         do {
-            input = try StartForm(workflowName: name, schema: schema).input(from: values)
+            input = try StartForm(schema: schema).input(from: values)
         } catch {
             return try await startForm(request, context: context, values: values, error: error.message)
         }

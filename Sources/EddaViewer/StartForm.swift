@@ -9,7 +9,6 @@ import Foundation
 /// natural controls; arrays, deeper objects and open shapes get a JSON text area. Any other
 /// top-level schema is a single control named `input`.
 struct StartForm {
-    let workflowName: String
     let schema: InputSchema
 
     /// A submitted form that cannot be turned into input; its message names the field.

@@ -30,9 +30,13 @@ final class Chromium: @unchecked Sendable {
         if let found = candidates.first(where: FileManager.default.isExecutableFile(atPath:)) { return found }
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("scripts/install-chromium.sh").path
-        let status = try spawnAndWait(["/bin/bash", script])
-        guard status == 0, let found = candidates.first(where: FileManager.default.isExecutableFile(atPath:)) else {
-            throw TestFailure("Chromium is missing and scripts/install-chromium.sh could not install it (exit \(status))")
+        do {
+            try runCommand(["/bin/bash", script])
+        } catch {
+            throw TestFailure("Chromium is missing and scripts/install-chromium.sh could not install it: \(error)")
+        }
+        guard let found = candidates.first(where: FileManager.default.isExecutableFile(atPath:)) else {
+            throw TestFailure("scripts/install-chromium.sh ran, but no Chromium is at \(candidates.joined(separator: " or "))")
         }
         return found
     }
@@ -194,16 +198,4 @@ final class Chromium: @unchecked Sendable {
             buffer += chunk[..<count]
         }
     }
-}
-
-/// Runs a command and returns its exit status.
-func spawnAndWait(_ argv: [String]) throws -> Int32 {
-    var cArguments = argv.map { strdup($0) } + [nil]
-    defer { for pointer in cArguments { free(pointer) } }
-    var pid = pid_t()
-    let spawned = posix_spawn(&pid, argv[0], nil, nil, &cArguments, environ)
-    guard spawned == 0 else { throw TestFailure("could not start \(argv[0]): error \(spawned)") }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) == -1, errno == EINTR {}
-    return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
 }

@@ -145,34 +145,11 @@ public enum PostgresTestServer {
         }
     }
 
-    /// Runs a command to completion, its output going to a temporary file that is returned.
-    /// (`posix_spawn` and `waitpid` directly: a daemon such as `postgres` that `pg_ctl start`
-    /// leaves behind must not hold a pipe of ours, and Foundation's `Process` can miss the exit of
-    /// a child whose output it does not read.)
+    /// Runs a command (as the server user when asked) to completion; returns its output.
     @discardableResult
     static func run(_ executable: String, _ arguments: [String], asServerUser: Bool = false) throws -> String {
         let argv = asServerUser ? ["/usr/sbin/runuser", "-u", serverUser, "--", executable] + arguments : [executable] + arguments
-        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("edda-pgcmd-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var cArguments = argv.map { strdup($0) } + [nil]
-        defer { for pointer in cArguments { free(pointer) } }
-        var pid = pid_t()
-        let spawned = posix_spawn(&pid, argv[0], &actions, nil, &cArguments, environ)
-        guard spawned == 0 else { throw PostgresTestServerError("could not start \(argv[0]): error \(spawned)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1, errno == EINTR {}
-        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        let exitCode = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        guard exitCode == 0 else {
-            throw PostgresTestServerError("\(argv.joined(separator: " ")) failed (\(exitCode)): \(text)")
-        }
-        return text
+        return try runCommand(argv)
     }
 
     static func freePort() throws -> Int {

@@ -39,9 +39,7 @@ public struct DatabaseLocation: Sendable, CustomStringConvertible {
             throw EddaUsageError(.invalidConfiguration, "Database URL '\(url)' has no scheme; use e.g. sqlite:///path/to/edda.db.")
         }
         let scheme = url[..<colon].lowercased()
-        if scheme == "sqlite" {
-            var path = String(url[url.index(after: colon)...])
-            if path.hasPrefix("//") { path.removeFirst(2) }
+        if let path = sqlitePath(ofURL: url) {
             guard !path.isEmpty else {
                 throw EddaUsageError(.invalidConfiguration, "Database URL '\(url)' names no file; use e.g. sqlite:///path/to/edda.db.")
             }
@@ -53,6 +51,15 @@ public struct DatabaseLocation: Sendable, CustomStringConvertible {
         throw EddaUsageError(
             .invalidConfiguration,
             "No database backend handles '\(scheme):' URLs; import the module that provides it (EddaPostgres for postgresql:).")
+    }
+
+    /// The file a `sqlite:` URL names (`sqlite:///abs.db` → `/abs.db`, `sqlite://rel.db` and
+    /// `sqlite:rel.db` → `rel.db`), or `nil` for other URLs.
+    package static func sqlitePath(ofURL url: String) -> String? {
+        guard url.lowercased().hasPrefix("sqlite:") else { return nil }
+        var path = String(url.dropFirst("sqlite:".count))
+        if path.hasPrefix("//") { path.removeFirst(2) }
+        return path
     }
 
     /// Lets a backend module handle URLs of `scheme` in ``url(_:)``.
