@@ -118,8 +118,8 @@ struct LeaseTests {
         try await withDatabase { database in
             let recorder = Recorder()
             let register = slowStepWorkflow(named: "long_step", recorder: recorder)
-            let owner = try await database.makeApp(serviceName: "owner") { $0.lockTimeout = .milliseconds(600) }
-            let rival = try await database.makeApp(serviceName: "rival") { $0.lockTimeout = .milliseconds(600) }
+            let owner = try await database.makeApp(serviceName: "owner") { $0.lockTimeout = .milliseconds(1_500) }
+            let rival = try await database.makeApp(serviceName: "rival") { $0.lockTimeout = .milliseconds(1_500) }
             _ = register(rival)
             let result = try await owner.run(register(owner), input: "done", instanceID: "long-1")
             #expect(result == "done")

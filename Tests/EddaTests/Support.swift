@@ -35,12 +35,14 @@ func startAndStop<Input: Codable & Sendable, Output: Codable & Sendable>(
     }
 }
 
-/// A workflow with one step that sleeps two seconds (longer than the test lock timeout), counted
+/// A workflow with one step that sleeps five seconds (over three test lock timeouts), counted
 /// as "slow" in `recorder`: for tests of lock renewal.
 func slowStepWorkflow(named name: String, recorder: Recorder) -> (EddaApp) -> WorkflowReference<String, String> {
     let slow = ActivityDefinition<String, String>(name: "slow") { input, _ in
         recorder.record("slow")
-        try await Task.sleep(for: .seconds(2))
+        // Longer than three leases of the lease tests (1.5 s): a worker that did not renew would
+        // lose the instance to its rival well before the step ends.
+        try await Task.sleep(for: .seconds(5))
         return input
     }
     return { app in
