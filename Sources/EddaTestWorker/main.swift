@@ -1,6 +1,7 @@
 // A worker process for crash tests: runs the `crash_steps` workflow on the SQLite file given as
 // the first argument. Each step records its execution in the `executions` table inside the
-// step's own commit transaction, so a count above one means a completed step ran twice.
+// step's own commit transaction, so a count above one means a completed step ran twice. A step
+// runs only once the `gate` table allows its index (see `Gate`).
 //
 //   edda-test-worker <db-path> start <instance-id> <steps>   start the workflow and run it
 //   edda-test-worker <db-path> start-waiter <instance-id> <deadline>
@@ -17,11 +18,28 @@ struct StepInput: Codable, Sendable {
     var index: Int
 }
 
+/// The highest step index the test lets run, read from the one-row `gate` table the test writes;
+/// with no row, every step may run. A step past the gate waits at it, so the test decides where
+/// each kill lands however slowly it gets to see the worker's progress.
+struct Gate: Sendable {
+    let queue: DatabaseQueue
+
+    func pass(_ index: Int) async throws {
+        while true {
+            let allowed = try await queue.read { try Int.fetchOne($0, sql: "SELECT allowed FROM gate") }
+            if allowed ?? .max >= index { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}
+
 struct Step: Activity {
     static let name = "step"
     let delay: Duration
+    var gate: Gate?
 
     func run(_ input: StepInput, context: ActivityContext) async throws -> Int {
+        try await gate?.pass(input.index)
         try await Task.sleep(for: delay)
         let activityID = context.activityID
         context.transaction { db in
@@ -36,11 +54,12 @@ struct Step: Activity {
 struct CrashSteps: Workflow {
     static let name = "crash_steps"
     let delay: Duration
+    let gate: Gate
 
     func run(_ steps: Int, context: WorkflowContext) async throws -> Int {
         var total = 0
         for index in 1...steps {
-            total += try await context.run(Step(delay: delay), input: StepInput(index: index))
+            total += try await context.run(Step(delay: delay, gate: gate), input: StepInput(index: index))
         }
         return total
     }
@@ -81,14 +100,14 @@ do {
     let queue = try DatabaseQueue(path: path, configuration: queueConfiguration)
     try queue.write { db in
         try db.execute(sql: "CREATE TABLE IF NOT EXISTS executions (activity_id TEXT NOT NULL, pid INTEGER NOT NULL)")
+        try db.execute(sql: "CREATE TABLE IF NOT EXISTS gate (allowed INTEGER NOT NULL)")
     }
-    try queue.close()
 
     var configuration = EddaApp.Configuration(serviceName: "crash-worker", database: .sqlite(path: path))
     configuration.lockTimeout = .seconds(1)
     configuration.recoveryInterval = .milliseconds(100)
     let app = try await EddaApp(configuration: configuration)
-    app.register(CrashSteps(delay: .milliseconds(150)))
+    app.register(CrashSteps(delay: .milliseconds(150), gate: Gate(queue: queue)))
     app.register(Waiter())
     switch arguments[2] {
     case "start-waiter":

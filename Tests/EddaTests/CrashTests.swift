@@ -1,4 +1,4 @@
-import Edda
+@testable import Edda
 import EddaTesting
 import Foundation
 import GRDB
@@ -31,7 +31,7 @@ struct CrashTests {
             }
             // The timer's deadline leaves a wide window to see the sleeping state in, even when
             // the chaos suite loads both cores and this poller runs late.
-            let deadline = Date().addingTimeInterval(10)
+            let deadline = Date().addingTimeInterval(20)
             var worker = try Self.launch([database.path, "start-waiter", "waiter-1", "\(deadline.timeIntervalSince1970)"])
             // Whatever happens, no worker outlives the test.
             defer {
@@ -73,6 +73,22 @@ struct CrashTests {
         try #require(FileManager.default.isExecutableFile(atPath: Self.workerPath), "edda-test-worker not built at \(Self.workerPath)")
         try await withDatabase { database in
             let steps = 12
+            // The worker runs steps up to the gate and waits inside the next one: each kill lands
+            // mid-step, after a known number of completed steps, however late this test looks.
+            func openGate(to allowed: Int) async throws {
+                let queue = try DatabaseQueue(path: database.path)
+                defer { try? queue.close() }
+                try await queue.write { db in
+                    try db.execute(sql: "CREATE TABLE IF NOT EXISTS gate (allowed INTEGER NOT NULL)")
+                    try db.execute(sql: "DELETE FROM gate")
+                    try db.execute(sql: "INSERT INTO gate (allowed) VALUES (?)", arguments: [allowed])
+                }
+            }
+            func completedSteps() -> Int {
+                // The worker creates the table when it starts.
+                (try? rows(database, "SELECT COUNT(*) AS n FROM executions").first?["n"] as Int?) ?? 0
+            }
+            try await openGate(to: 4)
             var kills = 0
             let first = try Self.launch([database.path, "start", "crash-1", "\(steps)"])
             var current = first
@@ -83,20 +99,18 @@ struct CrashTests {
                     current.waitUntilExit()
                 }
             }
-            // Kill the worker three times, each after it has made some progress.
-            for round in 1...3 {
-                // Generous: the chaos suite may be loading both cores at the same time.
-                try await eventually("progress before kill \(round)", timeout: .seconds(90)) {
-                    // The worker creates the table when it starts.
-                    let done = (try? rows(database, "SELECT COUNT(*) AS n FROM executions").first?["n"] as Int?) ?? 0
-                    return done >= round * 3
-                }
+            // Kill the worker three times: after steps 4, 7 and 10, each time inside the next step.
+            for gate in [4, 7, 10] {
+                try await eventually("steps up to \(gate)", timeout: .seconds(90)) { completedSteps() >= gate }
                 kill(current.processIdentifier, SIGKILL)
                 current.waitUntilExit()
                 kills += 1
                 #expect(current.terminationReason == .uncaughtSignal)
+                #expect(completedSteps() == gate)
+                try await openGate(to: gate + 3)
                 current = try Self.launch([database.path, "serve"])
             }
+            try await openGate(to: steps)
             try await eventually("completion after \(kills) kills", timeout: .seconds(120)) {
                 try rows(database, "SELECT status FROM workflow_instances WHERE instance_id = 'crash-1'").first?["status"] as String? == "completed"
             }
@@ -106,7 +120,7 @@ struct CrashTests {
             let output = try #require(try rows(database, "SELECT output_data FROM workflow_instances").first)
             #expect(JSONValue(jsonText: output["output_data"])?["result"] == .number(Double((1...steps).reduce(0, +) * 10)))
             let pids = try rows(database, "SELECT DISTINCT pid FROM executions")
-            #expect(pids.count >= 2)
+            #expect(pids.count == 4)
         }
     }
 }
@@ -118,8 +132,8 @@ struct LeaseTests {
         try await withDatabase { database in
             let recorder = Recorder()
             let register = slowStepWorkflow(named: "long_step", recorder: recorder)
-            let owner = try await database.makeApp(serviceName: "owner") { $0.lockTimeout = .milliseconds(1_500) }
-            let rival = try await database.makeApp(serviceName: "rival") { $0.lockTimeout = .milliseconds(1_500) }
+            let owner = try await database.makeApp(serviceName: "owner") { $0.lockTimeout = LeaseTestTiming.lease }
+            let rival = try await database.makeApp(serviceName: "rival") { $0.lockTimeout = LeaseTestTiming.lease }
             _ = register(rival)
             let result = try await owner.run(register(owner), input: "done", instanceID: "long-1")
             #expect(result == "done")
@@ -129,5 +143,23 @@ struct LeaseTests {
             await rival.shutdown()
             await owner.shutdown()
         }
+    }
+
+    @Test("the first renewal is planned from the lock's expiry, so a slow claim does not use up the lease")
+    func renewalPlannedFromExpiry() {
+        let lease = Duration.seconds(3)
+        // A claim whose write took two seconds to commit: one second of its lease is left.
+        let slow = ExecutionControl(instanceID: "slow-claim", lease: lease)
+        slow.markClaimed(lockExpiresAt: Date().addingTimeInterval(1))
+        #expect(slow.renewalDue <= ContinuousClock.now)
+        // A claim that committed at once is renewed a third of the lease later.
+        let prompt = ExecutionControl(instanceID: "prompt-claim", lease: lease)
+        prompt.markClaimed(lockExpiresAt: Date().addingTimeInterval(3))
+        let wait = prompt.renewalDue - ContinuousClock.now
+        #expect(wait > .milliseconds(900) && wait <= .seconds(1))
+        // An expiry from a clock running ahead never plans a renewal later than a full lease would.
+        let ahead = ExecutionControl(instanceID: "ahead", lease: lease)
+        ahead.markClaimed(lockExpiresAt: Date().addingTimeInterval(60))
+        #expect(ahead.renewalDue - ContinuousClock.now <= .seconds(1))
     }
 }

@@ -69,8 +69,9 @@ struct RecurAndLeaderTests {
         try await withDatabase { database in
             let configure: (inout EddaApp.Configuration) -> Void = {
                 $0.leaderHeartbeatInterval = .milliseconds(100)
-                // Long enough that a busy test machine never lets a live leader's lease lapse.
-                $0.leaderLeaseDuration = .seconds(5)
+                // Failover comes from the release on shutdown; a lease this long never lapses on
+                // a live leader, however loaded the machine is.
+                $0.leaderLeaseDuration = .seconds(60)
                 $0.messageRetention = .seconds(3_600)
                 $0.messageCleanupInterval = .milliseconds(100)
             }
@@ -107,8 +108,9 @@ struct RecurAndLeaderTests {
             // A lease held by a worker that died: written straight to the table.
             let queue = try DatabaseQueue(path: database.path)
             try await database.withApp { _ in }  // creates the schema
+            let expiry = Date().addingTimeInterval(3)
             try await queue.write { db in
-                let soon = Timestamp.database(Date().addingTimeInterval(3))
+                let soon = Timestamp.database(expiry)
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO system_locks (lock_name, locked_by, locked_at, lock_expires_at) VALUES ('edda_leader_swift', 'dead-worker', ?, ?)",
                     arguments: [soon, soon])
@@ -118,9 +120,15 @@ struct RecurAndLeaderTests {
                 $0.leaderHeartbeatInterval = .milliseconds(100)
                 $0.leaderLeaseDuration = .milliseconds(400)
             }) { app in
-                try await Task.sleep(for: .milliseconds(200))
-                #expect(!app.isLeader)
-                try await eventually("the lease to pass to the live app") { app.isLeader }
+                // Leadership is seen only after the dead worker's lease ran out. (Polling sees it
+                // late, never early, so a slow machine cannot fail this.)
+                var takenAt: Date?
+                try await eventually("the lease to pass to the live app") {
+                    if app.isLeader { takenAt = Date() }
+                    return takenAt != nil
+                }
+                // (A millisecond allows for the stored timestamp's rounding.)
+                #expect(try #require(takenAt) >= expiry.addingTimeInterval(-0.001))
             }
         }
     }

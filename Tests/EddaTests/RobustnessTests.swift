@@ -133,7 +133,7 @@ struct RobustnessTests {
                 try await withApp(database, serviceName: "owner", configure: { $0.lockTimeout = .seconds(30) }) { owner in
                     // Let the owner's renewer fall asleep on its 10 s default first.
                     try await Task.sleep(for: .milliseconds(200))
-                    let result = try await owner.run(register(owner), input: "done", lockTimeout: .milliseconds(1_500))
+                    let result = try await owner.run(register(owner), input: "done", lockTimeout: LeaseTestTiming.lease)
                     #expect(result == "done")
                 }
             }

@@ -35,14 +35,23 @@ func startAndStop<Input: Codable & Sendable, Output: Codable & Sendable>(
     }
 }
 
-/// A workflow with one step that sleeps five seconds (over three test lock timeouts), counted
-/// as "slow" in `recorder`: for tests of lock renewal.
+/// The lock timeout of the lease tests, and how long their one step takes.
+///
+/// The lease is long enough that a loaded CI machine (every suite starting at once on two
+/// cores) does not starve the renewer past it; the step outlasts three leases, so a worker that
+/// did not renew would lose the instance to its rival (lease plus a 1 s recovery pass) well
+/// before the step ends.
+enum LeaseTestTiming {
+    static let lease = Duration.seconds(3)
+    static let step = Duration.seconds(10)
+}
+
+/// A workflow with one step that takes ``LeaseTestTiming/step``, counted as "slow" in
+/// `recorder`: for tests of lock renewal.
 func slowStepWorkflow(named name: String, recorder: Recorder) -> (EddaApp) -> WorkflowReference<String, String> {
     let slow = ActivityDefinition<String, String>(name: "slow") { input, _ in
         recorder.record("slow")
-        // Longer than three leases of the lease tests (1.5 s): a worker that did not renew would
-        // lose the instance to its rival well before the step ends.
-        try await Task.sleep(for: .seconds(5))
+        try await Task.sleep(for: LeaseTestTiming.step)
         return input
     }
     return { app in

@@ -112,7 +112,9 @@ struct TimerTests {
     func overdueTimerAfterRestart() async throws {
         try await withDatabase { database in
             let recorder = Recorder()
-            let id = try await withApp(database) { app in
+            // The first app's clock stands still, so the timer cannot fire before it shuts down,
+            // however slowly that happens; the second app runs on the real clock.
+            let id = try await withApp(database, configure: { $0.clock = ManualClock() }) { app in
                 app.register(Napper(recorder: recorder))
                 return try await app.start(Napper.self, input: Nap(seconds: 1))
             }

@@ -36,10 +36,17 @@ final class ExecutionControl: Sendable {
     /// the lease renewer leaves it alone.
     var isClaimed: Bool { state.withLock { $0.claimed } }
 
-    func markClaimed() {
+    /// Marks the lock as held in the database, expiring at `lockExpiresAt` as written there.
+    ///
+    /// The next renewal is planned from that expiry, not from the moment this is called: a
+    /// write that was slow to commit (a busy database, a starved process) has already used up
+    /// part of the lease, and renewing a full third of a lease after it could come too late.
+    func markClaimed(lockExpiresAt: Date?) {
+        let now = ContinuousClock.now
+        let leaseStart = lockExpiresAt.map { now + .seconds($0.timeIntervalSinceNow) - lease } ?? now
         state.withLock {
             $0.claimed = true
-            $0.lastRenewal = .now
+            $0.lastRenewal = min(leaseStart, now)
         }
     }
 

@@ -269,7 +269,7 @@ final class WorkflowEngine: Sendable {
         }
         switch outcome {
         case .created:
-            control.markClaimed()
+            control.markClaimed(lockExpiresAt: now.addingTimeInterval(lease.seconds))
             return (workflow, instanceID, control)
         case .existing(let existing):
             unreserve(instanceID)
@@ -317,7 +317,7 @@ final class WorkflowEngine: Sendable {
             unreserve(instanceID)
             return nil
         }
-        control.markClaimed()
+        control.markClaimed(lockExpiresAt: now.addingTimeInterval(lease.seconds))
         _ = quarantined.withValue { $0.remove(instanceID) }
         return await execute(ExecutionStart(claimed, workflow: workflow, control: control))
     }
@@ -353,7 +353,7 @@ final class WorkflowEngine: Sendable {
             try? await store.releaseLock(instanceID: instanceID, workerID: workerID, now: Date())
             return
         }
-        control.markClaimed()
+        control.markClaimed(lockExpiresAt: claimed.instance.lockExpiresAt)
         _ = await execute(ExecutionStart(claimed, workflow: workflow, control: control))
     }
 
@@ -542,7 +542,7 @@ final class WorkflowEngine: Sendable {
             if error is WorkflowCancelledError { return .finished(await finishCancellation(context)) }
             return .finished(await stop(context, because: error))
         }
-        control.markClaimed()
+        control.markClaimed(lockExpiresAt: transition.successor?.lockExpiresAt)
         context.logger.debug("Workflow recurred", metadata: ["edda.successor": .string(successorID)])
         return .continued(ExecutionStart(
             workflow: workflow, control: control, inputJSON: inputJSON, lockTimeoutSeconds: start.lockTimeoutSeconds))
