@@ -19,7 +19,7 @@ struct Payment: Codable, Sendable, Equatable {
 }
 
 func count(_ database: TemporaryDatabase, _ table: String) throws -> Int {
-    let queue = try DatabaseQueue(path: database.path)
+    let queue = try openDatabase(database.path)
     defer { try? queue.close() }
     return try queue.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM \(table)") ?? 0 }
 }

@@ -477,7 +477,7 @@ struct ChannelTests {
                 try await eventually("the busy step") { recorder.count("hold") == 1 }
                 // Written as another implementation would, with its own spacing and key order.
                 let bigJSON = #"{"n": 9007199254740993, "b": [1, 2], "a": "x"}"#
-                let queue = try DatabaseQueue(path: database.path)
+                let queue = try openDatabase(database.path)
                 try await queue.write { db in
                     try db.execute(
                         sql: """
@@ -507,7 +507,7 @@ struct ChannelTests {
                 }
                 let id = try await app.start(flow, input: NoValue())
                 // Another process holds the instance's lock for a moment (as a delivering peer does).
-                let queue = try DatabaseQueue(path: database.path)
+                let queue = try openDatabase(database.path)
                 try await queue.write { db in
                     try db.execute(
                         sql: "UPDATE workflow_instances SET locked_by = 'peer', lock_expires_at = '2999-01-01 00:00:00.000000' WHERE instance_id = ?",

@@ -64,6 +64,7 @@ struct ChaosTests {
         }
 
         var kills = 0
+        var selfExits: [String] = []
         var lastKill = ContinuousClock.now
         // Typically 1–2 minutes; the margin is for a slow, shared CI machine.
         let deadline = ContinuousClock.now + .seconds(540)
@@ -76,6 +77,13 @@ struct ChaosTests {
                 processes[victim] = try Self.launch(url, victim)
                 kills += 1
                 lastKill = .now
+            }
+            // A worker that stopped by itself (a database error while starting its instances,
+            // when the machine is slow) is restarted, as a supervisor would; its instances are
+            // created idempotently.
+            for index in processes.indices where !processes[index].isRunning {
+                selfExits.append("worker \(index): exit \(processes[index].terminationStatus)")
+                processes[index] = try Self.launch(url, index)
             }
             // Deliver the awaited event to every instance waiting for it, from this process.
             var query = InstanceQuery()
@@ -104,7 +112,8 @@ struct ChaosTests {
         }
         let expectedSteps = 2 * total + (0..<total).filter { $0 % 3 == 2 }.count
         print("chaos: \(total) workflows, \(Self.workers) workers, \(kills) SIGKILLs; statuses \(counts); "
-            + "\(executions) step executions recorded for \(expectedSteps) steps; \(duplicates) steps ran twice")
+            + "\(executions) step executions recorded for \(expectedSteps) steps; \(duplicates) steps ran twice; "
+            + "workers that stopped by themselves: \(selfExits.isEmpty ? "none" : selfExits.joined(separator: ", "))")
         #expect(kills >= 10)
         #expect(counts == ["completed": total])
         #expect(executions == expectedSteps)

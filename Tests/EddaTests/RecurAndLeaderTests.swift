@@ -90,7 +90,7 @@ struct RecurAndLeaderTests {
             // A message older than the retention is deleted by the (new) leader; a fresh one is kept.
             try await second.publish(to: "old", data: Job(number: 1))
             try await second.publish(to: "fresh", data: Job(number: 2))
-            let pool = try DatabaseQueue(path: database.path)
+            let pool = try openDatabase(database.path)
             try await pool.write { db in
                 try db.execute(sql: "UPDATE channel_messages SET published_at = '2000-01-01 00:00:00.000000' WHERE channel = 'old'")
             }
@@ -106,7 +106,7 @@ struct RecurAndLeaderTests {
     func leaderLeaseExpiry() async throws {
         try await withDatabase { database in
             // A lease held by a worker that died: written straight to the table.
-            let queue = try DatabaseQueue(path: database.path)
+            let queue = try openDatabase(database.path)
             try await database.withApp { _ in }  // creates the schema
             let expiry = Date().addingTimeInterval(3)
             try await queue.write { db in

@@ -141,7 +141,7 @@ struct ReplayTests {
     func transactionalWork() async throws {
         try await withDatabase { database in
             let app = try await database.makeApp()
-            let queue = try DatabaseQueue(path: database.path)
+            let queue = try openDatabase(database.path)
             try await queue.write { try $0.execute(sql: "CREATE TABLE ledger (entry TEXT UNIQUE NOT NULL)") }
             try queue.close()
             let write = ActivityDefinition<String, String>(name: "write") { entry, context in

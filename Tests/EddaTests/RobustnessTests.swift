@@ -128,14 +128,15 @@ struct RobustnessTests {
         try await withDatabase { database in
             let recorder = Recorder()
             let register = slowStepWorkflow(named: "short_lease", recorder: recorder)
-            try await withApp(database, serviceName: "rival", configure: { $0.lockTimeout = .seconds(30) }) { rival in
-                _ = register(rival)
-                try await withApp(database, serviceName: "owner", configure: { $0.lockTimeout = .seconds(30) }) { owner in
-                    // Let the owner's renewer fall asleep on its 10 s default first.
-                    try await Task.sleep(for: .milliseconds(200))
-                    let result = try await owner.run(register(owner), input: "done", lockTimeout: LeaseTestTiming.lease)
-                    #expect(result == "done")
-                }
+            try await withApp(database, serviceName: "owner", configure: { $0.lockTimeout = .seconds(30) }) { owner in
+                // Let the renewer fall asleep on the 30 s default's 10 s renewal interval first.
+                try await Task.sleep(for: .milliseconds(200))
+                let sampler = sampleLock(of: "short-1", in: database)
+                let result = try await owner.run(
+                    register(owner), input: "done", instanceID: "short-1", lockTimeout: LeaseTestTiming.lease)
+                sampler.cancel()
+                #expect(result == "done")
+                expectRenewed(await sampler.value, by: owner.workerID)
             }
             #expect(recorder.count("slow") == 1)
         }

@@ -2,6 +2,7 @@ import Edda
 import EddaTesting
 import Foundation
 import GRDB
+import Testing
 @_exported import TestSupport
 
 /// Runs `body` with a fresh database, removing it afterwards.
@@ -35,15 +36,49 @@ func startAndStop<Input: Codable & Sendable, Output: Codable & Sendable>(
     }
 }
 
-/// The lock timeout of the lease tests, and how long their one step takes.
-///
-/// The lease is long enough that a loaded CI machine (every suite starting at once on two
-/// cores) does not starve the renewer past it; the step outlasts three leases, so a worker that
-/// did not renew would lose the instance to its rival (lease plus a 1 s recovery pass) well
-/// before the step ends.
+/// The lock timeout of the lease tests, and how long their one step takes: four leases, so a
+/// working renewer extends the lock many times while the step runs.
 enum LeaseTestTiming {
-    static let lease = Duration.seconds(3)
-    static let step = Duration.seconds(10)
+    static let lease = Duration.milliseconds(1_500)
+    static let step = Duration.seconds(6)
+}
+
+/// One reading of an instance's lock.
+struct LockSample: Sendable, Equatable {
+    var owner: String
+    var expiry: Date
+}
+
+/// Reads the lock of `instanceID` every 100 ms until the task is cancelled, and returns the
+/// readings taken while the lock was held.
+func sampleLock(of instanceID: String, in database: TemporaryDatabase) -> Task<[LockSample], Never> {
+    Task {
+        var samples: [LockSample] = []
+        while !Task.isCancelled {
+            let row = try? rows(
+                database, "SELECT locked_by, lock_expires_at FROM workflow_instances WHERE instance_id = ?", [instanceID]
+            ).first
+            if let row, let owner: String = row["locked_by"], let expiry = (row["lock_expires_at"] as String?).flatMap(Timestamp.parse) {
+                samples.append(LockSample(owner: owner, expiry: expiry))
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return samples
+    }
+}
+
+/// Checks the readings of a lock held through a ``LeaseTestTiming/step``-long step: the lock was
+/// `owner`'s throughout, and renewed again and again, far past its first lease. A renewer that
+/// never ran leaves one expiry behind, one that woke once two; a late renewer (a loaded
+/// machine) still renews, so the check holds however slow the machine is.
+func expectRenewed(_ samples: [LockSample], by owner: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(Set(samples.map(\.owner)) == [owner], sourceLocation: sourceLocation)
+    let expiries = samples.map(\.expiry)
+    #expect(Set(expiries).count >= 3, "the lock was renewed \(Set(expiries).count - 1) times", sourceLocation: sourceLocation)
+    if let first = expiries.first, let last = expiries.last {
+        let lease = LeaseTestTiming.lease.components
+        #expect(last.timeIntervalSince(first) >= Double(lease.seconds) + Double(lease.attoseconds) / 1e18, sourceLocation: sourceLocation)
+    }
 }
 
 /// A workflow with one step that takes ``LeaseTestTiming/step``, counted as "slow" in

@@ -19,7 +19,6 @@ final class Chromium: @unchecked Sendable {
     private var nextID = 0
     private var sessionID: String?
     private var buffer: [UInt8] = []
-    private var pending: [JSONValue] = []
     /// The messages of the dialogs accepted so far.
     private(set) var dialogs: [String] = []
 
@@ -93,10 +92,11 @@ final class Chromium: @unchecked Sendable {
             "Emulation.setDeviceMetricsOverride", ["width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false])
     }
 
-    /// Loads `url` and waits for its load event.
+    /// Loads `url` and waits until it has loaded.
     func navigate(_ url: String) throws {
+        try markPage()
         _ = try send("Page.navigate", ["url": .string(url)])
-        try waitForEvent("Page.loadEventFired")
+        try waitForNewPage()
     }
 
     /// The value of a JavaScript expression (run in the page).
@@ -109,10 +109,11 @@ final class Chromium: @unchecked Sendable {
 
     /// Clicks the element `selector` as a user would and waits for the page it leads to.
     func click(_ selector: String) throws {
+        try markPage()
         let selectorJSON = JSONValue.string(selector).jsonText
         let found = try evaluate("(() => { const e = document.querySelector(\(selectorJSON)); if (!e) return false; e.click(); return true; })()")
         guard found == .bool(true) else { throw TestFailure("no element matches \(selector)") }
-        try waitForEvent("Page.loadEventFired")
+        try waitForNewPage()
     }
 
     /// A PNG screenshot of the whole page, written to `path`.
@@ -150,22 +151,27 @@ final class Chromium: @unchecked Sendable {
                 try write(JSONValue.object(accept).jsonText)
                 continue
             }
-            if reply["method"] != nil { pending.append(reply) }
+            // Other events are not needed: page loads are observed in the page itself.
         }
     }
 
-    private func waitForEvent(_ method: String, timeout: Double = 30) throws {
+    /// Marks the page shown now, so that ``waitForNewPage(timeout:)`` can tell the next one from it.
+    private func markPage() throws {
+        try evaluate("document.__eddaPreviousPage = true")
+    }
+
+    /// Waits until a page other than the marked one has loaded completely. (Load events are not
+    /// enough: one left over from an earlier page, late on a loaded machine, would be taken for
+    /// the next.)
+    private func waitForNewPage(timeout: Double = 30) throws {
         let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            if let index = pending.firstIndex(where: { $0["method"]?.stringValue == method }) {
-                pending.removeSubrange(...index)
-                return
-            }
-            let remaining = deadline.timeIntervalSinceNow
-            guard remaining > 0 else { throw TestFailure("Chromium sent no \(method) within \(timeout) s") }
-            let message = try readMessage(timeout: remaining)
-            if message["method"] != nil { pending.append(message) }
+        while Date() < deadline {
+            // While the old page unloads, evaluation may fail: not loaded yet.
+            let loaded = try? evaluate("document.readyState === 'complete' && document.__eddaPreviousPage === undefined")
+            if loaded == .bool(true) { return }
+            usleep(50_000)
         }
+        throw TestFailure("no new page loaded within \(timeout) s")
     }
 
     private func write(_ text: String) throws {

@@ -71,11 +71,18 @@ public func rows(_ database: TemporaryDatabase, _ sql: String, _ arguments: Stat
     try rows(database.path, sql, arguments)
 }
 
-/// Reads rows straight from the SQLite file at `path`.
-public func rows(_ path: String, _ sql: String, _ arguments: StatementArguments = []) throws -> [Row] {
+/// A connection of the test's own to the SQLite file at `path`, for reading or writing behind
+/// an app's back. It waits up to 10 s for a lock another connection holds (an app's lease
+/// renewals, a worker process) instead of failing with `SQLITE_BUSY` at once.
+public func openDatabase(_ path: String) throws -> DatabaseQueue {
     var configuration = Configuration()
     configuration.busyMode = .timeout(10)
-    let queue = try DatabaseQueue(path: path, configuration: configuration)
+    return try DatabaseQueue(path: path, configuration: configuration)
+}
+
+/// Reads rows straight from the SQLite file at `path`.
+public func rows(_ path: String, _ sql: String, _ arguments: StatementArguments = []) throws -> [Row] {
+    let queue = try openDatabase(path)
     defer { try? queue.close() }
     return try queue.read { try Row.fetchAll($0, sql: sql, arguments: arguments) }
 }
