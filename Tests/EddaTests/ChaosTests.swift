@@ -66,7 +66,7 @@ struct ChaosTests {
         var kills = 0
         var selfExits: [String] = []
         var lastKill = ContinuousClock.now
-        // Typically 1–2 minutes; the margin is for a slow, shared CI machine.
+        // Typically 1–4 minutes; the margin is for a slow, shared CI machine.
         let deadline = ContinuousClock.now + .seconds(540)
         var counts: [String: Int] = [:]
         while ContinuousClock.now < deadline {
