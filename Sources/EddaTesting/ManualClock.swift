@@ -85,10 +85,3 @@ public final class ManualClock: WorkflowClock, Sendable {
         _ = state.withLock { $0.cancelledEarly.remove(id) }
     }
 }
-
-extension Duration {
-    fileprivate var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-}

@@ -31,6 +31,6 @@ final class RecordingHooks: WorkflowHooks {
         recorder.record("event \(eventType) \(instanceID) \(dataJSON)")
     }
     func activityRetrying(instanceID: String, activityID: String, activityName: String, error: any Error, attempt: Int, delay: Duration) async {
-        recorder.record("retry \(activityID) attempt \(attempt) delay \(Double(delay.components.attoseconds) / 1e18 + Double(delay.components.seconds))")
+        recorder.record("retry \(activityID) attempt \(attempt) delay \(delay.seconds)")
     }
 }
