@@ -27,20 +27,37 @@ struct DatabaseOptions: ParsableArguments {
     @Option(name: .long, help: "A SQLite file, sqlite:///path.db or postgresql://… (default: $EDDA_DB_URL).")
     var db: String?
 
+    /// What a command does to the database.
+    enum Access {
+        /// Reads only: a SQLite file is opened read-only; nothing is created or changed.
+        case read
+        /// Changes rows of an existing Edda database, never creating the schema.
+        case write
+        /// Creates or upgrades the schema (`edda migrate`).
+        case migrate
+    }
+
     /// The configuration of an app on the database that runs nothing in the background: it
-    /// only reads and changes rows, as a tool should.
-    func configuration(service: String = "edda-cli", mustExist: Bool = true) throws -> EddaApp.Configuration {
+    /// only reads and changes rows, as a tool should. Only `.migrate` creates the schema; the
+    /// others refuse a database without it.
+    func configuration(service: String = "edda-cli", access: Access) throws -> EddaApp.Configuration {
+        let mustExist = access != .migrate
         guard let given = db ?? ProcessInfo.processInfo.environment["EDDA_DB_URL"], !given.isEmpty else {
             throw ValidationError("No database: pass --db <path or URL>, or set EDDA_DB_URL.")
         }
         PostgresStore.registerURLScheme()
         let isURL = given.contains("://") || given.lowercased().hasPrefix("sqlite:")
-        let location = isURL ? try DatabaseLocation.url(given) : .sqlite(path: given)
-        if mustExist, let path = Self.sqlitePath(given), !FileManager.default.fileExists(atPath: path) {
+        var location = isURL ? try DatabaseLocation.url(given) : .sqlite(path: given)
+        let sqlitePath = Self.sqlitePath(given)
+        if mustExist, let path = sqlitePath, !FileManager.default.fileExists(atPath: path) {
             throw CommandError("No database file at '\(path)'. Check the path, or create it with `edda migrate --db \(given)`.")
+        }
+        if access == .read, let path = sqlitePath {
+            location = .sqliteReadOnly(path: path)
         }
         var configuration = EddaApp.Configuration(serviceName: service, database: location)
         configuration.runsBackgroundRecovery = false
+        configuration.migratesSchema = access == .migrate
         var logger = Logger(label: "edda")
         logger.logLevel = .warning
         configuration.logger = logger
@@ -56,8 +73,36 @@ extension DatabaseOptions {
 }
 
 /// Runs `body` with an app on the database and shuts the app down afterwards.
-func withApp<T>(_ options: DatabaseOptions, mustExist: Bool = true, _ body: (EddaApp) async throws -> T) async throws -> T {
-    try await EddaApp.running(try options.configuration(mustExist: mustExist), body)
+func withApp<T>(
+    _ options: DatabaseOptions, access: DatabaseOptions.Access, _ body: (EddaApp) async throws -> T
+) async throws -> T {
+    let configuration = try options.configuration(access: access)
+    do {
+        try await options.requireSchemaBeforeWriting(access)
+        return try await EddaApp.running(configuration, body)
+    } catch let error as EddaUsageError where error.kind == .schemaMissing {
+        throw options.notAnEddaDatabase(configuration)
+    }
+}
+
+extension DatabaseOptions {
+    /// Refuses a SQLite file without the Edda schema before opening it for writing, which would
+    /// switch it to WAL mode (or start an empty file) even though no table is created.
+    func requireSchemaBeforeWriting(_ access: Access) async throws {
+        guard access == .write, let given = db ?? ProcessInfo.processInfo.environment["EDDA_DB_URL"],
+              let path = Self.sqlitePath(given)
+        else { return }
+        let probe = try SQLiteStore(path: path, readOnly: true)
+        let hasSchema = try await probe.hasCurrentSchema()
+        try await probe.close()
+        if !hasSchema { throw notAnEddaDatabase(try configuration(access: access)) }
+    }
+
+    func notAnEddaDatabase(_ configuration: EddaApp.Configuration) -> CommandError {
+        CommandError(
+            "\(configuration.database.description) is not an Edda database (it has no Edda schema); nothing was changed. "
+                + "Create the schema with `edda migrate --db \(db ?? "$EDDA_DB_URL")`, or check --db.")
+    }
 }
 
 /// A command that could not do its work; printed as `Error: <message>`, exit status 1 (usage
@@ -148,7 +193,7 @@ struct List: AsyncParsableCommand {
                 return $0
             } ?? .string(text)
         }
-        let page = try await withApp(database) { try await $0.findInstances(query) }
+        let page = try await withApp(database, access: .read) { try await $0.findInstances(query) }
         if json {
             printJSON([
                 "instances": .array(page.instances.map(\.json)),
@@ -177,7 +222,7 @@ struct Show: AsyncParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
-        let (instance, history) = try await withApp(database) { app in
+        let (instance, history) = try await withApp(database, access: .read) { app in
             guard let instance = try await app.instance(instanceID) else {
                 throw CommandError("No workflow instance has the ID '\(instanceID)'.")
             }
@@ -225,7 +270,7 @@ struct Cancel: AsyncParsableCommand {
     @Argument(help: "The instance ID.") var instanceID: String
 
     func run() async throws {
-        let (cancelled, status) = try await withApp(database) { app in
+        let (cancelled, status) = try await withApp(database, access: .write) { app in
             let cancelled = try await app.cancel(instanceID: instanceID, cancelledBy: "edda-cli")
             return (cancelled, try await app.instance(instanceID)?.status)
         }
@@ -255,7 +300,7 @@ struct Publish: AsyncParsableCommand {
             }
             extra = members
         }
-        let receipt = try await withApp(database) {
+        let receipt = try await withApp(database, access: .write) {
             try await $0.publish(to: channel, data: payload, metadata: extra, targetInstanceID: target)
         }
         printReceipt(receipt)
@@ -282,7 +327,7 @@ struct SendEvent: AsyncParsableCommand {
 
     func run() async throws {
         let payload = try parseJSON(data, option: "--data")
-        let receipt = try await withApp(database) {
+        let receipt = try await withApp(database, access: .write) {
             try await $0.sendEvent(CloudEventAttributes(type: type, source: source), data: payload, to: to)
         }
         printReceipt(receipt)
@@ -295,7 +340,7 @@ struct Migrate: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        let description = try await withApp(database, mustExist: false) { app in
+        let description = try await withApp(database, access: .migrate) { app in
             try await app.store.migrate()
             return app.configuration.database.description
         }
@@ -351,6 +396,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The port to listen on (0 picks a free one).") var port = 8080
     @Flag(help: "Refuse every change: no cancel button.") var readOnly = false
     @Option(help: "Require this token for changes (default: $EDDA_VIEWER_TOKEN).") var token: String?
+    @Flag(help: "Require the token to read pages too, not only for changes.") var protectReads = false
+    @Option(help: ArgumentHelp(
+        "An origin whose pages may cancel (e.g. https://edda.example.com), besides loopback and --host. Repeatable.",
+        valueName: "origin"))
+    var trustedOrigin: [String] = []
     @Option(help: "Swift source files or directories of the workflows, for diagrams drawn from the code. Repeatable.")
     var source: [String] = []
 
@@ -359,10 +409,20 @@ struct Serve: AsyncParsableCommand {
         viewerConfiguration.readOnly = readOnly
         let token = self.token ?? ProcessInfo.processInfo.environment["EDDA_VIEWER_TOKEN"]
         viewerConfiguration.bearerToken = token?.isEmpty == false ? token : nil
+        viewerConfiguration.protectsReads = protectReads
+        if protectReads, viewerConfiguration.bearerToken == nil {
+            throw ValidationError("--protect-reads needs a token: pass --token or set EDDA_VIEWER_TOKEN.")
+        }
+        // Cross-site changes are refused; trusted: loopback names, the address listened on (unless
+        // a wildcard), and the origins given.
+        viewerConfiguration.crossSiteProtection.trustedOrigins = trustedOrigin
+        if !["0.0.0.0", "::", "[::]", ""].contains(host) { viewerConfiguration.crossSiteProtection.trustedHosts.append(host) }
         if !source.isEmpty {
             for flow in try WorkflowAnalyzer().analyze(paths: source) { viewerConfiguration.flows[flow.workflowName] = flow }
         }
-        let app = try await EddaApp(configuration: try database.configuration(service: "edda-viewer"))
+        let access: DatabaseOptions.Access = readOnly ? .read : .write
+        try await database.requireSchemaBeforeWriting(access)
+        let app = try await EddaApp(configuration: try database.configuration(service: "edda-viewer", access: access))
         let router = Router()
         EddaViewer(app: app, configuration: viewerConfiguration).addRoutes(to: router)
         let host = self.host

@@ -81,7 +81,8 @@ public final class PostgresStore: WorkflowStore {
         // after cancelling it, which is the case this guards against.
         let finished = Once()
         let outcome: Result<T, any Error> = await withCheckedContinuation { continuation in
-            let operation = Task {
+            // On the caller's preferred executor (the lease renewer's own thread), if it has one.
+            let operation = Task(executorPreference: PreferredTaskExecutor.current) {
                 let result: Result<T, any Error>
                 do {
                     result = .success(try await body(client))
@@ -148,6 +149,20 @@ public final class PostgresStore: WorkflowStore {
     }
 
     // MARK: - Migrations
+
+    public func hasCurrentSchema() async throws -> Bool {
+        try await read { connection in
+            let tables = try await connection.query(
+                "SELECT to_regclass('schema_migrations') IS NOT NULL AND to_regclass('workflow_instances') IS NOT NULL",
+                logger: self.logger
+            ).collect()
+            guard let row = tables.first, try row.decode(Bool.self) else { return false }
+            let applied = try await connection.query(
+                "SELECT 1 FROM schema_migrations WHERE version = \(PostgresSchema.migrationVersion)", logger: self.logger
+            ).collect()
+            return !applied.isEmpty
+        }
+    }
 
     public func migrate() async throws {
         try await read { connection in

@@ -9,6 +9,10 @@
 //                                                             falls due at <deadline>, seconds since
 //                                                             1970), then serve
 //   edda-test-worker <db-path> serve                          resume whatever is unfinished
+//   edda-test-worker <db-path-or-url> block-pool <seconds>    block every cooperative thread for
+//                                                             <seconds> in activities with a 1.5 s
+//                                                             lease; prints the lock samples (see
+//                                                             PoolBlocking.swift)
 //   edda-test-worker chaos <postgresql-url> <index> <count>    a chaos worker (see Chaos.swift)
 import Edda
 import Foundation
@@ -84,6 +88,15 @@ let arguments = CommandLine.arguments
 if arguments.count == 5, arguments[1] == "chaos" {
     do {
         try await runChaosWorker(url: arguments[2], workerIndex: Int(arguments[3]) ?? 0, count: Int(arguments[4]) ?? 10)
+    } catch {
+        FileHandle.standardError.write(Data("edda-test-worker: \(error)\n".utf8))
+        exit(1)
+    }
+}
+if arguments.count == 4, arguments[2] == "block-pool" {
+    do {
+        try await runPoolBlockers(database: arguments[1], seconds: Double(arguments[3]) ?? 6)
+        exit(0)
     } catch {
         FileHandle.standardError.write(Data("edda-test-worker: \(error)\n".utf8))
         exit(1)

@@ -141,14 +141,91 @@ struct LeaseTests {
             let recorder = Recorder()
             let register = slowStepWorkflow(named: "long_step", recorder: recorder)
             try await withApp(database, serviceName: "owner", configure: { $0.lockTimeout = LeaseTestTiming.lease }) { owner in
-                let sampler = sampleLock(of: "long-1", in: database)
+                let sampler = LockSampler(of: "long-1", in: database)
                 let result = try await owner.run(register(owner), input: "done", instanceID: "long-1")
-                sampler.cancel()
+                let samples = sampler.stop()
                 #expect(result == "done")
-                expectRenewed(await sampler.value, by: owner.workerID)
+                expectRenewed(samples.values.first ?? [], by: owner.workerID)
                 #expect(try await owner.history(of: "long-1").count == 1)
             }
             #expect(recorder.count("slow") == 1)
+        }
+    }
+
+    @Test("leases are renewed on schedule while activity code blocks every thread of the cooperative pool", arguments: Backend.allCases)
+    func renewalSurvivesSaturatedPool(_ backend: Backend) async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: CrashTests.workerPath), "edda-test-worker not built at \(CrashTests.workerPath)")
+        try await withBackend(backend) { database in
+            // One instance per cooperative thread of the worker, each blocking its thread for 6 s
+            // under a 1.5 s lease, in a process of its own so that no other test shares its pool.
+            // The worker samples the locks every 100 ms from a thread of its own.
+            let target = database.sqlite?.path ?? database.postgresURL ?? ""
+            let report = try await onOwnThread {
+                try runCommand([CrashTests.workerPath, target, "block-pool", "\(LeaseTestTiming.step.seconds)"])
+            }
+            let line = try #require(report.split(separator: "\n").last(where: { $0.hasPrefix("{") }), "no report in: \(report)")
+            let json = try #require(JSONValue(jsonText: String(line)))
+            // The pool really was saturated: a task started once every blocker blocked could run
+            // only when the first of them let its thread go.
+            let probe = try #require(json["probe"])
+            let (spawned, ran, firstEnd) = try (
+                #require(probe["spawned_at"]?.stringValue.flatMap(Double.init)),
+                #require(probe["ran_at"]?.stringValue.flatMap(Double.init)),
+                #require(probe["first_end"]?.stringValue.flatMap(Double.init)))
+            #expect(ran >= firstEnd - 0.05, "the probe ran \(ran - spawned) s after it was started, before a blocker ended")
+            let worker = try #require(json["worker"]?.stringValue)
+            let blockers = ProcessInfo.processInfo.activeProcessorCount
+            for index in 1...blockers {
+                let readings = json["samples"]?["blocked-\(index)"]?.arrayValue ?? []
+                let samples = readings.compactMap { reading -> LockSample? in
+                    guard let owner = reading[0]?.stringValue, let expiry = reading[1]?.stringValue.flatMap(Timestamp.parse) else { return nil }
+                    return LockSample(owner: owner, expiry: expiry)
+                }
+                #expect(samples.count >= 20, "blocked-\(index): \(samples.count) readings")
+                expectRenewed(samples, by: worker)
+            }
+            let completed = try await database.withApp(configure: { $0.runsBackgroundRecovery = false }) { app in
+                try await app.findInstances(InstanceQuery()).instances.filter { $0.status == .completed }.count
+            }
+            #expect(completed == blockers)
+        }
+    }
+
+    @Test("a worker whose lock was taken over while a step ran writes nothing: the new holder's state stands")
+    func lostLockWritesNothing() async throws {
+        try await withDatabase { database in
+            let recorder = Recorder()
+            let gate = Gate()
+            let step = ActivityDefinition<String, String>(name: "held_step") { input, _ in
+                recorder.record("hold")
+                await gate.wait()
+                return input
+            }
+            try await withApp(database, serviceName: "owner") { owner in
+                let flow = owner.register(workflow: "taken_over") { (input: String, context) in
+                    try await context.run(step, input: input)
+                }
+                let id = try await owner.startDetached(flow, input: "x", instanceID: "taken-1")
+                try await eventually("the held step") { recorder.count("hold") == 1 }
+                // What another worker does once this one's lease has lapsed (a frozen process):
+                // it takes the lock over.
+                let rival = Timestamp.database(Date().addingTimeInterval(3_600))
+                let queue = try openDatabase(database.path)
+                try await queue.write { db in
+                    try db.execute(
+                        sql: "UPDATE workflow_instances SET locked_by = 'rival-worker', lock_expires_at = ? WHERE instance_id = ?",
+                        arguments: [rival, id])
+                }
+                try queue.close()
+                gate.open()
+                try await eventually("the owner to give the instance up") { owner.engine.runningInstanceIDs.isEmpty }
+                let instance = try #require(try rows(database, "SELECT status, locked_by, lock_expires_at, output_data FROM workflow_instances").first)
+                #expect(instance["status"] == "running")
+                #expect(instance["locked_by"] == "rival-worker")
+                #expect(instance["lock_expires_at"] == rival)
+                #expect(instance["output_data"] as String? == nil)
+                #expect(try rows(database, "SELECT * FROM workflow_history").isEmpty)
+            }
         }
     }
 

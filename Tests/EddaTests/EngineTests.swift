@@ -144,6 +144,15 @@ struct EngineTests {
                 Issue.record("expected an error")
             } catch let error as EddaUsageError {
                 #expect(error.kind == .undecodableInput)
+                // Where and what, without the decoder's internals.
+                #expect(error.message.contains("'id' must be a string"), "\(error.message)")
+                #expect(!error.message.contains("CodingKeys") && !error.message.contains("DecodingError"), "\(error.message)")
+            }
+            do {
+                _ = try await app.start(workflowNamed: "checkout", inputJSON: #"{"id": "n"}"#)
+                Issue.record("expected an error")
+            } catch let error as EddaUsageError {
+                #expect(error.message.contains("'amount' is missing"), "\(error.message)")
             }
             do {
                 _ = try await app.start(workflowNamed: "checkout", inputJSON: "{not json")

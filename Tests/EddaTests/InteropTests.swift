@@ -32,12 +32,15 @@ struct InteropTests {
         }
     }()
 
-    /// Runs the Python peer and returns its standard output.
-    static func python(_ arguments: [String]) throws -> String {
-        let python = try interpreter.get()
-        return python.hasPrefix("/")
-            ? try run(python, [peerScript] + arguments)
-            : try run("/usr/bin/env", [python, peerScript] + arguments)
+    /// Runs the Python peer (on a thread of its own: it takes seconds, and the first call may
+    /// install Python Edda) and returns its standard output.
+    static func python(_ arguments: [String]) async throws -> String {
+        try await onOwnThread {
+            let python = try interpreter.get()
+            return python.hasPrefix("/")
+                ? try run(python, [peerScript] + arguments)
+                : try run("/usr/bin/env", [python, peerScript] + arguments)
+        }
     }
 
     @discardableResult
@@ -77,7 +80,7 @@ struct InteropTests {
                 let id = try await app.start(receiver, input: NoValue())
                 #expect(try await app.instance(id)?.status == .waitingForMessage)
 
-                let messageID = try Self.python([database.path, "publish", "cross.to-swift", #"{"text": "from python", "n": 1}"#])
+                let messageID = try await Self.python([database.path, "publish", "cross.to-swift", #"{"text": "from python", "n": 1}"#])
                 let result = try await app.result(of: id, as: [String: JSONValue].self)
                 #expect(result["data"] == ["text": "from python", "n": 1])
                 #expect(result["published_at"]?.stringValue != nil)
@@ -90,7 +93,7 @@ struct InteropTests {
     @Test("A message published by Swift Edda reaches a waiting Python workflow, which completes with it")
     func swiftToPython() async throws {
         try await withDatabase { database in
-            let started = try Self.python([database.path, "start-receiver", "cross.to-python"])
+            let started = try await Self.python([database.path, "start-receiver", "cross.to-python"])
             let startInfo = try #require(JSONValue(jsonText: started))
             let pythonID = try #require(startInfo["instance_id"]?.stringValue)
             #expect(startInfo["status"] == "waiting_for_message")
@@ -105,7 +108,7 @@ struct InteropTests {
                 #expect(instance.status == .running)
                 #expect(instance.lockedBy == nil)
 
-                let finished = try #require(JSONValue(jsonText: try Self.python([database.path, "resume", pythonID])))
+                let finished = try #require(JSONValue(jsonText: try await Self.python([database.path, "resume", pythonID])))
                 #expect(finished["status"] == "completed")
                 let output = try #require(finished["output"]?["result"])
                 #expect(output["data"] == ["text": "from swift"])

@@ -131,12 +131,12 @@ struct RobustnessTests {
             try await withApp(database, serviceName: "owner", configure: { $0.lockTimeout = .seconds(30) }) { owner in
                 // Let the renewer fall asleep on the 30 s default's 10 s renewal interval first.
                 try await Task.sleep(for: .milliseconds(200))
-                let sampler = sampleLock(of: "short-1", in: database)
+                let sampler = LockSampler(of: "short-1", in: database)
                 let result = try await owner.run(
                     register(owner), input: "done", instanceID: "short-1", lockTimeout: LeaseTestTiming.lease)
-                sampler.cancel()
+                let samples = sampler.stop()
                 #expect(result == "done")
-                expectRenewed(await sampler.value, by: owner.workerID)
+                expectRenewed(samples.values.first ?? [], by: owner.workerID)
             }
             #expect(recorder.count("slow") == 1)
         }

@@ -49,20 +49,53 @@ struct LockSample: Sendable, Equatable {
     var expiry: Date
 }
 
-/// Reads the lock of `instanceID` every 100 ms until the task is cancelled, and returns the
-/// readings taken while the lock was held.
-func sampleLock(of instanceID: String, in database: TemporaryDatabase) -> Task<[LockSample], Never> {
-    Task {
-        var samples: [LockSample] = []
-        while !Task.isCancelled {
-            let row = try? rows(
-                database, "SELECT locked_by, lock_expires_at FROM workflow_instances WHERE instance_id = ?", [instanceID]
-            ).first
-            if let row, let owner: String = row["locked_by"], let expiry = (row["lock_expires_at"] as String?).flatMap(Timestamp.parse) {
-                samples.append(LockSample(owner: owner, expiry: expiry))
+/// Reads the locks of instances every 100 ms on a thread of its own, so that the readings keep
+/// their pace however busy the test process's cooperative pool is.
+final class LockSampler: @unchecked Sendable {
+    // Safe: `samples` and `stopped` are read and written only while `condition` is locked.
+    private let condition = NSCondition()
+    private var samples: [String: [LockSample]] = [:]
+    private var stopped = false
+    private var finished = false
+
+    /// Starts sampling the locks of `instanceIDs` in the SQLite file at `path`.
+    init(_ instanceIDs: [String], path: String) {
+        let thread = Thread { [self] in
+            while true {
+                for id in instanceIDs {
+                    let row = try? rows(
+                        path, "SELECT locked_by, lock_expires_at FROM workflow_instances WHERE instance_id = ?", [id]
+                    ).first
+                    if let row, let owner: String = row["locked_by"],
+                       let expiry = (row["lock_expires_at"] as String?).flatMap(Timestamp.parse) {
+                        condition.lock()
+                        samples[id, default: []].append(LockSample(owner: owner, expiry: expiry))
+                        condition.unlock()
+                    }
+                }
+                condition.lock()
+                if !stopped { _ = condition.wait(until: Date().addingTimeInterval(0.1)) }
+                let stop = stopped
+                if stop { finished = true; condition.broadcast() }
+                condition.unlock()
+                if stop { return }
             }
-            try? await Task.sleep(for: .milliseconds(100))
         }
+        thread.name = "lock sampler"
+        thread.start()
+    }
+
+    convenience init(of instanceID: String, in database: TemporaryDatabase) {
+        self.init([instanceID], path: database.path)
+    }
+
+    /// Stops sampling and returns the readings taken while each lock was held, by instance ID.
+    func stop() -> [String: [LockSample]] {
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        while !finished { condition.wait() }
+        defer { condition.unlock() }
         return samples
     }
 }

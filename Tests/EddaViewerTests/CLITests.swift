@@ -23,8 +23,12 @@ struct CommandResult {
     var errors: String
 }
 
-/// Runs `edda` with `arguments` to completion.
-func edda(_ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {
+/// Runs `edda` with `arguments` to completion, on a thread of its own.
+func edda(_ arguments: [String], environment: [String: String] = [:]) async throws -> CommandResult {
+    try await onOwnThread { try runEdda(arguments, environment: environment) }
+}
+
+private func runEdda(_ arguments: [String], environment: [String: String]) throws -> CommandResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: eddaPath)
     process.arguments = arguments
@@ -60,69 +64,109 @@ struct CLITests {
         try #require(FileManager.default.isExecutableFile(atPath: eddaPath), "edda not built at \(eddaPath)")
         try await withSeededDatabase { database in
             let db = ["--db", database.path]
-            let table = try edda(["list"] + db)
+            let table = try await edda(["list"] + db)
             #expect(table.status == 0)
             #expect(table.output.hasPrefix("INSTANCE ID"))
             #expect(table.output.contains("ticket-failed"))
             #expect(table.output.contains("waiting_for_timer"))
 
-            let json = try edda(["list", "--status", "failed", "--json"] + db)
+            let json = try await edda(["list", "--status", "failed", "--json"] + db)
             let listed = try #require(JSONValue(jsonText: json.output))
             #expect(listed["instances"]?[0]?["instance_id"] == "ticket-failed")
             #expect(listed["instances"]?.arrayValue?.count == 1)
-            let filtered = try edda(["list", "--input", "customer.id=c-3", "--json"] + db)
+            let filtered = try await edda(["list", "--input", "customer.id=c-3", "--json"] + db)
             #expect(JSONValue(jsonText: filtered.output)?["instances"]?[0]?["instance_id"] == "ticket-premium")
-            let paged = try edda(["list", "--limit", "2", "--json"] + db)
+            let paged = try await edda(["list", "--limit", "2", "--json"] + db)
             let token = try #require(JSONValue(jsonText: paged.output)?["next_page_token"]?.stringValue)
-            let next = try edda(["list", "--limit", "2", "--after", token, "--json"] + db)
+            let next = try await edda(["list", "--limit", "2", "--after", token, "--json"] + db)
             #expect(JSONValue(jsonText: next.output)?["instances"]?.arrayValue?.count == 2)
 
-            let shown = try edda(["show", "ticket-ok", "--json"] + db)
+            let shown = try await edda(["show", "ticket-ok", "--json"] + db)
             let instance = try #require(JSONValue(jsonText: shown.output))
             #expect(instance["status"] == "completed")
             #expect(instance["history"]?[0]?["activity_id"] == "book_seats:1")
-            let text = try edda(["show", "ticket-ok"] + db)
+            let text = try await edda(["show", "ticket-ok"] + db)
             #expect(text.output.contains("Status:    completed"))
             #expect(text.output.contains("ActivityCompleted"))
 
-            let sent = try edda(["send-event", "payment.done", "--data", #"{"amount": 5}"#, "--to", "wait-1"] + db)
+            let sent = try await edda(["send-event", "payment.done", "--data", #"{"amount": 5}"#, "--to", "wait-1"] + db)
             #expect(sent.status == 0)
             #expect(sent.output.contains("delivered to wait-1"))
-            let published = try edda(["publish", "nobody.listens", "--data", "[1, 2]"] + db)
+            let published = try await edda(["publish", "nobody.listens", "--data", "[1, 2]"] + db)
             #expect(published.output.contains("no instance was waiting"))
 
-            let cancelled = try edda(["cancel", "nap-1"] + db)
+            let cancelled = try await edda(["cancel", "nap-1"] + db)
             #expect(cancelled.status == 0)
             #expect(cancelled.output == "Cancelled nap-1.\n")
             let napStatus: [String] = try rows(database, "SELECT status FROM workflow_instances WHERE instance_id = 'nap-1'").map { $0["status"] }
             #expect(napStatus == ["cancelled"])
-            let again = try edda(["cancel", "nap-1"] + db)
+            let again = try await edda(["cancel", "nap-1"] + db)
             #expect(again.status != 0)
             #expect(again.errors.contains("Error: Cannot cancel nap-1: it is cancelled"))
             #expect(!again.errors.contains("USAGE"))  // not a usage mistake
 
             // Errors: a clear message and a non-zero status.
-            let badStatus = try edda(["list", "--status", "nope"] + db)
+            let badStatus = try await edda(["list", "--status", "nope"] + db)
             #expect(badStatus.status != 0)
             #expect(badStatus.errors.contains("Unknown status 'nope'"))
-            let badJSON = try edda(["send-event", "x", "--data", "{oops"] + db)
+            let badJSON = try await edda(["send-event", "x", "--data", "{oops"] + db)
             #expect(badJSON.errors.contains("--data is not valid JSON"))
-            let missing = try edda(["list", "--db", database.directory.appendingPathComponent("absent.db").path])
+            let missing = try await edda(["list", "--db", database.directory.appendingPathComponent("absent.db").path])
             #expect(missing.status != 0)
             #expect(missing.errors.contains("No database file at"))
             #expect(!FileManager.default.fileExists(atPath: database.directory.appendingPathComponent("absent.db").path))
-            let noDB = try edda(["list"], environment: ["EDDA_DB_URL": ""])
+            let noDB = try await edda(["list"], environment: ["EDDA_DB_URL": ""])
             #expect(noDB.errors.contains("pass --db"))
-            let unknownInstance = try edda(["show", "<nope>"] + db)
+            let unknownInstance = try await edda(["show", "<nope>"] + db)
             #expect(unknownInstance.errors.contains("No workflow instance has the ID '<nope>'"))
 
             let fresh = database.directory.appendingPathComponent("fresh.db").path
-            let migrated = try edda(["migrate", "--db", "sqlite://" + fresh])
+            let migrated = try await edda(["migrate", "--db", "sqlite://" + fresh])
             #expect(migrated.status == 0)
             let tables = try rows(fresh, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'workflow_instances'")
             #expect(tables.count == 1)
-            let empty = try edda(["list", "--db", fresh])
+            let empty = try await edda(["list", "--db", fresh])
             #expect(empty.output == "No workflow instances match.\n")
+        }
+    }
+
+    @Test("read commands open a database read-only and refuse one without the schema; no command creates tables but migrate")
+    func foreignDatabases() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: eddaPath), "edda not built at \(eddaPath)")
+        try await TemporaryDatabase.with { database in
+            let directory = database.directory
+            // Another application's SQLite file, and an empty file.
+            let foreign = directory.appendingPathComponent("foreign.db").path
+            let queue = try openDatabase(foreign)
+            try await queue.write { try $0.execute(sql: "CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('mine')") }
+            try queue.close()
+            let empty = directory.appendingPathComponent("empty.db").path
+            #expect(FileManager.default.createFile(atPath: empty, contents: nil))
+            let before = try Data(contentsOf: URL(fileURLWithPath: foreign))
+
+            for (path, command) in [(foreign, ["list"]), (foreign, ["show", "x"]), (empty, ["list"]), (foreign, ["cancel", "x"]),
+                                    (foreign, ["publish", "ch", "--data", "{}"]), (empty, ["send-event", "t", "--data", "{}"])] {
+                let result = try await edda(command + ["--db", path])
+                #expect(result.status != 0, "\(command) on \(path)")
+                #expect(result.errors.contains("is not an Edda database"), "\(command): \(result.errors)")
+                #expect(result.errors.contains("edda migrate --db \(path)"), "\(command): \(result.errors)")
+            }
+            // Nothing was created or changed in either file.
+            let tables: [String] = try rows(foreign, "SELECT name FROM sqlite_master WHERE type = 'table'").map { $0["name"] }
+            #expect(tables == ["notes"])
+            #expect(try Data(contentsOf: URL(fileURLWithPath: foreign)) == before)
+            #expect(try FileManager.default.attributesOfItem(atPath: empty)[.size] as? Int == 0)
+            #expect(!FileManager.default.fileExists(atPath: foreign + "-wal"))
+
+            // Empty or control-character names are refused as over HTTP.
+            let migrated = directory.appendingPathComponent("edda.db").path
+            #expect(try await edda(["migrate", "--db", migrated]).status == 0)
+            for command in [["publish", "", "--data", "{}"], ["send-event", "", "--data", "{}"], ["publish", "a\u{1}b", "--data", "{}"]] {
+                let refused = try await edda(command + ["--db", migrated])
+                #expect(refused.status != 0, "\(command)")
+                #expect(refused.errors.contains("must not"), "\(command): \(refused.errors)")
+            }
+            #expect(try rows(migrated, "SELECT * FROM channel_messages").isEmpty)
         }
     }
 
@@ -131,12 +175,12 @@ struct CLITests {
         try #require(FileManager.default.isExecutableFile(atPath: eddaPath), "edda not built at \(eddaPath)")
         let url = try await PostgresTestServer.makeDatabase()
         try await EddaApp.running(.testing(database: try .postgres(url: url))) { app in try await seedShop(app) }
-        let listed = try edda(["list", "--status", "waiting_for_timer", "--json", "--db", url])
+        let listed = try await edda(["list", "--status", "waiting_for_timer", "--json", "--db", url])
         #expect(listed.status == 0, "\(listed.errors)")
         #expect(JSONValue(jsonText: listed.output)?["instances"]?[0]?["instance_id"] == "nap-1")
-        let cancelled = try edda(["cancel", "nap-1", "--db", url])
+        let cancelled = try await edda(["cancel", "nap-1", "--db", url])
         #expect(cancelled.output == "Cancelled nap-1.\n")
-        let shown = try edda(["show", "nap-1", "--json"], environment: ["EDDA_DB_URL": url])
+        let shown = try await edda(["show", "nap-1", "--json"], environment: ["EDDA_DB_URL": url])
         #expect(JSONValue(jsonText: shown.output)?["status"] == "cancelled")
 
         let server = try ServeProcess(arguments: ["serve", "--db", url, "--port", "0", "--read-only"])
@@ -147,10 +191,10 @@ struct CLITests {
     }
 
     @Test("visualize prints Mermaid for the examples and writes an SVG")
-    func visualize() throws {
+    func visualize() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: eddaPath), "edda not built at \(eddaPath)")
         let source = packageRoot.appendingPathComponent("Examples/OrderService/OrderWorkflows.swift").path
-        let mermaid = try edda(["visualize", source])
+        let mermaid = try await edda(["visualize", source])
         #expect(mermaid.status == 0)
         #expect(mermaid.output.contains("%% order_saga\nflowchart TD"))
         #expect(mermaid.output.contains("[\"reserve_inventory ⚠\"]"))
@@ -159,15 +203,15 @@ struct CLITests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let svgPath = directory.appendingPathComponent("saga.svg").path
-        let svg = try edda(["visualize", source, "--workflow", "order_saga", "--format", "svg", "--output", svgPath])
+        let svg = try await edda(["visualize", source, "--workflow", "order_saga", "--format", "svg", "--output", svgPath])
         #expect(svg.status == 0)
         let written = try String(contentsOfFile: svgPath, encoding: .utf8)
         #expect(written.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\""))
         #expect(written.contains("data-step=\"charge_payment\""))
-        let ambiguous = try edda(["visualize", source, "--format", "svg"])
+        let ambiguous = try await edda(["visualize", source, "--format", "svg"])
         #expect(ambiguous.status != 0)
         #expect(ambiguous.errors.contains("choose one with --workflow: order_saga, payment_received"))
-        let nothing = try edda(["visualize", directory.appendingPathComponent("none.swift").path])
+        let nothing = try await edda(["visualize", directory.appendingPathComponent("none.swift").path])
         #expect(nothing.status != 0)
     }
 }
@@ -182,41 +226,74 @@ struct BrowserTests {
         try #require(FileManager.default.isExecutableFile(atPath: eddaPath), "edda not built at \(eddaPath)")
         try await withSeededDatabase { database in
             let server = try ServeProcess(arguments: ["serve", "--db", database.path, "--port", "0"])
-            let browser = try Chromium()
-            try browser.openPage()
+            let baseURL = server.baseURL
+            let path = database.path
+            // The browser session blocks while it waits for pages: on a thread of its own, so
+            // that it holds none of the cooperative pool's threads, which other tests need.
+            let seen = try await onOwnThread { () throws -> BrowserObservations in
+                var seen = BrowserObservations()
+                let browser = try Chromium()
+                try browser.openPage()
 
-            try browser.navigate(server.baseURL + "/")
-            #expect(try browser.evaluate("document.title") == "Instances · Edda Workflow Viewer")
-            let links = try browser.evaluate("document.querySelectorAll('a.instance-link').length")
-            #expect(links == 9)
-            try browser.screenshot(to: Self.screenshots.appendingPathComponent("list.png").path)
-            try browser.navigate(server.baseURL + "/?status=failed")
-            try browser.screenshot(to: Self.screenshots.appendingPathComponent("list-failed.png").path)
+                try browser.navigate(baseURL + "/")
+                seen.listTitle = try browser.evaluate("document.title")
+                seen.listLinks = try browser.evaluate("document.querySelectorAll('a.instance-link').length")
+                try browser.screenshot(to: Self.screenshots.appendingPathComponent("list.png").path)
+                try browser.navigate(baseURL + "/?status=failed")
+                try browser.screenshot(to: Self.screenshots.appendingPathComponent("list-failed.png").path)
 
-            try browser.navigate(server.baseURL + "/")
-            try browser.click("a.instance-link[data-instance-id='wait-1']")
-            #expect(try browser.evaluate("location.pathname") == "/workflow/wait-1")
-            #expect(try browser.evaluate("document.querySelector('#instance-id').textContent") == "wait-1")
-            #expect(try browser.evaluate("document.querySelectorAll('#diagram svg .vertex').length").numberValue ?? 0 >= 3)
-            try browser.screenshot(to: Self.screenshots.appendingPathComponent("detail-waiting.png").path)
+                try browser.navigate(baseURL + "/")
+                try browser.click("a.instance-link[data-instance-id='wait-1']")
+                seen.detailPath = try browser.evaluate("location.pathname")
+                seen.detailID = try browser.evaluate("document.querySelector('#instance-id').textContent")
+                seen.diagramVertices = try browser.evaluate("document.querySelectorAll('#diagram svg .vertex').length").numberValue ?? 0
+                try browser.screenshot(to: Self.screenshots.appendingPathComponent("detail-waiting.png").path)
 
-            try browser.click("#cancel-button")
-            #expect(browser.dialogs == ["Cancel workflow wait-1? Its compensations will run."])
-            #expect(try browser.evaluate("document.querySelector('.notice').textContent") == "Cancellation requested.")
-            #expect(try browser.evaluate("document.querySelector('.title-row .badge').dataset.status") == "cancelled")
-            let status: [String] = try rows(database, "SELECT status FROM workflow_instances WHERE instance_id = 'wait-1'").map { $0["status"] }
-            #expect(status == ["cancelled"])
-            try browser.screenshot(to: Self.screenshots.appendingPathComponent("detail-cancelled.png").path)
+                try browser.click("#cancel-button")
+                seen.dialogs = browser.dialogs
+                seen.notice = try browser.evaluate("document.querySelector('.notice').textContent")
+                seen.badge = try browser.evaluate("document.querySelector('.title-row .badge').dataset.status")
+                seen.storedStatus = try rows(path, "SELECT status FROM workflow_instances WHERE instance_id = 'wait-1'").map { $0["status"] }
+                try browser.screenshot(to: Self.screenshots.appendingPathComponent("detail-cancelled.png").path)
 
-            try browser.navigate(server.baseURL + "/workflow/ticket-failed")
-            try browser.screenshot(to: Self.screenshots.appendingPathComponent("detail-failed.png").path)
-            // Dark theme, chosen with the header link (no JavaScript involved).
-            try browser.click("header .theme a[href*='mode=dark']")
-            #expect(try browser.evaluate("document.documentElement.dataset.theme") == "dark")
-            #expect(try browser.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(11, 17, 32)")
-            try browser.screenshot(to: Self.screenshots.appendingPathComponent("detail-failed-dark.png").path)
+                try browser.navigate(baseURL + "/workflow/ticket-failed")
+                try browser.screenshot(to: Self.screenshots.appendingPathComponent("detail-failed.png").path)
+                // Dark theme, chosen with the header link (no JavaScript involved).
+                try browser.click("header .theme a[href*='mode=dark']")
+                seen.theme = try browser.evaluate("document.documentElement.dataset.theme")
+                seen.background = try browser.evaluate("getComputedStyle(document.body).backgroundColor")
+                try browser.screenshot(to: Self.screenshots.appendingPathComponent("detail-failed-dark.png").path)
+                return seen
+            }
+            #expect(seen.listTitle == "Instances · Edda Workflow Viewer")
+            #expect(seen.listLinks == 9)
+            #expect(seen.detailPath == "/workflow/wait-1")
+            #expect(seen.detailID == "wait-1")
+            #expect(seen.diagramVertices >= 3)
+            #expect(seen.dialogs == ["Cancel workflow wait-1? Its compensations will run."])
+            #expect(seen.notice == "Cancellation requested.")
+            #expect(seen.badge == "cancelled")
+            #expect(seen.storedStatus == ["cancelled"])
+            #expect(seen.theme == "dark")
+            #expect(seen.background == "rgb(11, 17, 32)")
+            withExtendedLifetime(server) {}
         }
     }
+}
+
+/// What the browser test saw, checked once the browser session has ended.
+struct BrowserObservations: Sendable {
+    var listTitle: JSONValue?
+    var listLinks: JSONValue?
+    var detailPath: JSONValue?
+    var detailID: JSONValue?
+    var diagramVertices: Double = 0
+    var dialogs: [String] = []
+    var notice: JSONValue?
+    var badge: JSONValue?
+    var storedStatus: [String] = []
+    var theme: JSONValue?
+    var background: JSONValue?
 }
 
 /// `edda serve` as a child process; the first line it prints gives the port.

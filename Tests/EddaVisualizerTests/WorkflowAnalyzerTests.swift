@@ -35,12 +35,12 @@ struct RepositorySourceTests {
         ])
     }
 
-    @Test("Test worker: chaos's switch, crash_steps's loop, waiter's timer and event")
+    @Test("Test worker: chaos's switch, pool_blocker's step, crash_steps's loop, waiter's timer and event")
     func testWorker() throws {
         let flows = try WorkflowAnalyzer().analyze(paths: [repositoryPath("Sources/EddaTestWorker")])
-        // Chaos.swift sorts before main.swift.
-        #expect(flows.map(\.workflowName) == ["chaos", "crash_steps", "waiter"])
-        guard flows.count == 3 else { return }
+        // Chaos.swift sorts before PoolBlocking.swift, and that before main.swift.
+        #expect(flows.map(\.workflowName) == ["chaos", "pool_blocker", "crash_steps", "waiter"])
+        guard flows.count == 4 else { return }
 
         #expect(flows[0].steps == [
             activity("chaos_step"),
@@ -55,8 +55,9 @@ struct RepositorySourceTests {
                 arm("default", activity("chaos_step"))),
             activity("chaos_step"),
         ])
-        #expect(flows[1].steps == [loop("for index in 1...steps", activity("step"))])
-        #expect(flows[2].steps == [
+        #expect(flows[1].steps == [activity("block_thread")])
+        #expect(flows[2].steps == [loop("for index in 1...steps", activity("step"))])
+        #expect(flows[3].steps == [
             activity("step"),
             node(.timer, "sleep(until: deadline)", "sleep_until"),
             node(.waitEvent, "wait event: go", "receive_go"),

@@ -130,3 +130,25 @@ public func runCommand(_ argv: [String]) throws -> String {
     }
     return text
 }
+
+/// Runs a blocking closure (a child process, a browser session, a synchronous database wait) on
+/// a thread of its own and awaits its result, so that it never holds one of the cooperative
+/// pool's threads, which every other test running at the same time needs.
+public func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread {
+            continuation.resume(with: Result { try body() })
+        }
+        thread.name = "blocking test work"
+        thread.start()
+    }
+}
+
+extension Process {
+    /// Waits until the process has exited, without blocking a thread of the cooperative pool.
+    public func exited() async {
+        while isRunning {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+}

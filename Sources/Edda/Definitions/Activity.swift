@@ -111,6 +111,8 @@ public final class ActivityContext: Sendable {
     public func sendEventTransactional<Payload: Encodable & Sendable>(
         type: String, source: String, data: Payload, contentType: String = "application/json"
     ) throws -> String {
+        try Identifier.validate(type, field: "event_type")
+        try Identifier.validate(source, field: "event_source")
         let event = OutboxEvent(
             eventID: UUID().uuidString.lowercased(), eventType: type, eventSource: source,
             payload: try MessageCoding.encode(data), contentType: contentType, createdAt: Date())

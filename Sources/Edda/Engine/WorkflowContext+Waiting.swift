@@ -75,6 +75,7 @@ extension WorkflowContext {
     ///
     /// - Throws: ``ChannelModeConflictError`` if the channel's subscribers use the other mode.
     public func subscribe(_ channel: String, mode: SubscriptionMode = .broadcast) async throws {
+        try Identifier.validate(channel, field: "channel")
         try checkPoison()
         var stored = channel
         if mode == .direct {
@@ -107,6 +108,7 @@ extension WorkflowContext {
 
     /// Ends this instance's subscription to a channel (by the name it subscribed with).
     public func unsubscribe(_ channel: String) async throws {
+        try Identifier.validate(channel, field: "channel")
         try checkPoison()
         let stored = directChannels.contains(channel) ? directChannel(channel) : channel
         guard subscriptions[stored] != nil, self.mode == .normal else { return }
@@ -145,6 +147,7 @@ extension WorkflowContext {
     public func receive<Payload: Decodable & Sendable>(
         _ channel: String, as type: Payload.Type = Payload.self, timeout: Duration? = nil, id: String? = nil
     ) async throws -> ChannelMessage<Payload> {
+        try Identifier.validate(channel, field: "channel")
         let stored = directChannels.contains(channel) ? directChannel(channel) : channel
         switch try await receiveStep(
             stepName: "receive_\(channel)", storedChannel: stored, id: id, timeout: timeout, subscribesIfNeeded: false) {
@@ -168,6 +171,7 @@ extension WorkflowContext {
     public func waitEvent<Payload: Decodable & Sendable>(
         _ eventType: String, as type: Payload.Type = Payload.self, timeout: Duration? = nil, id: String? = nil
     ) async throws -> ReceivedEvent<Payload> {
+        try Identifier.validate(eventType, field: "type")
         switch try await receiveStep(
             stepName: "receive_\(eventType)", storedChannel: eventType, id: id, timeout: timeout, subscribesIfNeeded: true) {
         case .message(let record):
@@ -433,6 +437,8 @@ extension OutgoingMessage {
     static func make<Payload: Encodable>(
         channel: String, data: Payload, metadata: [String: JSONValue], target: String?
     ) throws -> OutgoingMessage {
+        try Identifier.validate(channel, field: "channel")
+        try Identifier.validate(target, field: "target_instance_id")
         var metadata = metadata
         if let target { metadata["target_instance_id"] = .string(target) }
         return OutgoingMessage(

@@ -93,8 +93,10 @@ final class WorkflowEngine: Sendable {
     /// Instances whose replay diverged; the recovery loop leaves them alone.
     private let quarantined = LockedBox<Set<String>>([])
     let completions = CompletionSignals()
-    /// Wakes the lease renewer when an execution's renewal falls due before its planned wake-up.
-    let renewerWakeup = CompletionSignals()
+    /// The lease renewer's own thread: renewals keep their schedule however busy Swift's
+    /// cooperative pool is (see ``LeaseRenewer``). Woken when an execution's renewal falls due
+    /// before the renewer's planned wake-up.
+    let renewalExecutor = DedicatedThreadExecutor(name: "edda-lease-renewer")
     /// When the lease renewer next wakes by itself.
     let renewerPlannedWake = LockedBox(ContinuousClock.now)
     /// Wakes the wait scheduler when a wait ends before its planned wake-up.
@@ -179,7 +181,7 @@ final class WorkflowEngine: Sendable {
             // A lease due before the renewer's planned wake-up must not wait for it. (Most
             // executions share the default lease and are due later: no wake-up, no extra thread.)
             if control.renewalDue < renewerPlannedWake.withValue({ $0 }) {
-                renewerWakeup.signal(LeaseRenewer.wakeupKey, remembered: true)
+                renewalExecutor.wake()
             }
             return control
         }
@@ -228,6 +230,7 @@ final class WorkflowEngine: Sendable {
     private func create(
         workflowName: String, inputJSON: String, instanceID requestedID: String?, lockTimeout: Duration?
     ) async throws -> (RegisteredWorkflow, String, ExecutionControl?) {
+        try Identifier.validate(workflowName, field: "workflow_name")
         guard let workflow = registered(workflowName) else {
             throw EddaUsageError(
                 .unknownWorkflow,
@@ -237,13 +240,11 @@ final class WorkflowEngine: Sendable {
             try workflow.validateInput(inputJSON)
         } catch {
             throw EddaUsageError(
-                .undecodableInput, "The input does not decode to the input type of workflow '\(workflowName)': \(error)")
+                .undecodableInput,
+                "The input does not decode to the input type of workflow '\(workflowName)': \(readableDecodingFailure(error)).")
         }
         let instanceID = requestedID ?? "\(workflowName)-\(Self.randomHex32())"
-        guard !instanceID.isEmpty, instanceID.utf8.count <= 255 else {
-            throw EddaUsageError(
-                .invalidInstanceID, "Instance IDs must be 1 to 255 bytes long; got \(instanceID.utf8.count). Pass a shorter ID.")
-        }
+        try Identifier.validate(instanceID, field: "instance_id")
         let lockTimeoutSeconds = lockTimeout.map(Self.seconds)
         let lease = lease(for: workflow, storedSeconds: lockTimeoutSeconds)
         guard let control = reserve(instanceID, lease: lease) else {

@@ -18,10 +18,11 @@ public struct EddaUsageError: Error, Sendable, Hashable, CustomStringConvertible
         public static let unknownInstance = Kind(rawValue: "unknownInstance")
         /// A query filter or page token is malformed.
         public static let invalidQuery = Kind(rawValue: "invalidQuery")
-        /// An instance ID is empty or too long.
-        public static let invalidInstanceID = Kind(rawValue: "invalidInstanceID")
         /// A workflow receives on a channel it has not subscribed to.
         public static let notSubscribed = Kind(rawValue: "notSubscribed")
+        /// The database has no Edda schema, and the app was told not to create it
+        /// (``EddaApp/Configuration/migratesSchema``).
+        public static let schemaMissing = Kind(rawValue: "schemaMissing")
         /// A configuration value is out of range.
         public static let invalidConfiguration = Kind(rawValue: "invalidConfiguration")
         public var description: String { rawValue }

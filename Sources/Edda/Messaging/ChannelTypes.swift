@@ -141,6 +141,22 @@ public struct CloudEventAttributes: Sendable, Hashable {
     }
 }
 
+
+extension CloudEventAttributes {
+    /// Checks the attributes that become database keys (`type` is the channel, `source`, `id`,
+    /// and the `eddainstanceid` target) against the ``Identifier`` rules.
+    ///
+    /// - Throws: ``InvalidIdentifierError`` naming the attribute.
+    public func validateIdentifiers() throws(InvalidIdentifierError) {
+        try Identifier.validate(type, field: "type")
+        try Identifier.validate(source, field: "source")
+        try Identifier.validate(id, field: "id")
+        if let target = extensions["eddainstanceid"]?.stringValue {
+            try Identifier.validate(target, field: "eddainstanceid")
+        }
+    }
+}
+
 /// The outcome of ``EddaApp/publish(to:data:metadata:targetInstanceID:)``.
 public struct PublishReceipt: Sendable, Hashable {
     /// The stored message's ID.

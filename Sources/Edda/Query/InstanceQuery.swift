@@ -44,6 +44,9 @@ public struct InstanceQuery: Sendable {
     /// Checks the query and throws ``EddaUsageError`` (`.invalidQuery`) for a bad path, limit or
     /// page token.
     public func validated() throws -> ValidatedInstanceQuery {
+        for (text, field) in [(workflowName, "workflow_name"), (instanceID, "instance_id"), (search, "search"), (framework, "framework")] {
+            if let text { try Identifier.validate(text, field: field, allowEmpty: true) }
+        }
         guard (1...1000).contains(limit) else {
             throw EddaUsageError(.invalidQuery, "Invalid limit \(limit): use a page size from 1 to 1000.")
         }

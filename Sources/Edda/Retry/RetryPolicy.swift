@@ -64,9 +64,10 @@ public struct RetryPolicy: Sendable {
     /// A single attempt: any failure is final.
     public static let none = RetryPolicy(maxAttempts: 1)
 
-    /// Whether `error` may be retried under this policy. ``TerminalError`` never is.
+    /// Whether `error` may be retried under this policy. ``TerminalError`` never is, nor is
+    /// ``InvalidIdentifierError`` (the same identifier would be refused again).
     public func isRetryable(_ error: any Error) -> Bool {
-        if error is TerminalError { return false }
+        if error is TerminalError || error is InvalidIdentifierError { return false }
         if nonRetryableErrors.matches(error) { return false }
         return retryableErrors.matches(error)
     }

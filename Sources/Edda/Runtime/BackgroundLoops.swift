@@ -4,9 +4,13 @@ import Logging
 /// Keeps the locks of executing instances alive: each is renewed a third of its lease after
 /// its last renewal. Tells executions when a renewal shows their instance was cancelled or taken
 /// over.
+///
+/// It runs on a thread of its own (``WorkflowEngine/renewalExecutor``), never on Swift's
+/// cooperative pool: activity code that blocks every cooperative thread (synchronous sleeps,
+/// busy loops, blocking calls) cannot delay a renewal, so a lease lapses only when the whole
+/// process stops (a freeze, a debugger, SIGSTOP) — and then every step's commit is a
+/// compare-and-set on the lock, so a worker that lost it writes nothing.
 struct LeaseRenewer {
-    /// The key ``WorkflowEngine/renewerWakeup`` is signalled with when an execution begins.
-    static let wakeupKey = "lease-renewer"
     let engine: WorkflowEngine
 
     func run() async {
@@ -18,7 +22,7 @@ struct LeaseRenewer {
             let next = engine.runningInstanceIDs.values.map(\.renewalDue).min()
             let wait = next.map { max($0 - ContinuousClock.now, .milliseconds(20)) } ?? engine.defaultLockTimeout / 3
             engine.renewerPlannedWake.withValue { $0 = ContinuousClock.now + wait }
-            await engine.renewerWakeup.wait(for: Self.wakeupKey, timeout: wait)
+            await engine.renewalExecutor.wait(until: ContinuousClock.now + wait)
         }
     }
 

@@ -29,6 +29,15 @@ public struct DatabaseLocation: Sendable, CustomStringConvertible {
         }
     }
 
+    /// An existing SQLite file, opened for reading only (see
+    /// ``SQLiteStore/init(path:durability:readOnly:)``): for tools that inspect a database and
+    /// must change nothing in it. Use it with ``EddaApp/Configuration/migratesSchema`` `false`.
+    public static func sqliteReadOnly(path: String) -> DatabaseLocation {
+        DatabaseLocation(description: "sqlite:\(path) (read-only)") {
+            try SQLiteStore(path: path, readOnly: true)
+        }
+    }
+
     /// A database given by URL: `sqlite:///absolute/path.db`, `sqlite://relative.db` or
     /// `sqlite:relative.db`. Other schemes need the module that provides them to register a
     /// factory (see ``registerScheme(_:factory:)``).

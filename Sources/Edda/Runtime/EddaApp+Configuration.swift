@@ -15,8 +15,9 @@ extension EddaApp {
         /// The retry policy of activities that declare none. Default ``RetryPolicy/default``.
         public var defaultRetryPolicy: RetryPolicy = .default
         /// How long an executing instance's lock lasts without renewal. The worker renews it
-        /// every third of this while the workflow runs, so this only bounds how soon another
-        /// worker takes over after this one dies. Default 30 s.
+        /// every third of this while the workflow runs, on a thread of its own that no load on
+        /// Swift's cooperative pool can delay, so this only bounds how soon another worker takes
+        /// over after this one dies. Default 30 s; at least 300 ms.
         public var lockTimeout: Duration = .seconds(30)
         /// Lifecycle callbacks. Default: none.
         public var hooks: any WorkflowHooks = NoHooks()
@@ -31,6 +32,12 @@ extension EddaApp {
         /// due timers and receive timeouts, leader election. Default `true`; turn it off for
         /// tools that only read or start instances.
         public var runsBackgroundRecovery = true
+        /// Whether opening the app creates or upgrades the shared schema. Default `true`.
+        ///
+        /// Tools that must not create tables in a database that is not Edda's turn it off: the
+        /// app then checks the schema without writing and refuses a database that lacks it
+        /// (``EddaUsageError/Kind/schemaMissing``).
+        public var migratesSchema = true
         /// The clock of durable timers and receive timeouts. Default ``SystemClock``; tests can
         /// use `EddaTesting.ManualClock` to skip time.
         public var clock: any WorkflowClock = SystemClock()
@@ -75,6 +82,16 @@ extension EddaApp {
             }
             guard !leaderLockName.isEmpty else {
                 throw EddaUsageError(.invalidConfiguration, "leaderLockName must not be empty.")
+            }
+            // The worker ID (`<service>-<pid>-<8 hex>`) is written to `locked_by`.
+            do {
+                try Identifier.validate(serviceName, field: "serviceName")
+                try Identifier.validate(leaderLockName, field: "leaderLockName")
+            } catch {
+                throw EddaUsageError(.invalidConfiguration, error.description)
+            }
+            guard serviceName.utf8.count <= 200 else {
+                throw EddaUsageError(.invalidConfiguration, "serviceName must be at most 200 bytes of UTF-8; got \(serviceName.utf8.count).")
             }
             guard leaderHeartbeatInterval > .zero, leaderLeaseDuration > leaderHeartbeatInterval,
                   messageCleanupInterval > .zero

@@ -61,6 +61,7 @@ extension EddaApp {
     /// Accepts several CloudEvents (a batch): all are checked before any is stored.
     @discardableResult
     public func handle(_ events: [CloudEvent]) async throws -> [EventReceipt] {
+        for event in events { try event.attributes.validateIdentifiers() }
         let handlers = eventHandlers.withValue { $0 }
         // Check every event against its handler workflows first: a bad one stores nothing.
         var plans: [(event: CloudEvent, starts: [(workflow: String, inputJSON: String)])] = []

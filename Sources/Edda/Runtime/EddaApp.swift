@@ -45,7 +45,15 @@ public final class EddaApp: Service, Sendable {
     /// Runs on a store you created (for example, one shared by several apps in tests).
     public init(configuration: Configuration, store: any WorkflowStore) async throws {
         try configuration.validate()
-        try await store.migrate()
+        if configuration.migratesSchema {
+            try await store.migrate()
+        } else if try await !store.hasCurrentSchema() {
+            try? await store.close()
+            throw EddaUsageError(
+                .schemaMissing,
+                "The database has no Edda schema (or an older one) and migratesSchema is off, so nothing was created. "
+                    + "Create the schema first: run `edda migrate --db <url>`, or open an app with migratesSchema = true.")
+        }
         self.configuration = configuration
         self.store = store
         self.workerID = "\(configuration.serviceName)-\(ProcessInfo.processInfo.processIdentifier)-\(WorkflowEngine.randomHex32().prefix(8))"
@@ -57,7 +65,11 @@ public final class EddaApp: Service, Sendable {
             store: store, workerID: workerID, serviceName: configuration.serviceName, hooks: configuration.hooks,
             defaultRetryPolicy: configuration.defaultRetryPolicy, defaultLockTimeout: configuration.lockTimeout,
             clock: configuration.clock, tasks: tasks, logger: logger)
-        renewer = Task { [engine] in await LeaseRenewer(engine: engine).run() }
+        renewer = Task(executorPreference: engine.renewalExecutor) { [engine] in
+            await PreferredTaskExecutor.$current.withValue(engine.renewalExecutor) {
+                await LeaseRenewer(engine: engine).run()
+            }
+        }
         if configuration.runsBackgroundRecovery {
             tasks.spawn { [engine, tasks, configuration] in
                 await RecoveryLoop(
@@ -288,6 +300,7 @@ public final class EddaApp: Service, Sendable {
     public func result<Output: Decodable & Sendable>(
         of instanceID: String, as type: Output.Type = Output.self, pollInterval: Duration = .milliseconds(500)
     ) async throws -> Output {
+        try Identifier.validateLookup(instanceID, field: "instance_id")
         var instanceID = instanceID
         while true {
             try Task.checkCancellation()
@@ -328,7 +341,8 @@ public final class EddaApp: Service, Sendable {
     /// - Throws: ``EddaUsageError`` for an unknown instance or an unregistered workflow.
     @discardableResult
     public func resume(instanceID: String) async throws -> Bool {
-        try await engine.resume(instanceID: instanceID) != nil
+        try Identifier.validateLookup(instanceID, field: "instance_id")
+        return try await engine.resume(instanceID: instanceID) != nil
     }
 
     /// Cancels an instance: its compensations run, newest first, and it ends `cancelled` with
@@ -342,6 +356,7 @@ public final class EddaApp: Service, Sendable {
     /// - Returns: Whether the cancellation was accepted.
     @discardableResult
     public func cancel(instanceID: String, cancelledBy: String = "user") async throws -> Bool {
+        try Identifier.validateLookup(instanceID, field: "instance_id")
         let outcome = try await store.requestCancellation(instanceID: instanceID, cancelledBy: cancelledBy, now: Date())
         switch outcome {
         case .notCancellable:
@@ -385,6 +400,8 @@ public final class EddaApp: Service, Sendable {
         let message: OutgoingMessage
         do {
             message = try OutgoingMessage.make(channel: channel, data: data, metadata: metadata, target: targetInstanceID)
+        } catch let error as InvalidIdentifierError {
+            throw error
         } catch {
             throw EddaUsageError(.unencodableValue, "The message for channel '\(channel)' could not be encoded to JSON: \(error)")
         }
@@ -401,6 +418,7 @@ public final class EddaApp: Service, Sendable {
     public func sendEvent<Payload: Encodable & Sendable>(
         _ attributes: CloudEventAttributes, data: Payload, to instanceID: String? = nil
     ) async throws -> PublishReceipt {
+        try attributes.validateIdentifiers()
         let target = instanceID ?? attributes.extensions["eddainstanceid"]?.stringValue
         return try await publish(to: attributes.type, data: data, metadata: attributes.metadata, targetInstanceID: target)
     }
@@ -412,12 +430,14 @@ public final class EddaApp: Service, Sendable {
 
     /// One instance, or `nil`.
     public func instance(_ instanceID: String) async throws -> WorkflowInstance? {
-        try await store.instance(id: instanceID)
+        try Identifier.validateLookup(instanceID, field: "instance_id")
+        return try await store.instance(id: instanceID)
     }
 
     /// An instance's history in recorded order.
     public func history(of instanceID: String) async throws -> [HistoryEvent] {
-        try await store.history(instanceID: instanceID)
+        try Identifier.validateLookup(instanceID, field: "instance_id")
+        return try await store.history(instanceID: instanceID)
     }
 
     /// A filtered page of instances, newest first.
@@ -464,6 +484,7 @@ public final class EddaApp: Service, Sendable {
         await tasks.shutdown()
         renewer.cancel()
         await renewer.value
+        engine.renewalExecutor.shutdown()
         try? await store.close()
     }
 }

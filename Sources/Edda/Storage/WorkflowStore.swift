@@ -14,6 +14,11 @@ public protocol WorkflowStore: Sendable {
     /// `schema_migrations`.
     func migrate() async throws
 
+    /// Whether the database holds the shared schema at the version this store writes, checked
+    /// without changing anything (tools that must not create tables in a foreign database ask
+    /// this instead of migrating).
+    func hasCurrentSchema() async throws -> Bool
+
     /// Inserts the definition (if new) and the instance, `running`; with an ID that exists
     /// already, changes nothing and returns the existing instance.
     func createInstance(_ instance: NewInstance, now: Date) async throws -> CreateInstanceOutcome

@@ -21,6 +21,9 @@ public final class SQLiteStore: WorkflowStore {
         public static let normal = Durability(pragma: "NORMAL")
     }
 
+    /// How long a write waits for another process's write lock before it fails.
+    static let busyTimeout = Duration.seconds(30)
+
     let pool: DatabasePool
     let writer: WriteBatcher
     /// The file's path.
@@ -28,20 +31,27 @@ public final class SQLiteStore: WorkflowStore {
 
     /// Opens (creating if needed) the database at `path`.
     ///
+    /// - Parameters:
+    ///   - durability: How hard each commit works to survive power loss.
+    ///   - readOnly: Opens an existing file for reading only: nothing is created or changed,
+    ///     not even the journal mode, and every write fails. For tools that inspect a database.
     /// - Throws: GRDB's `DatabaseError` if the file cannot be opened.
-    public init(path: String, durability: Durability = .full) throws {
+    public init(path: String, durability: Durability = .full, readOnly: Bool = false) throws {
         var configuration = Configuration()
-        configuration.busyMode = .timeout(30)
+        configuration.readonly = readOnly
+        configuration.busyMode = .timeout(Self.busyTimeout.seconds)
         configuration.foreignKeysEnabled = true
         configuration.maximumReaderCount = 4
         configuration.label = "Edda"
         pool = try DatabasePool(path: path, configuration: configuration)
         // DatabasePool switches the writer to synchronous=NORMAL when it enables WAL, after
         // `prepareDatabase` has run, so the durability level is set here, on the writer.
-        try pool.writeWithoutTransaction { database in
-            try database.execute(sql: "PRAGMA synchronous = \(durability.pragma)")
+        if !readOnly {
+            try pool.writeWithoutTransaction { database in
+                try database.execute(sql: "PRAGMA synchronous = \(durability.pragma)")
+            }
         }
-        writer = WriteBatcher(pool: pool)
+        writer = WriteBatcher(pool: pool, busyTimeout: Self.busyTimeout)
         self.path = path
     }
 
@@ -53,6 +63,16 @@ public final class SQLiteStore: WorkflowStore {
     }
 
     // MARK: - Migrations
+
+    public func hasCurrentSchema() async throws -> Bool {
+        try await pool.read { database in
+            guard try database.tableExists("schema_migrations"), try database.tableExists("workflow_instances") else {
+                return false
+            }
+            let applied = Set(try String.fetchAll(database, sql: "SELECT version FROM schema_migrations"))
+            return SQLiteSchema.migrations.allSatisfy { applied.contains($0.version) }
+        }
+    }
 
     public func migrate() async throws {
         try await pool.writeWithoutTransaction { database in

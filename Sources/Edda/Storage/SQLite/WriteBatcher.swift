@@ -9,6 +9,10 @@ import Synchronization
 /// up; the queued closures are then run together in one `BEGIN IMMEDIATE` transaction, each in
 /// its own savepoint (so one failing closure rolls back only its own changes), and committed
 /// once: concurrent callers share fsyncs. Nothing waits to fill a batch.
+///
+/// A leader never waits for another process's write lock on its own thread (a cooperative one,
+/// usually): if the lock is taken it hands its write to the writer's queue, where SQLite's busy
+/// wait blocks only that queue's thread.
 final class WriteBatcher: Sendable {
     private struct PendingWrite: Sendable {
         /// Runs the caller's closure; returns the thunk that delivers its result after commit.
@@ -22,14 +26,17 @@ final class WriteBatcher: Sendable {
     }
 
     private let pool: DatabasePool
+    /// The writer connection's busy timeout, restored after a leader's attempt without one.
+    private let busyTimeoutMilliseconds: Int
     private let state = Mutex(State())
     /// Write transactions requested (one per store operation).
     let transactions = Atomic<Int>(0)
     /// SQLite commits made (a commit may carry several transactions).
     let commits = Atomic<Int>(0)
 
-    init(pool: DatabasePool) {
+    init(pool: DatabasePool, busyTimeout: Duration) {
         self.pool = pool
+        self.busyTimeoutMilliseconds = Int(busyTimeout.seconds * 1_000)
     }
 
     /// Runs `body` in a write transaction shared with other concurrent writes, and returns its
@@ -40,11 +47,20 @@ final class WriteBatcher: Sendable {
             state.draining = true
             return true
         }
+        transactions.add(1, ordering: .relaxed)
         if isLeader {
-            transactions.add(1, ordering: .relaxed)
-            return try lead(body)
+            if let value = try lead(body) { return value }
+            // Another process holds the write lock: wait for it on the writer's queue, not here.
+            return try await enqueue(body, holdsDrain: true)
         }
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        return try await enqueue(body, holdsDrain: false)
+    }
+
+    /// Queues `body` for the writer's queue, starting a drain there unless one runs. With
+    /// `holdsDrain`, the caller has already claimed the drain (a leader that found the database
+    /// locked by another process) and hands it over.
+    private func enqueue<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T, holdsDrain: Bool) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let pending = PendingWrite(
                 run: { database in
                     let value = try body(database)
@@ -52,9 +68,9 @@ final class WriteBatcher: Sendable {
                 },
                 fail: { error in continuation.resume(throwing: error) }
             )
-            transactions.add(1, ordering: .relaxed)
             let startDrain = state.withLock { state -> Bool in
                 state.pending.append(pending)
+                if holdsDrain { return true }
                 if state.draining { return false }
                 state.draining = true
                 return true
@@ -66,8 +82,10 @@ final class WriteBatcher: Sendable {
     }
 
     /// Runs the leader's own transaction on the calling thread, then hands whatever queued up
-    /// meanwhile to the writer queue.
-    private func lead<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) throws -> T {
+    /// meanwhile to the writer queue. Returns `nil`, still holding the drain, when another
+    /// process holds SQLite's write lock: the caller's thread (a cooperative one, usually) must
+    /// not sit in SQLite's busy wait, which can last up to the busy timeout.
+    private func lead<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) throws -> T? {
         let outcome = LeaderOutcome<T>()
         let own = PendingWrite(
             run: { database in
@@ -75,7 +93,10 @@ final class WriteBatcher: Sendable {
                 return { outcome.result = .success(value) }
             },
             fail: { error in outcome.result = .failure(error) })
-        runSynchronously { database in self.execute([own], in: database) }
+        runSynchronously { database in
+            outcome.lockedElsewhere = !self.execute([own], in: database, waitingForLock: false)
+        }
+        if outcome.lockedElsewhere { return nil }
         let handOff = state.withLock { state -> Bool in
             if state.pending.isEmpty {
                 state.draining = false
@@ -117,14 +138,36 @@ final class WriteBatcher: Sendable {
     private final class LeaderOutcome<T>: @unchecked Sendable {
         // Safe: written inside `runSynchronously`, which returns before it is read, on one thread.
         var result: Result<T, any Error>?
+        var lockedElsewhere = false
     }
 
-    private func execute(_ batch: [PendingWrite], in database: Database) {
+    /// Begins a write transaction. Without `waitingForLock`, returns `false` at once (nothing
+    /// run, nothing failed) if another connection holds the write lock, instead of waiting up to
+    /// the busy timeout.
+    private func begin(_ database: Database, waitingForLock: Bool) throws -> Bool {
+        if waitingForLock {
+            try database.beginTransaction(.immediate)
+            return true
+        }
+        try database.cachedStatement(sql: "PRAGMA busy_timeout = 0").execute()
+        defer { try? database.cachedStatement(sql: "PRAGMA busy_timeout = \(busyTimeoutMilliseconds)").execute() }
         do {
             try database.beginTransaction(.immediate)
+            return true
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
+            return false
+        }
+    }
+
+    /// Runs `batch` in one transaction and commits it. Returns `false` only when it did not
+    /// start because the write lock was held elsewhere and `waitingForLock` is `false`.
+    @discardableResult
+    private func execute(_ batch: [PendingWrite], in database: Database, waitingForLock: Bool = true) -> Bool {
+        do {
+            guard try begin(database, waitingForLock: waitingForLock) else { return false }
         } catch {
             for write in batch { write.fail(error) }
-            return
+            return true
         }
         var completions: [@Sendable () -> Void] = []
         completions.reserveCapacity(batch.count)
@@ -159,9 +202,10 @@ final class WriteBatcher: Sendable {
         } catch {
             try? database.rollback()
             for write in batch { write.fail(error) }
-            return
+            return true
         }
         for completion in completions { completion() }
         for (write, error) in failures { write.fail(error) }
+        return true
     }
 }

@@ -1,0 +1,143 @@
+// The `block-pool` mode: activity code that blocks every thread of Swift's cooperative pool
+// while the instances' short leases must be renewed (see LeaseTests in EddaTests).
+import Edda
+import EddaPostgres
+import Foundation
+import Synchronization
+
+/// Records whether the cooperative pool was really saturated: once every blocker is blocking,
+/// a task is started on the pool; it can run only when a blocker lets its thread go.
+final class PoolProbe: Sendable {
+    private struct State {
+        var started = 0
+        var spawnedAt: Date?
+        var ranAt: Date?
+        var blockerEnds: [Date] = []
+    }
+    private let state = Mutex(State())
+    let blockers: Int
+
+    init(blockers: Int) {
+        self.blockers = blockers
+    }
+
+    /// Called by a blocker just before it blocks its thread. The last one starts the probe task.
+    func blockerStarting() {
+        let last = state.withLock { state -> Bool in
+            state.started += 1
+            if state.started == blockers { state.spawnedAt = Date() }
+            return state.started == blockers
+        }
+        if last {
+            Task.detached { self.state.withLock { $0.ranAt = Date() } }
+        }
+    }
+
+    func blockerEnded() {
+        state.withLock { $0.blockerEnds.append(Date()) }
+    }
+
+    /// `spawned_at`, `ran_at` and `first_end`, seconds since 1970.
+    var readings: [String: Double] {
+        state.withLock { state in
+            var readings: [String: Double] = [:]
+            readings["spawned_at"] = state.spawnedAt?.timeIntervalSince1970
+            readings["ran_at"] = state.ranAt?.timeIntervalSince1970
+            readings["first_end"] = state.blockerEnds.min()?.timeIntervalSince1970
+            return readings
+        }
+    }
+}
+
+/// Blocks its thread — no `await`, a synchronous wait — for the given number of seconds, as
+/// CPU-heavy or blocking user code would.
+struct BlockThread: Activity {
+    static let name = "block_thread"
+    let probe: PoolProbe
+
+    func run(_ seconds: Double, context: ActivityContext) async throws -> Double {
+        probe.blockerStarting()
+        let until = Date().addingTimeInterval(seconds)
+        while Date() < until { usleep(5_000) }
+        probe.blockerEnded()
+        return seconds
+    }
+}
+
+/// One blocking step, under a 1.5 s lease that must be renewed several times meanwhile.
+struct PoolBlocker: Workflow {
+    static let name = "pool_blocker"
+    static var lockTimeout: Duration? { .milliseconds(1_500) }
+    let probe: PoolProbe
+
+    func run(_ seconds: Double, context: WorkflowContext) async throws -> Double {
+        try await context.run(BlockThread(probe: probe), input: seconds)
+    }
+}
+
+/// Reads the instances' locks every 100 ms through the app's store, from a task on a thread of
+/// its own (the cooperative pool is blocked), until stopped.
+final class LockSampler: Sendable {
+    private final class Readings: Sendable {
+        let samples = Mutex<[String: [[String]]]>([:])
+        let stopped = Atomic(false)
+    }
+    private let executor: DedicatedThreadExecutor
+    private let readings = Readings()
+    private let task: Task<Void, Never>
+
+    init(app: EddaApp, ids: [String]) {
+        let executor = DedicatedThreadExecutor(name: "lock sampler")
+        let readings = self.readings
+        task = Task(executorPreference: executor) {
+            await PreferredTaskExecutor.$current.withValue(executor) {
+                while !readings.stopped.load(ordering: .relaxed) {
+                    for id in ids {
+                        if let instance = try? await app.instance(id), let owner = instance.lockedBy,
+                           let expiry = instance.lockExpiresAt {
+                            readings.samples.withLock { $0[id, default: []].append([owner, Timestamp.iso8601(expiry)]) }
+                        }
+                    }
+                    await executor.wait(until: .now + .milliseconds(100))
+                }
+            }
+        }
+        self.executor = executor
+    }
+
+    func stop() async -> [String: [[String]]] {
+        readings.stopped.store(true, ordering: .relaxed)
+        executor.wake()
+        await task.value
+        executor.shutdown()
+        return readings.samples.withLock { $0 }
+    }
+}
+
+/// Starts one `pool_blocker` instance per cooperative thread (`blocked-1`, …), samples their
+/// locks while they block, waits for all, and prints one JSON line: the probe's readings and the
+/// lock samples (`[owner, expiry]` by instance ID).
+func runPoolBlockers(database: String, seconds: Double) async throws {
+    let location: DatabaseLocation = database.hasPrefix("postgresql://")
+        ? try .postgres(url: database) : .sqlite(path: database)
+    let app = try await EddaApp(configuration: .init(serviceName: "pool-blocker", database: location))
+    let blockers = ProcessInfo.processInfo.activeProcessorCount
+    let probe = PoolProbe(blockers: blockers)
+    app.register(PoolBlocker(probe: probe))
+    let ids = (1...blockers).map { "blocked-\($0)" }
+    for id in ids {
+        _ = try await app.startDetached(PoolBlocker.self, input: seconds, instanceID: id)
+    }
+    let sampler = LockSampler(app: app, ids: ids)
+    for id in ids {
+        _ = try await app.result(of: id, as: Double.self)
+    }
+    let samples = await sampler.stop()
+    await app.shutdown()
+    let report: [String: JSONValue] = [
+        "worker": .string(app.workerID),
+        "probe": .object(probe.readings.mapValues { .string(String($0)) }),
+        "samples": .object(samples.mapValues { .array($0.map { .array($0.map(JSONValue.string)) }) }),
+    ]
+    print(JSONValue.object(report).jsonText)
+}
