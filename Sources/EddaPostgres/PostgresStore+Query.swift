@@ -44,7 +44,7 @@ extension PostgresStore {
             case .bool(let flag):
                 conditions.append("(jsonb_typeof(\(element)) = 'boolean' AND \(element)::text = \(builder.bind(flag ? "true" : "false")))")
             case .number(let number):
-                conditions.append("(jsonb_typeof(\(element)) = 'number' AND (\(element))::text::numeric = \(builder.bind(number))::numeric)")
+                conditions.append("(jsonb_typeof(\(element)) = 'number' AND (\(element))::text::numeric = \(builder.bind(number.jsonText))::numeric)")
             case .string(let text):
                 conditions.append("(jsonb_typeof(\(element)) = 'string' AND \(element) #>> '{}' = \(builder.bind(text)))")
             case .array, .object:

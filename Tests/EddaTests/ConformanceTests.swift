@@ -237,6 +237,27 @@ struct ConformanceTests {
         }
     }
 
+    @Test("Input filters compare numbers exactly, beyond a Double's precision", arguments: Backend.allCases)
+    func exactNumberFilters(_ backend: Backend) async throws {
+        try await withBackend(backend) { database in
+            try await database.withApp { app in
+                app.register(workflow: "exact_filter") { (_: JSONValue, _: WorkflowContext) -> Int in 0 }
+                for (id, amount) in [("low", "9007199254740992"), ("high", "9007199254740993"), ("sum", "0.30000000000000004")] {
+                    _ = try await app.start(workflowNamed: "exact_filter", inputJSON: #"{"amount":\#(amount)}"#, instanceID: id)
+                }
+                func matching(_ literal: String) async throws -> [String] {
+                    var query = InstanceQuery()
+                    query.inputFilters = ["amount": try JSONValue(parsing: literal)]
+                    return try await app.findInstances(query).instances.map(\.instanceID)
+                }
+                #expect(try await matching("9007199254740993") == ["high"])
+                #expect(try await matching("9007199254740992") == ["low"])
+                #expect(try await matching("0.30000000000000004") == ["sum"])
+                #expect(try await matching("0.3").isEmpty)
+            }
+        }
+    }
+
     @Test("Outbox rows are written with the step, taken by one relayer, and finished", arguments: Backend.allCases)
     func outbox(_ backend: Backend) async throws {
         try await withBackend(backend) { database in

@@ -73,6 +73,21 @@ struct CompletedEnvelope<Output: Decodable>: Decodable {
     let activityName: String?
     let result: Output
 
+    init(activityName: String?, result: Output) {
+        self.activityName = activityName
+        self.result = result
+    }
+
+    /// Decodes an envelope; a ``JSONValue`` result is read by ``JSONValue``'s own parser (linear
+    /// time, exact numbers) rather than through `JSONDecoder`.
+    static func decode(from text: String) throws -> CompletedEnvelope {
+        if JSON.isJSONValue(Output.self), case .object(let members)? = try? JSONValue(parsing: text),
+           let result = (members["result"] ?? .null).converted(to: Output.self) {
+            return CompletedEnvelope(activityName: members["activity_name"]?.stringValue, result: result)
+        }
+        return try JSON.decode(CompletedEnvelope.self, from: text)
+    }
+
     enum CodingKeys: String, CodingKey {
         case activityName = "activity_name"
         case result

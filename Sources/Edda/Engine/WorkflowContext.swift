@@ -223,7 +223,7 @@ public final class WorkflowContext {
         case HistoryEventType.activityCompleted:
             let envelope: CompletedEnvelope<Output>
             do {
-                envelope = try JSON.decode(CompletedEnvelope<Output>.self, from: text)
+                envelope = try CompletedEnvelope<Output>.decode(from: text)
             } catch {
                 throw poisoned(NondeterminismError(
                     instanceID: instanceID, activityID: id,
@@ -361,6 +361,7 @@ public final class WorkflowContext {
             counters[name] = next
             id = "\(name):\(next)"
         }
+        try Identifier.validate(id, field: "activity_id")
         guard usedIDs.insert(id).inserted else {
             throw poisoned(NondeterminismError(
                 instanceID: instanceID, activityID: id,
@@ -456,7 +457,7 @@ func encode<T: Encodable>(_ value: T) throws -> String {
 }
 
 func decodeResult<T: Decodable>(_ json: String, as type: T.Type) throws -> T {
-    try JSON.decode(CompletedEnvelope<T>.self, from: "{\"result\":\(json)}").result
+    try CompletedEnvelope<T>.decode(from: "{\"result\":\(json)}").result
 }
 
 /// An activity started with ``WorkflowContext/start(_:input:id:)``; await ``value`` for its result.

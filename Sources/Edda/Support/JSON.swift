@@ -13,15 +13,6 @@ enum JSON {
         return encoder
     }()
 
-    /// For values without a declared key order (dictionaries): sorted keys, so the same value
-    /// always gives the same text.
-    private static let sortedEncoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
-        return encoder
-    }()
-
     private static let sharedDecoder: JSONDecoder = {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
@@ -29,104 +20,56 @@ enum JSON {
     }()
 
     static func encode<T: Encodable>(_ value: T) throws -> String {
+        if let text = jsonValueText(value) { return text }
         let data = try sharedEncoder.encode(value)
         return String(decoding: data, as: UTF8.self)
     }
 
-    static func encodeSorted<T: Encodable>(_ value: T) throws -> String {
-        String(decoding: try sortedEncoder.encode(value), as: UTF8.self)
+    static func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T {
+        if let value = try jsonValue(type, from: text) { return value }
+        return try sharedDecoder.decode(type, from: Data(text.utf8))
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T {
-        try sharedDecoder.decode(type, from: Data(text.utf8))
+    /// ``JSONValue``s written by ``JSONValue/jsonText``, which keeps their numbers exact (an
+    /// `Encoder` only takes numbers as Swift numeric types).
+    private static func jsonValueText<T: Encodable>(_ value: T) -> String? {
+        if T.self == JSONValue.self, let json = value as? JSONValue { return json.jsonText }
+        if T.self == [String: JSONValue].self, let members = value as? [String: JSONValue] {
+            return JSONValue.object(members).jsonText
+        }
+        if T.self == [JSONValue].self, let elements = value as? [JSONValue] { return JSONValue.array(elements).jsonText }
+        return nil
+    }
+
+    /// ``JSONValue``s read by ``JSONValue/init(parsing:)-(String)``, in linear time and with exact
+    /// numbers, instead of through `JSONDecoder` (see ``JSONValue/init(from:)``).
+    private static func jsonValue<T: Decodable>(_ type: T.Type, from text: String) throws -> T? {
+        guard isJSONValue(type) else { return nil }
+        let value = try JSONValue(parsing: text)
+        guard let converted = value.converted(to: type) else {
+            throw DecodingError.typeMismatch(type, .init(
+                codingPath: [], debugDescription: "Expected to decode \(type) but found \(value.jsonText.prefix(40)) instead."))
+        }
+        return converted
+    }
+
+    /// Whether `type` is ``JSONValue``, `[String: JSONValue]` or `[JSONValue]`, which are read
+    /// with ``JSONValue``'s own parser.
+    static func isJSONValue<T>(_ type: T.Type) -> Bool {
+        T.self == JSONValue.self || T.self == [String: JSONValue].self || T.self == [JSONValue].self
     }
 }
 
-/// A JSON value of any shape: what a workflow's stored input, output or history data holds when
-/// no Swift type is known for it (queries, the viewer, tools).
-public enum JSONValue: Sendable, Hashable, Codable, CustomStringConvertible {
-    case null
-    case bool(Bool)
-    case number(Double)
-    case string(String)
-    case array([JSONValue])
-    case object([String: JSONValue])
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .bool(value)
-        } else if let value = try? container.decode(Double.self) {
-            self = .number(value)
-        } else if let value = try? container.decode(String.self) {
-            self = .string(value)
-        } else if let value = try? container.decode([JSONValue].self) {
-            self = .array(value)
-        } else {
-            self = .object(try container.decode([String: JSONValue].self))
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
+extension JSONValue {
+    /// The value as `type` if that is ``JSONValue``, or `[String: JSONValue]` for an object, or
+    /// `[JSONValue]` for an array; otherwise `nil`.
+    func converted<T>(to type: T.Type) -> T? {
+        if T.self == JSONValue.self { return self as? T }
         switch self {
-        case .null: try container.encodeNil()
-        case .bool(let value): try container.encode(value)
-        case .number(let value):
-            if value.rounded() == value, abs(value) < 1e15 {
-                try container.encode(Int64(value))
-            } else {
-                try container.encode(value)
-            }
-        case .string(let value): try container.encode(value)
-        case .array(let value): try container.encode(value)
-        case .object(let value): try container.encode(value)
+        case .object(let members) where T.self == [String: JSONValue].self: return members as? T
+        case .array(let elements) where T.self == [JSONValue].self: return elements as? T
+        default: return nil
         }
-    }
-
-    /// Parses JSON text; `nil` if it is not valid JSON.
-    public init?(jsonText: String) {
-        guard let value = try? JSON.decode(JSONValue.self, from: jsonText) else { return nil }
-        self = value
-    }
-
-    /// The value as compact JSON text, object keys sorted.
-    public var jsonText: String {
-        (try? JSON.encodeSorted(self)) ?? "null"
-    }
-
-    public var description: String { jsonText }
-
-    /// The member named `key` of an object, or `nil`.
-    public subscript(key: String) -> JSONValue? {
-        if case .object(let members) = self { return members[key] }
-        return nil
-    }
-
-    /// The element at `index` of an array, or `nil`.
-    public subscript(index: Int) -> JSONValue? {
-        if case .array(let elements) = self, elements.indices.contains(index) { return elements[index] }
-        return nil
-    }
-
-    /// The text of a string value, or `nil`.
-    public var stringValue: String? {
-        if case .string(let value) = self { return value }
-        return nil
-    }
-
-    /// A number value, or `nil`.
-    public var numberValue: Double? {
-        if case .number(let value) = self { return value }
-        return nil
-    }
-
-    /// The elements of an array value, or `nil`.
-    public var arrayValue: [JSONValue]? {
-        if case .array(let elements) = self { return elements }
-        return nil
     }
 }
 
@@ -142,19 +85,6 @@ public struct NoValue: Codable, Sendable, Hashable {
         var container = encoder.singleValueContainer()
         try container.encodeNil()
     }
-}
-
-extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
-    ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral {
-    public init(stringLiteral value: String) { self = .string(value) }
-    public init(integerLiteral value: Int) { self = .number(Double(value)) }
-    public init(floatLiteral value: Double) { self = .number(value) }
-    public init(booleanLiteral value: Bool) { self = .bool(value) }
-    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
-    public init(dictionaryLiteral elements: (String, JSONValue)...) {
-        self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
-    }
-    public init(nilLiteral: ()) { self = .null }
 }
 
 /// Reads a member of a JSON object as the exact text it was written with, so that a value can be

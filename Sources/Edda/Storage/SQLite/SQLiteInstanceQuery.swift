@@ -46,7 +46,12 @@ enum SQLiteInstanceQuery {
                 arguments += [jsonPath, flag ? "true" : "false"]
             case .number(let number):
                 conditions.append("(json_type(i.input_data, ?) IN ('integer', 'real') AND json_extract(i.input_data, ?) = ?)")
-                arguments += [jsonPath, jsonPath, number]
+                // SQLite reads JSON integers of up to 64 bits exactly and other numbers as REAL.
+                if let integer = number.int64Value {
+                    arguments += [jsonPath, jsonPath, integer]
+                } else {
+                    arguments += [jsonPath, jsonPath, number.doubleValue]
+                }
             case .string(let text):
                 conditions.append("(json_type(i.input_data, ?) = 'text' AND json_extract(i.input_data, ?) = ?)")
                 arguments += [jsonPath, jsonPath, text]
