@@ -30,8 +30,14 @@ struct OrderService: AsyncParsableCommand {
     @Option(help: "A CloudEvents broker the outbox relayer sends order.shipped events to.")
     var brokerURL: String?
 
-    @Option(help: "Require this bearer token on the Edda routes (/workflows/…).")
+    @Option(help: "Require this bearer token on the Edda routes (/workflows/…) and for changes in the viewer.")
     var authToken: String?
+
+    @Option(help: """
+        An origin (https://ops.example.com) whose browser pages may cancel, start or post events, besides pages \
+        served from localhost, 127.0.0.1, [::1] and --host. Repeatable.
+        """)
+    var trustedOrigin: [String] = []
 
     @Flag(help: "Print less.")
     var quiet = false
@@ -52,14 +58,22 @@ struct OrderService: AsyncParsableCommand {
         edda.register(OrderSaga(effects: effects))
         edda.register(PaymentReceivedWorkflow(effects: effects), handlingEvents: "payment.received")
 
+        // Browser pages may change things only if served from here: the loopback names, the
+        // address the service listens on, and the origins given with --trusted-origin.
+        var crossSite = CrossSiteProtection()
+        crossSite.trustedOrigins = trustedOrigin
+        if !["0.0.0.0", "::", "[::]", ""].contains(host) { crossSite.trustedHosts.append(host) }
+
         let router = Router()
         OrderRoutes(edda: edda).addRoutes(to: router.group("api"))
         var routes = EddaRoutes.Configuration()
         routes.bearerToken = authToken
+        routes.crossSiteProtection = crossSite
         EddaRoutes(app: edda, configuration: routes).addRoutes(to: router.group("workflows"))
         var viewer = EddaViewer.Configuration()
         viewer.title = "Order service workflows"
         viewer.bearerToken = authToken
+        viewer.crossSiteProtection = crossSite
         EddaViewer(app: edda, configuration: viewer).addRoutes(to: router.group("viewer"), basePath: "/viewer")
 
         let quiet = self.quiet
@@ -92,49 +106,106 @@ struct OrderService: AsyncParsableCommand {
 }
 
 /// `POST /api/orders`, `GET /api/orders/{id}/status`, `GET /api/payments/{order_id}`.
+///
+/// Refusals are `400 {"error", "field"}` (`413` for a body over ``maxBodySize``); any other
+/// failure is logged with the request and answered `500 {"error"}`.
 struct OrderRoutes: Sendable {
     let edda: EddaApp
 
-    /// The body of `POST /api/orders`; `order_id` is generated when absent.
-    struct NewOrder: Decodable {
-        var orderID: String?
-        var items: [LineItem]
-        var amount: Int
-        var address: String
+    /// The largest `POST /api/orders` body accepted: 2 MiB.
+    static let maxBodySize = 2 << 20
 
-        enum CodingKeys: String, CodingKey {
-            case orderID = "order_id"
-            case items, amount, address
+    /// The body of `POST /api/orders`: ``OrderFields`` with `order_id` optional.
+    struct NewOrder: Decodable {
+        var fields: OrderFields
+
+        init(from decoder: any Decoder) throws {
+            fields = try OrderFields(from: decoder, requiresOrderID: false)
         }
     }
 
     func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
-        router.post("orders") { request, context in try await self.create(request, context: context) }
-        router.get("orders/:id/status") { _, context in try await self.status(orderID: context.parameters.require("id")) }
-        router.get("payments/:order_id") { _, context in try await self.payment(orderID: context.parameters.require("order_id")) }
+        router.post("orders") { request, _ in await self.respond(request) { try await self.create(request) } }
+        router.get("orders/:id/status") { request, context in
+            await self.respond(request) { try await self.status(orderID: try Self.orderID(context.parameters.get("id"))) }
+        }
+        router.get("payments/:order_id") { request, context in
+            await self.respond(request) { try await self.payment(orderID: try Self.orderID(context.parameters.get("order_id"))) }
+        }
     }
 
-    func create<Context: RequestContext>(_ request: Request, context: Context) async throws -> Response {
-        let new: NewOrder
+    /// Runs a handler; answers refusals with `400` naming the field, and anything else with a
+    /// logged `500` and a JSON body.
+    func respond(_ request: Request, _ handler: () async throws -> Response) async -> Response {
         do {
-            new = try await request.decode(as: NewOrder.self, context: context)
+            return try await handler()
+        } catch let error as InvalidOrderError {
+            var body: [String: JSONValue] = ["error": .string(error.message)]
+            if let field = error.field { body["field"] = .string(field) }
+            return json(.badRequest, body)
+        } catch let error as InvalidIdentifierError {
+            return json(.badRequest, ["error": .string(error.description), "field": .string(error.field)])
+        } catch let error as EddaUsageError where error.kind == .instanceIDConflict {
+            return json(.conflict, ["error": .string(error.message)])
         } catch {
-            return json(.badRequest, ["error": .string("The order is not valid JSON of the expected shape: \(error)")])
+            edda.configuration.logger.error(
+                "\(request.method) \(request.uri.path) failed: \(error)",
+                metadata: ["http.method": "\(request.method)", "http.path": "\(request.uri.path)"])
+            return json(.internalServerError, ["error": "The request failed on the server; its log has the details. Try again."])
         }
-        guard !new.items.isEmpty, new.amount > 0 else {
-            return json(.badRequest, ["error": "An order needs at least one item and a positive amount."])
+    }
+
+    /// An order ID from the path: the router passes segments as sent, so it is percent-decoded
+    /// here (`caf%C3%A9` is `café`, `a%2Fb` is `a/b`) and checked.
+    static func orderID(_ raw: String?) throws -> String {
+        guard let decoded = raw?.removingPercentEncoding else {
+            throw InvalidOrderError(field: "order_id", message: "order_id is not valid percent-encoded UTF-8.")
         }
-        let orderID = new.orderID ?? String(UUID().uuidString.prefix(8)).lowercased()
-        let order = Order(orderID: orderID, items: new.items, amount: new.amount, address: new.address)
-        let instanceID = try await edda.startDetached(OrderSaga.self, input: order, instanceID: "order-\(orderID)")
+        return try OrderFields.orderID(decoded)
+    }
+
+    /// `order_id` as one path segment of a URL.
+    static func pathSegment(_ orderID: String) -> String {
+        let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+        return orderID.addingPercentEncoding(withAllowedCharacters: unreserved) ?? ""
+    }
+
+    func create(_ request: Request) async throws -> Response {
+        var body = ByteBuffer()
+        for try await var chunk in request.body {
+            guard body.readableBytes + chunk.readableBytes <= Self.maxBodySize else {
+                return json(.contentTooLarge, ["error": .string("The order is larger than \(Self.maxBodySize) bytes.")])
+            }
+            body.writeBuffer(&chunk)
+        }
+        let fields: OrderFields
+        do {
+            fields = try JSONDecoder().decode(NewOrder.self, from: Data(body.readableBytesView)).fields
+        } catch let error as DecodingError {
+            // Only malformed JSON gets here (the fields' own checks throw InvalidOrderError); the
+            // decoder's internals stay out of the answer.
+            return json(.badRequest, ["error": .string("The body is not valid JSON\(Self.reason(error)).")])
+        }
+        let orderID = fields.orderID ?? String(UUID().uuidString.prefix(8)).lowercased()
+        let order = Order(orderID: orderID, items: fields.items, amount: fields.amount, address: fields.address)
+        let instanceID = try await edda.startDetached(
+            OrderSaga.self, input: order, instanceID: OrderFields.instancePrefix + orderID)
         return json(.accepted, [
             "order_id": .string(orderID), "instance_id": .string(instanceID),
-            "status_url": .string("/api/orders/\(orderID)/status"),
+            "status_url": .string("/api/orders/\(Self.pathSegment(orderID))/status"),
         ])
     }
 
+    /// `: <what the JSON parser said>`, when it said something readable.
+    static func reason(_ error: DecodingError) -> String {
+        guard case .dataCorrupted(let context) = error else { return "" }
+        let underlying = (context.underlyingError as? NSError)?.userInfo[NSDebugDescriptionErrorKey] as? String
+        let text = underlying ?? context.debugDescription
+        return text.isEmpty || text == "The given data was not valid JSON." ? "" : ": " + text
+    }
+
     func status(orderID: String) async throws -> Response {
-        guard let instance = try await edda.instance("order-\(orderID)") else {
+        guard let instance = try await edda.instance(OrderFields.instancePrefix + orderID) else {
             return json(.notFound, ["error": .string("No order '\(orderID)'.")])
         }
         var body: [String: JSONValue] = [

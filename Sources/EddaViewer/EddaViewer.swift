@@ -21,9 +21,12 @@ import NIOCore
 /// - `/start`: forms generated from the registered workflows' ``InputSchema``s.
 ///
 /// Reading needs no JavaScript. State changes (cancel, start) are `POST` forms; they are refused
-/// in ``Configuration/readOnly`` mode and, when ``Configuration/bearerToken`` is set, need the
-/// token — as an `Authorization: Bearer` header, or a cookie set by the `/login` page. Pages
-/// are sent with a strict Content-Security-Policy.
+/// in ``Configuration/readOnly`` mode, from pages of untrusted origins
+/// (``Configuration/crossSiteProtection``, loopback pages only by default) and, when
+/// ``Configuration/bearerToken`` is set, without the token — as an `Authorization: Bearer`
+/// header, or the cookie set by the `/login` page. The token guards changes only; reading needs
+/// it too with ``Configuration/protectsReads``. Pages are sent with a strict
+/// Content-Security-Policy.
 public struct EddaViewer: Sendable {
     /// How the viewer behaves.
     public struct Configuration: Sendable {
@@ -31,16 +34,35 @@ public struct EddaViewer: Sendable {
         public var title = "Edda Workflow Viewer"
         /// Refuse every change (cancel, start): the viewer only reads.
         public var readOnly = false
-        /// When set (and not empty), cancel and start need this token.
+        /// When set (and not empty), cancel and start need this token; reading pages needs it
+        /// too if ``protectsReads`` is on. Without a token, whoever reaches the viewer can change
+        /// things (from a trusted page).
         public var bearerToken: String?
+        /// Whether reading pages (the list, instances with their inputs and outputs, diagrams,
+        /// the start form) also needs ``bearerToken``. Default `false`: the token guards changes
+        /// only and reading is open to whoever reaches the viewer. Has no effect without a token.
+        public var protectsReads = false
+        /// Always mark the sign-in cookie `Secure`. It is marked so anyway when the sign-in
+        /// request came over HTTPS (its scheme, `X-Forwarded-Proto: https`, or an `https`
+        /// origin). Default `false`.
+        public var secureCookies = false
         /// Who cancellations are recorded as made by.
         public var cancelledBy = "viewer"
         /// Static flows by workflow name (from `EddaVisualizer`), drawn with the executed path
         /// highlighted. Workflows without one are drawn from their history.
         public var flows: [String: WorkflowFlow] = [:]
-        /// Origins (`https://ops.example.com`) whose pages may post changes, besides the
-        /// viewer's own host: for a viewer behind a proxy that rewrites `Host`.
-        public var trustedOrigins: [String] = []
+        /// Which browser pages may post changes (cancel, start, sign-in). Default: pages served
+        /// from the loopback names (`localhost`, `127.0.0.1`, `[::1]`) only — the request's own
+        /// `Host` is not trusted, as DNS rebinding forges it. A viewer reached under another name
+        /// must list it: `crossSiteProtection.trustedHosts.append("ops.example.com")` or
+        /// `crossSiteProtection.trustedOrigins = ["https://ops.example.com"]`.
+        public var crossSiteProtection = CrossSiteProtection()
+        /// Origins (`https://ops.example.com`) whose pages may post changes: the same list as
+        /// ``crossSiteProtection``'s ``Edda/CrossSiteProtection/trustedOrigins``.
+        public var trustedOrigins: [String] {
+            get { crossSiteProtection.trustedOrigins }
+            set { crossSiteProtection.trustedOrigins = newValue }
+        }
         /// The largest form body accepted, in bytes.
         public var maxFormSize = 256 * 1024
 
@@ -63,22 +85,22 @@ public struct EddaViewer: Sendable {
     /// (for example `"/viewer"` for `router.group("viewer")`), used to build links.
     public func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>, basePath: String = "") {
         let pages = Pages(viewer: self, basePath: basePath.hasSuffix("/") ? String(basePath.dropLast()) : basePath)
-        router.get { request, _ in await pages.respond(request) { try await pages.list(request, context: $0) } }
+        router.get { request, _ in await pages.read(request) { try await pages.list(request, context: $0) } }
         router.get("workflow/:instance_id") { request, context in
-            await pages.respond(request) {
+            await pages.read(request) {
                 try await pages.detail(context.parameters.get("instance_id"), request: request, context: $0)
             }
         }
         router.get("workflow/:instance_id/diagram.svg") { request, context in
-            await pages.respond(request) { _ in try await pages.diagram(context.parameters.get("instance_id"), mermaid: false) }
+            await pages.read(request) { _ in try await pages.diagram(context.parameters.get("instance_id"), mermaid: false) }
         }
         router.get("workflow/:instance_id/diagram.mmd") { request, context in
-            await pages.respond(request) { _ in try await pages.diagram(context.parameters.get("instance_id"), mermaid: true) }
+            await pages.read(request) { _ in try await pages.diagram(context.parameters.get("instance_id"), mermaid: true) }
         }
         router.post("workflow/:instance_id/cancel") { request, context in
             await pages.respond(request) { try await pages.cancel(request, context.parameters.get("instance_id"), context: $0) }
         }
-        router.get("start") { request, _ in await pages.respond(request) { try await pages.startForm(request, context: $0) } }
+        router.get("start") { request, _ in await pages.read(request) { try await pages.startForm(request, context: $0) } }
         router.post("start") { request, _ in await pages.respond(request) { try await pages.start(request, context: $0) } }
         router.get("login") { request, _ in await pages.respond(request) { pages.loginForm(message: nil, context: $0) } }
         router.post("login") { request, _ in await pages.respond(request) { try await pages.login(request, context: $0) } }

@@ -16,7 +16,7 @@ struct Pages: Sendable {
     static let themeCookie = "edda_theme"
     static let tokenCookie = "edda_viewer_token"
     static let pageSizes = [10, 20, 50, 100]
-    static let maximumInstanceIDLength = 255
+    static let maximumInstanceIDLength = Identifier.maximumLength
 
     /// A request the viewer answers with an error page.
     struct Failure: Error {
@@ -24,6 +24,10 @@ struct Pages: Sendable {
         var title: String
         var message: String
     }
+
+    /// A read without the token, when ``EddaViewer/Configuration/protectsReads`` is on: answered
+    /// with the sign-in form.
+    struct SignInRequired: Error {}
 
     // MARK: - Plumbing
 
@@ -33,8 +37,13 @@ struct Pages: Sendable {
             return try await body(context)
         } catch let failure as Failure {
             return html(failure.status, title: failure.title, body: errorBody(failure), context: context)
+        } catch is SignInRequired {
+            return loginForm(message: "This viewer needs its token to show pages: sign in.", context: context)
         } catch let error as EddaUsageError {
             let failure = Failure(status: .badRequest, title: "Invalid request", message: error.message)
+            return html(.badRequest, title: failure.title, body: errorBody(failure), context: context)
+        } catch let error as InvalidIdentifierError {
+            let failure = Failure(status: .badRequest, title: "Invalid \(error.field)", message: error.description)
             return html(.badRequest, title: failure.title, body: errorBody(failure), context: context)
         } catch {
             // Details (SQL, paths) go to the log, not to the page.
@@ -43,6 +52,15 @@ struct Pages: Sendable {
                 status: .internalServerError, title: "Something went wrong",
                 message: "The database could not be read or written. The server log has the details; try again.")
             return html(.internalServerError, title: failure.title, body: errorBody(failure), context: context)
+        }
+    }
+
+    /// Like ``respond(_:_:)``, for pages that read: with ``EddaViewer/Configuration/protectsReads``
+    /// they need the token.
+    func read(_ request: Request, _ body: (PageContext) async throws -> Response) async -> Response {
+        await respond(request) { context in
+            try authorizeRead(request)
+            return try await body(context)
         }
     }
 
@@ -62,7 +80,7 @@ struct Pages: Sendable {
         return PageContext(
             title: configuration.title, basePath: basePath, currentPath: request.uri.description, theme: theme,
             canStart: !configuration.readOnly && !app.registeredWorkflowNames.isEmpty,
-            needsLogin: !configuration.readOnly && !isAuthorized(request),
+            needsLogin: (!configuration.readOnly || protectsReads) && !isAuthorized(request),
             nonce: Data(nonce).base64EncodedString())
     }
 
@@ -99,20 +117,19 @@ struct Pages: Sendable {
         return result
     }
 
-    /// The instance ID from a path parameter: percent-decoded, non-empty, at most 255
-    /// characters, without control characters.
+    /// The instance ID from a path parameter (the router hands it over as sent): percent-decoded
+    /// UTF-8, 1 to 255 characters.
+    ///
+    /// Control characters are accepted here: new IDs cannot have them (the core refuses them),
+    /// but a row written by another tool or an older version may, and the viewer must still show
+    /// and cancel it. IDs are only ever looked up with bound SQL parameters, and every link
+    /// percent-encodes them.
     func instanceID(_ raw: String?) throws -> String {
-        try validInstanceID(raw?.removingPercentEncoding)
-    }
-
-    func validInstanceID(_ decoded: String?) throws -> String {
-        guard let decoded, !decoded.isEmpty,
-              decoded.count <= Self.maximumInstanceIDLength,
-              !decoded.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        guard let decoded = raw?.removingPercentEncoding, !decoded.isEmpty, decoded.count <= Self.maximumInstanceIDLength
         else {
             throw Failure(
                 status: .badRequest, title: "Invalid instance ID",
-                message: "An instance ID is 1 to \(Self.maximumInstanceIDLength) characters without control characters.")
+                message: "An instance ID in a link is 1 to \(Self.maximumInstanceIDLength) characters of percent-encoded UTF-8.")
         }
         return decoded
     }
@@ -121,26 +138,48 @@ struct Pages: Sendable {
 
     // MARK: - Changes: authorization
 
+    /// The token, if one is configured (and not empty).
+    var token: String? {
+        guard let token = configuration.bearerToken, !token.isEmpty else { return nil }
+        return token
+    }
+
+    /// Whether reads need the token.
+    var protectsReads: Bool { configuration.protectsReads && token != nil }
+
+    /// The sign-in cookie's value: derived from the token, never the token itself.
+    func cookieValue(for token: String) -> String { BearerToken.cookieValue(for: token, purpose: "viewer") }
+
     func isAuthorized(_ request: Request) -> Bool {
-        guard let token = configuration.bearerToken, !token.isEmpty else { return true }
+        guard let token else { return true }
         if BearerToken.accepts(authorization: request.headers[.authorization], token: token) { return true }
-        if let cookie = Self.cookies(request)[Self.tokenCookie], let value = cookie.removingPercentEncoding {
-            return BearerToken.matches(value, token: token)
+        if let cookie = Self.cookies(request)[Self.tokenCookie] {
+            return BearerToken.matches(cookie, token: cookieValue(for: token))
         }
         return false
     }
 
-    /// Refuses a change in read-only mode, without the token, or from another site.
+    /// Refuses a read without the token when reads are protected.
+    func authorizeRead(_ request: Request) throws {
+        if protectsReads && !isAuthorized(request) { throw SignInRequired() }
+    }
+
+    /// Refuses a post from a page of an untrusted origin.
+    func refuseCrossSite(_ request: Request) throws {
+        let reason = configuration.crossSiteProtection.refusal(
+            origin: request.headers[.origin], fetchSite: request.headers[Self.secFetchSite])
+        if let reason {
+            throw Failure(status: .forbidden, title: "Cross-site request refused", message: reason)
+        }
+    }
+
+    static let secFetchSite = HTTPField.Name("Sec-Fetch-Site")!
+    static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!
+
+    /// Refuses a change in read-only mode, from another site, or without the token.
     func authorizeChange(_ request: Request) throws {
         try refuseIfReadOnly()
-        // Browsers send Origin with form posts; another authority means another site's page.
-        if let origin = request.headers[.origin]?.lowercased() {
-            let authority = origin.range(of: "://").map { String(origin[$0.upperBound...]) }
-            let trusted = configuration.trustedOrigins.contains { $0.lowercased() == origin }
-            guard trusted || (authority != nil && authority == request.head.authority?.lowercased()) else {
-                throw Failure(status: .forbidden, title: "Cross-site request refused", message: "The request came from another site.")
-            }
-        }
+        try refuseCrossSite(request)
         guard isAuthorized(request) else {
             throw Failure(
                 status: .unauthorized, title: "Sign-in required",
@@ -197,14 +236,26 @@ struct Pages: Sendable {
     }
 
     func login(_ request: Request, context: PageContext) async throws -> Response {
+        try refuseCrossSite(request)
         let fields = try await form(request)
-        guard let token = configuration.bearerToken, !token.isEmpty else { return redirect(to: "\(basePath)/") }
+        guard let token else { return redirect(to: "\(basePath)/") }
         guard let given = fields["token"], BearerToken.matches(given, token: token) else {
             return loginForm(message: "That token is not valid.", context: context)
         }
-        let value = HTML.segment(given)
-        return redirect(
-            to: "\(basePath)/", headers: [.setCookie: "\(Self.tokenCookie)=\(value); Path=/; HttpOnly; SameSite=Strict"])
+        // Scripts cannot read the cookie, other sites' requests do not carry it, it is sent to
+        // the viewer's pages only, and it holds a value derived from the token.
+        var cookie = "\(Self.tokenCookie)=\(cookieValue(for: token)); Path=\(basePath.isEmpty ? "/" : basePath); HttpOnly; SameSite=Strict"
+        if configuration.secureCookies || Self.cameOverHTTPS(request) { cookie += "; Secure" }
+        return redirect(to: "\(basePath)/", headers: [.setCookie: cookie])
+    }
+
+    /// Whether the browser reached the viewer over HTTPS: directly, through a proxy that says
+    /// so, or from an `https` page.
+    static func cameOverHTTPS(_ request: Request) -> Bool {
+        if request.head.scheme?.lowercased() == "https" { return true }
+        let forwarded = request.headers[forwardedProto]?.split(separator: ",").first?.trimmingCharacters(in: .whitespaces)
+        if forwarded?.lowercased() == "https" { return true }
+        return request.headers[.origin]?.lowercased().hasPrefix("https://") == true
     }
 
     // MARK: - List
@@ -340,17 +391,19 @@ struct Pages: Sendable {
 
     func report(_ rawID: String?) async throws -> InstanceReport {
         let id = try instanceID(rawID)
-        guard let instance = try await app.instance(id) else {
+        // Read through the store, which looks up any stored ID, including legacy ones with
+        // control characters that the app's checked entry points refuse.
+        guard let instance = try await app.store.instance(id: id) else {
             throw Failure(status: .notFound, title: "Workflow not found", message: "No workflow instance has the ID '\(id)'.")
         }
-        async let history = app.history(of: id)
+        async let history = app.store.history(instanceID: id)
         async let compensations = app.store.compensations(instanceID: id)
         async let successor = app.store.successor(of: id)
         var predecessors: [String] = []
         var cursor = instance.continuedFrom
         while let previous = cursor, predecessors.count < 50, !predecessors.contains(previous) {
             predecessors.append(previous)
-            cursor = try await app.instance(previous)?.continuedFrom
+            cursor = try await app.store.instance(id: previous)?.continuedFrom
         }
         return InstanceReport(
             instance: instance, history: try await history, compensations: try await compensations,
@@ -549,7 +602,7 @@ struct Pages: Sendable {
         try authorizeChange(request)
         let id = try instanceID(rawID)
         guard try await app.cancel(instanceID: id, cancelledBy: configuration.cancelledBy) else {
-            guard let instance = try await app.instance(id) else {
+            guard let instance = try await app.store.instance(id: id) else {
                 throw Failure(status: .notFound, title: "Workflow not found", message: "No workflow instance has the ID '\(id)'.")
             }
             throw Failure(
@@ -616,13 +669,20 @@ struct Pages: Sendable {
         }
         var instanceID: String?
         if let requested = values["instance_id"]?.trimmingCharacters(in: .whitespaces), !requested.isEmpty {
-            instanceID = try validInstanceID(requested)
+            do {
+                try Identifier.validate(requested, field: "instance_id")
+            } catch {
+                return try await startForm(request, context: context, values: values, error: error.description)
+            }
+            instanceID = requested
         }
         let id: String
         do {
             id = try await app.startDetached(workflowNamed: name, inputJSON: input.jsonText, instanceID: instanceID)
         } catch let error as EddaUsageError {
             return try await startForm(request, context: context, values: values, error: error.message)
+        } catch let error as InvalidIdentifierError {
+            return try await startForm(request, context: context, values: values, error: error.description)
         }
         return redirect(to: instanceLink(id))
     }

@@ -126,12 +126,14 @@ struct StartForm {
             return .string(raw)
         case .integer:
             guard let number = Int(raw) else { throw InvalidField(message: "\(Self.label(name)) must be a whole number, not '\(raw)'.") }
-            return .number(Double(number))
+            return .number(JSONNumber(number))
         case .number:
             guard let number = Double(raw), number.isFinite else {
                 throw InvalidField(message: "\(Self.label(name)) must be a number, not '\(raw)'.")
             }
-            return .number(number)
+            // Exactly as typed when it is JSON number text (so 0.1 stays 0.1, and digits beyond a
+            // Double's precision are kept), otherwise as read.
+            return .number(JSONNumber(jsonText: raw) ?? JSONNumber(number) ?? 0)
         case .choice(let choices):
             guard choices.contains(raw) else {
                 throw InvalidField(message: "\(Self.label(name)) must be one of \(choices.joined(separator: ", ")).")

@@ -133,6 +133,43 @@ struct EventEndpointTests {
         }
     }
 
+    @Test("Text that is not UTF-8 is refused with 400, never stored with replacement characters")
+    func invalidUTF8() async throws {
+        try await withEddaServer { _, base, database in
+            let invalid: [UInt8] = [0x66, 0xFF, 0x6F]  // "f", a byte no UTF-8 text has, "o"
+            let structuredBody = Array(#"{"specversion":"1.0","id":"u-1","source":"/s","type":"t","subject":""#.utf8) + invalid + Array(#""}"#.utf8)
+            let binaryHeaders = [("ce-specversion", "1.0"), ("ce-id", "u-3"), ("ce-source", "/s"), ("ce-type", "t")]
+            let requests: [(String, [(String, String)], [UInt8])] = [
+                ("structured", [structured], structuredBody),
+                ("batch", [("Content-Type", "application/cloudevents-batch+json")], Array("[".utf8) + structuredBody + Array("]".utf8)),
+                ("binary JSON data", binaryHeaders + [("Content-Type", "application/json")], Array(#"{"name": ""#.utf8) + invalid + Array(#""}"#.utf8)),
+                ("percent-encoded header", binaryHeaders + [("ce-subject", "caf%E9"), ("Content-Type", "application/json")], Array("{}".utf8)),
+            ]
+            for (name, headers, body) in requests {
+                let reply = try await httpRequest("\(base)/events", headers: headers, body: body)
+                #expect(reply.status == 400, "\(name): \(reply.body)")
+                #expect(reply.json?["error_type"] == "InvalidEncoding", "\(name)")
+                #expect(reply.json?["error"]?.stringValue?.contains("UTF-8") == true, "\(name)")
+            }
+            // Raw bytes in a header value, which no HTTP client library sends.
+            let path = try #require(URL(string: base)?.path)
+            let raw = Array("POST \(path)/events HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nce-specversion: 1.0\r\nce-id: u-5\r\nce-source: /s\r\nce-type: t\r\nce-subject: ".utf8)
+                + invalid + Array("\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}".utf8)
+            let exchange = try rawHTTPExchange(base, raw)
+            #expect(exchange.status == 400, "\(exchange.text)")
+            #expect(exchange.text.contains("InvalidEncoding"))
+            #expect(try count(database, "channel_messages") == 0)
+
+            // Percent-encoded UTF-8 and a lone % are still taken.
+            let accepted = try await httpRequest(
+                "\(base)/events", headers: binaryHeaders + [("ce-subject", "caf%C3%A9 100%"), ("Content-Type", "application/json")],
+                text: "{}")
+            #expect(accepted.status == 202)
+            let stored = try #require(try rows(database, "SELECT metadata FROM channel_messages").first)
+            #expect(JSONValue(jsonText: stored["metadata"])?["ce_subject"] == "café 100%")
+        }
+    }
+
     @Test("Null attributes are unset, an empty batch is accepted, and handler input keeps large numbers exactly")
     func specEdges() async throws {
         try await withEddaServer { app, base, database in

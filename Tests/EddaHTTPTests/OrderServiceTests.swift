@@ -1,6 +1,7 @@
 import Edda
 import EddaTesting
 import Foundation
+import GRDB
 import Testing
 import TestSupport
 
@@ -13,13 +14,14 @@ struct OrderServiceTests {
     }
 
     /// Starts the service and returns it with its base URL (read from its first output line).
-    static func launch(_ arguments: [String]) throws -> (Process, String) {
+    /// `errors` receives the service's log (standard error); by default it is discarded.
+    static func launch(_ arguments: [String], errors: FileHandle = .nullDevice) throws -> (Process, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
         let output = Pipe()
         process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
+        process.standardError = errors
         try process.run()
         var text = ""
         let deadline = Date().addingTimeInterval(30)
@@ -110,6 +112,123 @@ struct OrderServiceTests {
                 #expect(form.body.contains("name=\"input.order_id\""))
                 #expect(form.body.contains("name=\"input.items\""))
             }
+        }
+    }
+
+    @Test("Order IDs are percent-decoded and encoded; bad orders get 400 naming the field, from the REST route and the viewer alike")
+    func hostileOrders() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "order-service not built at \(Self.binary)")
+        try await TemporaryDatabase.with { database in
+            let (process, base) = try Self.launch(["--port", "0", "--database", database.path, "--quiet"])
+            defer {
+                process.terminate()
+                process.waitUntilExit()
+            }
+            let json = ("Content-Type", "application/json")
+            func order(_ id: String, amount: String = "40") -> String {
+                #"{"order_id": \#(JSONValue.string(id).jsonText), "items": [{"sku": "book", "quantity": 1}], "amount": \#(amount), "address": "1 Main St"}"#
+            }
+
+            // IDs that need encoding in a URL: the status URL is encoded, and the route decodes it.
+            for (id, segment) in [("café", "caf%C3%A9"), ("a/b", "a%2Fb"), ("50% off?", "50%25%20off%3F")] {
+                let reply = try await httpRequest("\(base)/api/orders", headers: [json], text: order(id))
+                #expect(reply.status == 202, "\(id): \(reply.body)")
+                #expect(reply.json?["status_url"] == .string("/api/orders/\(segment)/status"))
+                let statusURL = try #require(reply.json?["status_url"]?.stringValue)
+                let done = try await status(base, segment, until: ["completed", "failed"])
+                #expect(done["order_id"] == .string(id))
+                #expect(try await httpRequest(base + statusURL, method: .GET).status == 200)
+            }
+
+            // Refusals name the field, without the decoder's internals.
+            let refusals: [(body: String, status: Int, field: String?, message: String)] = [
+                (order(String(repeating: "x", count: 250)), 400, "order_id", "order_id must be at most 249 bytes"),
+                (order("bad\nid"), 400, "order_id", "control characters"),
+                (order("o-frac", amount: "40.5"), 400, "amount", "amount must be a positive integer number of cents"),
+                (order("o-neg", amount: "-3"), 400, "amount", "amount must be a positive integer number of cents"),
+                (order("o-str", amount: #""40""#), 400, "amount", "amount must be a positive integer number of cents"),
+                (#"{"items": [], "amount": 1, "address": "x"}"#, 400, "items", "at least one item"),
+                (#"{"items": [{"sku": "a", "quantity": 0}], "amount": 1, "address": "x"}"#, 400, "items[0].quantity", "positive integer"),
+                (#"{"items": [{"sku": "a", "quantity": 1}], "amount": 1}"#, 400, "address", "address is required"),
+                (#"[1, 2]"#, 400, nil, "The order must be a JSON object"),
+                ("{not json", 400, nil, "The body is not valid JSON"),
+            ]
+            for refusal in refusals {
+                let reply = try await httpRequest("\(base)/api/orders", headers: [json], text: refusal.body)
+                #expect(reply.status == refusal.status, "\(refusal.body.prefix(80)): \(reply.body)")
+                #expect(reply.json?["field"]?.stringValue == refusal.field, "\(reply.body)")
+                let message = reply.json?["error"]?.stringValue ?? ""
+                #expect(message.contains(refusal.message), "\(message)")
+                for internals in ["DecodingError", "Swift.", "codingPath", "CodingKeys", "NIO"] {
+                    #expect(!message.contains(internals), "\(message)")
+                }
+            }
+            #expect(try await httpRequest("\(base)/api/orders/o-neg/status", method: .GET).status == 404)
+            let tooLong = try await httpRequest("\(base)/api/orders/\(String(repeating: "y", count: 250))/status", method: .GET)
+            #expect(tooLong.status == 400)
+            #expect(tooLong.json?["field"] == "order_id")
+
+            // A body over the 2 MiB limit is 413, not a JSON error.
+            let huge = order("o-huge").replacingOccurrences(of: "1 Main St", with: String(repeating: "a", count: 2 << 20))
+            let large = try await httpRequest("\(base)/api/orders", headers: [json], text: huge)
+            #expect(large.status == 413)
+            #expect(large.json?["error"]?.stringValue?.contains("larger than") == true)
+
+            // The viewer's generic start form goes through the same checks as the REST route.
+            let fields = [
+                ("workflow", "order_saga"), ("input.order_id", "v-neg"), ("input.items", #"[{"sku": "a", "quantity": 1}]"#),
+                ("input.amount", "-3"), ("input.address", "1 Main St"), ("instance_id", "order-v-neg"),
+            ]
+            let unreserved = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
+            let encoded = fields.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: unreserved) ?? "")" }
+            let form = try await httpRequest(
+                base + "/viewer/start", headers: [("Content-Type", "application/x-www-form-urlencoded")],
+                text: encoded.joined(separator: "&"))
+            #expect(form.status == 400)
+            #expect(form.body.contains("amount must be a positive integer number of cents"))
+            #expect(try await httpRequest("\(base)/api/orders/v-neg/status", method: .GET).status == 404)
+        }
+    }
+
+    @Test("A failure inside the service answers 500 with a JSON body and is logged with the request")
+    func loggedServerErrors() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "order-service not built at \(Self.binary)")
+        try await TemporaryDatabase.with { database in
+            let logPath = database.path + ".log"
+            #expect(FileManager.default.createFile(atPath: logPath, contents: nil))
+            let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+            defer { try? log.close() }
+            let (process, base) = try Self.launch(["--port", "0", "--database", database.path, "--quiet"], errors: log)
+            defer {
+                process.terminate()
+                process.waitUntilExit()
+            }
+            // Storing a new instance fails inside SQLite, as it would on a full or read-only disk.
+            let connection = try openDatabase(database.path)
+            defer { try? connection.close() }
+            try await connection.write { db in
+                try db.execute(sql: """
+                    CREATE TRIGGER refuse_orders BEFORE INSERT ON workflow_instances
+                    BEGIN SELECT RAISE(ABORT, 'simulated storage failure'); END
+                    """)
+            }
+            let reply = try await httpRequest(
+                "\(base)/api/orders", headers: [("Content-Type", "application/json")],
+                text: #"{"order_id": "o-500", "items": [{"sku": "book", "quantity": 1}], "amount": 40, "address": "1 Main St"}"#)
+            #expect(reply.status == 500)
+            #expect(reply.header("content-type") == "application/json")
+            #expect(reply.json?["error"]?.stringValue?.contains("log") == true, "\(reply.body)")
+            #expect(!reply.body.contains("simulated"))
+            try await eventually("the log line") {
+                let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+                return text.contains("POST /api/orders failed") && text.contains("simulated storage failure")
+            }
+
+            // Cross-site protection is on in the service: another site's form cannot cancel.
+            let cancel = try await httpRequest(
+                "\(base)/workflows/cancel/order-o-1",
+                headers: [("Origin", "http://evil.example"), ("Content-Type", "application/x-www-form-urlencoded")], text: "x=1")
+            #expect(cancel.status == 403)
         }
     }
 }

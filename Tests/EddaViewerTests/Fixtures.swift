@@ -182,14 +182,17 @@ func get(_ url: String, headers: [(String, String)] = []) async throws -> HTTPRe
     try await httpRequest(url, method: .GET, headers: headers)
 }
 
-/// POST a form.
-func postForm(_ url: String, _ fields: [(String, String)], headers: [(String, String)] = []) async throws -> HTTPReply {
+/// POST a form (following the redirect that answers it, unless `followRedirects` is `false`).
+func postForm(
+    _ url: String, _ fields: [(String, String)], headers: [(String, String)] = [], followRedirects: Bool = true
+) async throws -> HTTPReply {
     let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
     let body = fields.map {
         "\($0.0.addingPercentEncoding(withAllowedCharacters: allowed)!)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed)!)"
     }.joined(separator: "&")
     return try await httpRequest(
-        url, method: .POST, headers: [("Content-Type", "application/x-www-form-urlencoded")] + headers, text: body)
+        url, method: .POST, headers: [("Content-Type", "application/x-www-form-urlencoded")] + headers,
+        body: Array(body.utf8), followRedirects: followRedirects)
 }
 
 /// The percent-encoded path segment for an instance ID.

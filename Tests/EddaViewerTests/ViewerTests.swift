@@ -3,6 +3,7 @@ import EddaDiagram
 import EddaTesting
 import EddaViewer
 import Foundation
+import GRDB
 import Testing
 import TestSupport
 
@@ -227,8 +228,8 @@ struct ViewerChangeTests {
             // Signing in sets the cookie; the cookie (same origin) then works.
             let wrongLogin = try await postForm(base + "/login", [("token", "nope")])
             #expect(wrongLogin.status == 401)
-            let withCookie = try await postForm(
-                base + "/workflow/wait-1/cancel", [], headers: [("Cookie", "edda_viewer_token=s3cret-token")])
+            let cookie = try await signIn(base, token: "s3cret-token")
+            let withCookie = try await postForm(base + "/workflow/wait-1/cancel", [], headers: [("Cookie", cookie)])
             #expect(withCookie.status == 200)
             #expect(try await app.instance("wait-1")?.status == .cancelled)
             let withHeader = try await postForm(
@@ -310,7 +311,10 @@ struct ViewerChangeTests {
             #expect(missing.status == 404)
             #expect(missing.body.contains("&lt;script&gt;x&lt;/script&gt;"))
             #expect(try await get(base + "/workflow/" + String(repeating: "a", count: 300)).status == 400)
-            #expect(try await get(base + "/workflow/a%00b").status == 400)
+            // Control characters are looked up (a legacy row may have them), never interpreted.
+            let nul = try await get(base + "/workflow/a%00b")
+            #expect(nul.status == 404)
+            #expect(nul.body.contains("No workflow instance has the ID"))
 
             #expect(try await get(base + "/?from=2026-1-5").status == 400)
 
@@ -338,4 +342,145 @@ struct ViewerChangeTests {
             #expect(junk.body.contains("<html lang=\"en\">"))
         }
     }
+
+    @Test("DNS rebinding: a page whose Host and Origin name another site cannot post; trusted hosts are configured")
+    func dnsRebinding() async throws {
+        try await withSeededViewer { app, base, _ in
+            let rebound = try await postForm(
+                base + "/workflow/wait-1/cancel", [], headers: [("Host", "evil.example"), ("Origin", "http://evil.example")])
+            #expect(rebound.status == 403)
+            #expect(rebound.body.contains("not a trusted origin"))
+            let crossSite = try await postForm(base + "/workflow/wait-1/cancel", [], headers: [("Sec-Fetch-Site", "cross-site")])
+            #expect(crossSite.status == 403)
+            #expect(try await app.instance("wait-1")?.status == .waitingForMessage)
+            let start = try await postForm(
+                base + "/start", [("workflow", "nap"), ("input.name", "x")], headers: [("Origin", "http://evil.example")])
+            #expect(start.status == 403)
+            // The viewer's own loopback page may.
+            let port = try #require(URL(string: base)?.port)
+            let own = try await postForm(base + "/workflow/wait-1/cancel", [], headers: [("Origin", "http://127.0.0.1:\(port)")])
+            #expect(own.status == 200)
+            #expect(try await app.instance("wait-1")?.status == .cancelled)
+        }
+        var configuration = EddaViewer.Configuration()
+        configuration.crossSiteProtection.trustedHosts = ["ops.example.com"]
+        try await withSeededViewer(configuration) { app, base, _ in
+            let local = try await postForm(
+                base + "/workflow/wait-1/cancel", [], headers: [("Origin", "http://localhost")])
+            #expect(local.status == 403)
+            let ops = try await postForm(
+                base + "/workflow/wait-1/cancel", [], headers: [("Host", "ops.example.com"), ("Origin", "https://ops.example.com")])
+            #expect(ops.status == 200)
+            #expect(try await app.instance("wait-1")?.status == .cancelled)
+        }
+    }
+
+    @Test("The sign-in cookie is HttpOnly, SameSite=Strict, scoped to the viewer, Secure over HTTPS, and not the token")
+    func signInCookie() async throws {
+        var configuration = EddaViewer.Configuration()
+        configuration.bearerToken = "s3cret-token"
+        try await withSeededViewer(configuration) { app, base, _ in
+            let login = try await postForm(base + "/login", [("token", "s3cret-token")], followRedirects: false)
+            #expect(login.status == 303)
+            let cookie = try #require(login.header("Set-Cookie"))
+            let attributes = cookie.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            #expect(attributes.first?.hasPrefix("edda_viewer_token=") == true)
+            #expect(attributes.contains("HttpOnly"))
+            #expect(attributes.contains("SameSite=Strict"))
+            #expect(attributes.contains("Path=/viewer"))
+            #expect(!attributes.contains("Secure"))
+            #expect(!cookie.contains("s3cret"))
+            let secure = try await postForm(
+                base + "/login", [("token", "s3cret-token")], headers: [("X-Forwarded-Proto", "https")], followRedirects: false)
+            #expect(secure.header("Set-Cookie")?.contains("; Secure") == true)
+
+            // The cookie authorizes changes; the raw token in a cookie does not.
+            let raw = try await postForm(base + "/workflow/wait-1/cancel", [], headers: [("Cookie", "edda_viewer_token=s3cret-token")])
+            #expect(raw.status == 401)
+            let value = try #require(attributes.first)
+            let cancel = try await postForm(base + "/workflow/wait-1/cancel", [], headers: [("Cookie", value)])
+            #expect(cancel.status == 200)
+            #expect(try await app.instance("wait-1")?.status == .cancelled)
+        }
+    }
+
+    @Test("With a token, reading is open unless protectsReads is on; then every page needs the token")
+    func readProtection() async throws {
+        var open = EddaViewer.Configuration()
+        open.bearerToken = "s3cret-token"
+        try await withSeededViewer(open) { _, base, _ in
+            let list = try await get(base + "/")
+            #expect(list.status == 200)
+            #expect(list.body.contains("data-instance-id=\"ticket-ok\""))
+            #expect(try await get(base + "/workflow/ticket-ok").status == 200)
+        }
+        var guarded = open
+        guarded.protectsReads = true
+        try await withSeededViewer(guarded) { _, base, _ in
+            for path in ["/", "/workflow/ticket-ok", "/workflow/ticket-ok/diagram.svg", "/workflow/ticket-ok/diagram.mmd", "/start"] {
+                let page = try await get(base + path)
+                #expect(page.status == 401, "\(path)")
+                #expect(page.body.contains("name=\"token\""), "\(path)")  // the sign-in form
+                for content in ["data-instance-id", "id=\"instance-id\"", "flowchart", "<svg", "c-1", "start-button"] {
+                    #expect(!page.body.contains(content), "\(path) shows \(content)")
+                }
+            }
+            #expect(try await get(base + "/login").status == 200)
+            #expect(try await get(base + "/", headers: [("Authorization", "Bearer s3cret-token")]).status == 200)
+            let cookie = try await signIn(base, token: "s3cret-token")
+            let page = try await get(base + "/workflow/ticket-ok", headers: [("Cookie", cookie)])
+            #expect(page.status == 200)
+            #expect(page.body.contains("<code id=\"instance-id\">ticket-ok</code>"))
+        }
+    }
+
+    /// The ID of a row written with a newline in its ID, as another tool or an older version
+    /// could: straight into the database, copying `wait-1` (waiting, nothing to compensate).
+    static let legacyID = "legacy\nid"
+
+    static func insertLegacyRow(_ database: TemporaryDatabase) async throws {
+        let connection = try openDatabase(database.path)
+        defer { try? connection.close() }
+        try await connection.write { db in
+            let columns = try Row.fetchAll(db, sql: "PRAGMA table_info(workflow_instances)").map { $0["name"] as String }
+            let others = columns.filter { $0 != "instance_id" }.joined(separator: ", ")
+            try db.execute(
+                sql: "INSERT INTO workflow_instances (instance_id, \(others)) SELECT ?, \(others) FROM workflow_instances WHERE instance_id = 'wait-1'",
+                arguments: [legacyID])
+        }
+    }
+
+    @Test("A legacy instance whose ID has a newline (written by another tool) is listed, linked and shown")
+    func legacyControlCharacterIDIsShown() async throws {
+        try await withSeededViewer { _, base, database in
+            try await Self.insertLegacyRow(database)
+            let list = try await get(base + "/")
+            #expect(list.body.contains("href=\"/viewer/workflow/legacy%0Aid\""))
+            let detail = try await get(base + "/workflow/legacy%0Aid")
+            #expect(detail.status == 200)
+            #expect(detail.body.contains("<code id=\"instance-id\">legacy\nid</code>"))
+            #expect(detail.body.contains("action=\"/viewer/workflow/legacy%0Aid/cancel\""))
+            #expect(try await get(base + "/workflow/legacy%0Aid/diagram.svg").status == 200)
+        }
+    }
+
+    @Test("A legacy instance whose ID has a newline (written by another tool) can be cancelled from the viewer")
+    func legacyControlCharacterIDIsCancelled() async throws {
+        try await withSeededViewer { app, base, database in
+            try await Self.insertLegacyRow(database)
+            let cancelled = try await postForm(base + "/workflow/legacy%0Aid/cancel", [])
+            #expect(cancelled.status == 200, "\(cancelled.body)")
+            #expect(cancelled.body.contains("Cancellation requested."))
+            let status = try rows(database, "SELECT status FROM workflow_instances WHERE instance_id = ?", [Self.legacyID]).first?["status"] as String?
+            #expect(status == "cancelled")
+            #expect(try await app.store.instance(id: "wait-1")?.status == .waitingForMessage)
+        }
+    }
+}
+
+/// Signs in on the viewer at `base` and returns the `name=value` of the cookie it sets.
+func signIn(_ base: String, token: String) async throws -> String {
+    let login = try await postForm(base + "/login", [("token", token)], followRedirects: false)
+    let cookie = try #require(login.header("Set-Cookie"))
+    return String(cookie.split(separator: ";")[0])
 }

@@ -53,15 +53,23 @@ public struct HTTPReply: Sendable {
     public func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
 }
 
-/// Sends one request with the shared client.
+/// A client that returns redirects instead of following them (to read a redirect's headers,
+/// such as a `Set-Cookie`). Lives as long as the test process.
+private let nonRedirectingClient = HTTPClient(
+    eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(redirectConfiguration: .disallow))
+
+/// Sends one request with the shared client (which follows redirects, unless
+/// `followRedirects` is `false`).
 public func httpRequest(
-    _ url: String, method: HTTPMethod = .POST, headers: [(String, String)] = [], body: [UInt8]? = nil
+    _ url: String, method: HTTPMethod = .POST, headers: [(String, String)] = [], body: [UInt8]? = nil,
+    followRedirects: Bool = true
 ) async throws -> HTTPReply {
     var request = HTTPClientRequest(url: url)
     request.method = method
     for (name, value) in headers { request.headers.add(name: name, value: value) }
     if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
-    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(20))
+    let client = followRedirects ? HTTPClient.shared : nonRedirectingClient
+    let response = try await client.execute(request, timeout: .seconds(20))
     let collected = try await response.body.collect(upTo: 1 << 24)
     return HTTPReply(
         status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) },

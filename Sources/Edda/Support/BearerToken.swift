@@ -17,4 +17,12 @@ package enum BearerToken {
         for index in given.indices { difference |= given[index] ^ expected[index % expected.count] }
         return difference == 0
     }
+
+    /// A value derived from `token` to keep in a browser cookie instead of the token: the
+    /// cookie jar never holds the token itself, and a leaked cookie is not the bearer token
+    /// other routes (such as `EddaRoutes`) accept. `purpose` separates the values of different
+    /// cookies. Compare a presented cookie with ``matches(_:token:)`` against this value.
+    package static func cookieValue(for token: String, purpose: String) -> String {
+        SHA256.hexDigest("edda-cookie-v1\u{0}\(purpose)\u{0}\(token)")
+    }
 }

@@ -5,7 +5,10 @@ import Foundation
 /// binary mode (`ce-*` headers and the data as the body) and batch mode
 /// (`application/cloudevents-batch+json`).
 ///
-/// JSON data is kept as the exact text sent, so large numbers and key order survive.
+/// JSON data is kept as the exact text sent, so large numbers and key order survive. Text must be
+/// valid UTF-8 — structured and batch bodies, JSON data in binary mode, and `ce-` header values
+/// after percent-decoding — or the request is refused (``CloudEventFormatError/Kind/invalidEncoding``)
+/// rather than stored with replacement characters.
 public struct CloudEventDecoder: Sendable {
     /// The attributes that are not extensions.
     static let contextAttributes: Set<String> = [
@@ -26,9 +29,9 @@ public struct CloudEventDecoder: Sendable {
         let mediaType = contentType.map(Self.mediaType) ?? ""
         switch mediaType {
         case "application/cloudevents+json":
-            return [try structured(String(decoding: body, as: UTF8.self))]
+            return [try structured(try Self.text(body, what: "The structured CloudEvent"))]
         case "application/cloudevents-batch+json":
-            guard let elements = RawJSON.elements(of: String(decoding: body, as: UTF8.self)) else {
+            guard let elements = RawJSON.elements(of: try Self.text(body, what: "The batch")) else {
                 throw CloudEventFormatError(.invalidStructuredJSON, "A batch must be a JSON array of structured CloudEvents.")
             }
             return try elements.enumerated().map { index, element in
@@ -101,7 +104,7 @@ public struct CloudEventDecoder: Sendable {
             guard name.hasPrefix("ce-") else { continue }
             let attribute = String(name.dropFirst(3))
             try Self.checkName(attribute)
-            let value = header.value.removingPercentEncoding ?? header.value
+            let value = try Self.headerValue(header.value, name: header.name)
             if Self.contextAttributes.contains(attribute) {
                 strings[attribute] = value
             } else {
@@ -119,7 +122,7 @@ public struct CloudEventDecoder: Sendable {
         if body.isEmpty {
             data = nil
         } else if Self.isJSON(contentType.map(Self.mediaType) ?? "application/json") {
-            let text = String(decoding: body, as: UTF8.self)
+            let text = try Self.text(body, what: "The JSON data")
             guard JSONValue(jsonText: text) != nil else {
                 throw CloudEventFormatError(.invalidData, "The body is declared as JSON (\(contentType ?? "no Content-Type")) but does not parse as JSON.")
             }
@@ -151,6 +154,51 @@ public struct CloudEventDecoder: Sendable {
             dataContentType: strings["datacontenttype"], subject: strings["subject"], extensions: extensions)
         if let schema = strings["dataschema"] { attributes.extensions["dataschema"] = .string(schema) }
         return CloudEvent(attributes: attributes, data: data)
+    }
+
+    /// `bytes` as text; refused unless they are valid UTF-8 (never repaired with U+FFFD).
+    static func text(_ bytes: [UInt8], what: String) throws -> String {
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw CloudEventFormatError(.invalidEncoding, "\(what) is not valid UTF-8; send text encoded as UTF-8.")
+        }
+        return text
+    }
+
+    /// A `ce-` header value, percent-decoded (HTTP binding §3.1.3.2). A `%` not followed by two
+    /// hex digits is kept as sent. The decoded bytes must be valid UTF-8.
+    ///
+    /// The HTTP server turns raw bytes that are not UTF-8 into U+FFFD before the value gets
+    /// here; a raw U+FFFD is refused too, since a sender must percent-encode every non-ASCII
+    /// character and one sent raw most likely stands for such bytes.
+    static func headerValue(_ raw: String, name: String) throws -> String {
+        let invalid = CloudEventFormatError(
+            .invalidEncoding, "The header \(name) is not valid UTF-8 once percent-decoded; percent-encode UTF-8 text.")
+        if raw.unicodeScalars.contains("\u{FFFD}") { throw invalid }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(raw.utf8.count)
+        let utf8 = Array(raw.utf8)
+        var index = 0
+        while index < utf8.count {
+            if utf8[index] == UInt8(ascii: "%"), index + 2 < utf8.count,
+               let high = hexValue(utf8[index + 1]), let low = hexValue(utf8[index + 2]) {
+                bytes.append(high << 4 | low)
+                index += 3
+            } else {
+                bytes.append(utf8[index])
+                index += 1
+            }
+        }
+        guard let value = String(validating: bytes, as: UTF8.self) else { throw invalid }
+        return value
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
     }
 
     /// Parses an RFC 3339 timestamp (`2026-11-21T10:00:00Z`, with optional fraction and offset).

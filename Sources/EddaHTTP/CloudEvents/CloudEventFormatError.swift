@@ -17,6 +17,9 @@ public struct CloudEventFormatError: Error, Sendable, Hashable, CustomStringConv
         public static let invalidAttribute = Kind(name: "InvalidAttribute")
         /// JSON data (binary mode with a JSON content type) does not parse.
         public static let invalidData = Kind(name: "DataUnmarshallerError")
+        /// Text that must be UTF-8 is not: a structured or batch body, JSON data, or a `ce-`
+        /// header value once percent-decoded.
+        public static let invalidEncoding = Kind(name: "InvalidEncoding")
         public var description: String { name }
     }
 

@@ -7,13 +7,19 @@ import NIOCore
 ///
 /// - `POST <path>/events` (and `POST <path>`): CloudEvents in structured, binary or batch mode.
 ///   `202 {"status": "accepted"}` once the events are stored; `400 {"error", "error_type",
-///   "retryable": false}` for a malformed event or data a handler workflow cannot take (nothing
-///   is stored); `413` for a body over ``Configuration/maxBodySize``; `500 {…, "retryable": true}`
-///   when storing failed.
+///   "retryable": false}` for a malformed event, text that is not valid UTF-8, an invalid
+///   identifier (with `"field"`) or data a handler workflow cannot take (nothing is stored);
+///   `413` for a body over ``Configuration/maxBodySize``; `500 {…, "retryable": true}` when
+///   storing failed.
 /// - `POST <path>/cancel/{instance_id}`: `200 {"status": "cancelled", "instance_id"}`, or
-///   `400 {"error": …}` when the instance is unknown or has ended.
+///   `400 {"error": …}` when the instance is unknown or has ended, or the ID is invalid.
 /// - `GET <path>/health/live` and `GET <path>/health/ready` (also `GET <path>/health`): liveness,
-///   and readiness (the database answers).
+///   and readiness: the database commits a small write within ``Configuration/readinessTimeout``.
+///
+/// The events and cancel routes refuse requests from other sites' pages with `403`
+/// (``Configuration/crossSiteProtection``, on by default), and the cancel route refuses the
+/// content types an HTML form can send. Servers posting CloudEvents send no `Origin` and are
+/// not affected.
 ///
 /// ```swift
 /// let router = Router()
@@ -31,6 +37,14 @@ public struct EddaRoutes: Sendable {
         /// Stored as `cancelled_by` for cancellations through the cancel route. Default `api_user`,
         /// as the reference.
         public var cancelledBy = "api_user"
+        /// Which browser pages may call the events and cancel routes. Default: pages served from
+        /// the loopback names only (`localhost`, `127.0.0.1`, `[::1]`); requests without `Origin`
+        /// and `Sec-Fetch-Site` (servers, scripts) are always accepted. Add your UI's origin to
+        /// ``Edda/CrossSiteProtection/trustedOrigins`` if a browser page of yours calls these routes.
+        public var crossSiteProtection = CrossSiteProtection()
+        /// How long the readiness route waits for its probe write to commit before answering
+        /// `503`. Default 2 seconds; give your orchestrator's probe a longer timeout.
+        public var readinessTimeout: Duration = .seconds(2)
 
         /// The defaults documented on each property.
         public init() {}
@@ -40,6 +54,7 @@ public struct EddaRoutes: Sendable {
     public let app: EddaApp
     /// The configuration.
     public let configuration: Configuration
+    private let readinessProbe = ReadinessProbe()
 
     /// Routes for `app`.
     public init(app: EddaApp, configuration: Configuration = Configuration()) {
@@ -62,7 +77,7 @@ public struct EddaRoutes: Sendable {
     // MARK: - Handlers
 
     func events(_ request: Request) async throws -> Response {
-        if let refusal = authorize(request) { return refusal }
+        if let refusal = refuseCrossSite(request) ?? authorize(request) { return refusal }
         let body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: configuration.maxBodySize)
@@ -78,8 +93,17 @@ public struct EddaRoutes: Sendable {
         } catch let error as CloudEventFormatError {
             return Self.error(.badRequest, error.message, type: error.kind.name, retryable: false)
         }
+        for (index, event) in events.enumerated() {
+            do {
+                try Self.validateIdentifiers(of: event)
+            } catch {
+                return Self.invalidIdentifier(error, context: events.count > 1 ? "Event \(index) of the batch: " : "")
+            }
+        }
         do {
             try await app.handle(events)
+        } catch let error as InvalidIdentifierError {
+            return Self.invalidIdentifier(error)
         } catch let error as EventInputError {
             return Self.error(.badRequest, error.description, type: "EventInputError", retryable: false)
         } catch let error as EddaUsageError {
@@ -94,18 +118,34 @@ public struct EddaRoutes: Sendable {
         return Self.json(.accepted, ["status": "accepted"])
     }
 
-    func cancel(_ request: Request, instanceID: String?) async throws -> Response {
-        if let refusal = authorize(request) { return refusal }
-        guard let instanceID = instanceID?.removingPercentEncoding, !instanceID.isEmpty else {
-            return Self.json(.badRequest, ["error": "Missing instance_id"])
+    /// Checks the identifiers an event brings (its type is the channel, its source and id the
+    /// message's identity) before anything is stored. The core checks them again; checking here
+    /// names the event's attribute and its place in a batch.
+    static func validateIdentifiers(of event: CloudEvent) throws(InvalidIdentifierError) {
+        let attributes = event.attributes
+        try Identifier.validate(attributes.type, field: "type")
+        try Identifier.validate(attributes.source, field: "source")
+        try Identifier.validate(attributes.id, field: "id")
+        try Identifier.validate(attributes.extensions["eddainstanceid"]?.stringValue, field: "eddainstanceid")
+    }
+
+    func cancel(_ request: Request, instanceID rawID: String?) async throws -> Response {
+        if let refusal = refuseCrossSite(request) ?? refuseFormContent(request) ?? authorize(request) { return refusal }
+        guard let instanceID = rawID?.removingPercentEncoding else {
+            return Self.json(
+                .badRequest,
+                ["error": "instance_id is not valid percent-encoded UTF-8.", "error_type": "InvalidIdentifierError", "field": "instance_id"])
         }
         do {
+            try Identifier.validate(instanceID, field: "instance_id")
             guard try await app.cancel(instanceID: instanceID, cancelledBy: configuration.cancelledBy) else {
                 return Self.json(
                     .badRequest, ["error": "Cannot cancel workflow (not found or already completed/failed/cancelled)"])
             }
+        } catch let error as InvalidIdentifierError {
+            return Self.invalidIdentifier(error)
         } catch {
-            app.configuration.logger.error("Cancelling \(instanceID) failed: \(error)")
+            app.configuration.logger.error("Cancelling \(instanceID.debugDescription) failed: \(error)")
             let type = String(describing: Swift.type(of: error))
             return Self.json(
                 .internalServerError,
@@ -115,10 +155,12 @@ public struct EddaRoutes: Sendable {
     }
 
     func readiness() async -> Response {
-        if await app.isReady() {
+        switch await readinessProbe.check(app: app, timeout: configuration.readinessTimeout) {
+        case .ready:
             return Self.json(.ok, ["status": "ok"])
+        case .unavailable(let reason):
+            return Self.json(.serviceUnavailable, ["status": "unavailable", "reason": .string(reason)])
         }
-        return Self.json(.serviceUnavailable, ["status": "unavailable"])
     }
 
     /// `nil` if the request may proceed; a `401` otherwise.
@@ -130,10 +172,43 @@ public struct EddaRoutes: Sendable {
         return response
     }
 
+    /// `nil` unless the request comes from an untrusted site's page; a `403` then.
+    func refuseCrossSite(_ request: Request) -> Response? {
+        let fetchSite = request.headers.first { $0.name.canonicalName == "sec-fetch-site" }?.value
+        let reason = configuration.crossSiteProtection.refusal(origin: request.headers[.origin], fetchSite: fetchSite)
+        guard let reason else { return nil }
+        return Self.error(.forbidden, reason, type: "CrossSiteRequestRefused", retryable: false)
+    }
+
+    /// The content types an HTML form (or a script without a CORS preflight) can send. The
+    /// cancel route takes no body, so a request carrying one of them is most likely a form on
+    /// another site, from a browser that did not say where it came from.
+    static let formContentTypes: Set<String> = ["application/x-www-form-urlencoded", "multipart/form-data", "text/plain"]
+
+    /// `nil` unless the request carries a form content type; a `403` then.
+    func refuseFormContent(_ request: Request) -> Response? {
+        guard configuration.crossSiteProtection.isEnabled, let contentType = request.headers[.contentType],
+              Self.formContentTypes.contains(CloudEventDecoder.mediaType(contentType))
+        else { return nil }
+        return Self.error(
+            .forbidden,
+            "The cancel route does not accept form submissions (Content-Type \(contentType)); send the request without a body "
+                + "or as application/json.",
+            type: "CrossSiteRequestRefused", retryable: false)
+    }
+
     // MARK: - Responses
 
     static func error(_ status: HTTPResponse.Status, _ message: String, type: String, retryable: Bool) -> Response {
         json(status, ["error": .string(message), "error_type": .string(type), "retryable": .bool(retryable)])
+    }
+
+    /// `400` naming the refused field; `context` prefixes the message.
+    static func invalidIdentifier(_ error: InvalidIdentifierError, context: String = "") -> Response {
+        json(.badRequest, [
+            "error": .string(context + error.description), "error_type": "InvalidIdentifierError",
+            "field": .string(error.field), "retryable": false,
+        ])
     }
 
     static func json(_ status: HTTPResponse.Status, _ body: [String: JSONValue]) -> Response {
