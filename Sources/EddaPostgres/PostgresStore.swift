@@ -32,6 +32,9 @@ public final class PostgresStore: WorkflowStore {
     /// and the operation fails (to be retried by the engine). Default 20 s.
     public let operationTimeout: Duration
 
+    /// How long a migration may take, waiting for other workers' migrations included.
+    static let migrationTimeout = Duration.seconds(180)
+
     /// The current pool's client.
     var client: PostgresClient { pool.withLock { $0.client } }
 
@@ -73,10 +76,12 @@ public final class PostgresStore: WorkflowStore {
         }
     }
 
-    /// Runs `body` with the current client, bounded by ``operationTimeout``.
-    func withClient<T: Sendable>(_ body: @escaping @Sendable (PostgresClient) async throws -> T) async throws -> T {
+    /// Runs `body` with the current client, bounded by `timeout` (default ``operationTimeout``).
+    func withClient<T: Sendable>(
+        timeout: Duration? = nil, _ body: @escaping @Sendable (PostgresClient) async throws -> T
+    ) async throws -> T {
         let client = self.client
-        let timeout = operationTimeout
+        let timeout = timeout ?? operationTimeout
         // An unstructured race: a task group would wait for an operation stuck in the pool even
         // after cancelling it, which is the case this guards against.
         let finished = Once()
@@ -131,8 +136,10 @@ public final class PostgresStore: WorkflowStore {
     }
 
     /// Runs `body` on a pooled connection, outside a transaction (reads).
-    func read<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        try await withClient { client in
+    func read<T: Sendable>(
+        timeout: Duration? = nil, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        try await withClient(timeout: timeout) { client in
             try await client.withConnection { connection in try await body(connection) }
         }
     }
@@ -165,7 +172,9 @@ public final class PostgresStore: WorkflowStore {
     }
 
     public func migrate() async throws {
-        try await read { connection in
+        // Waiting for another worker's migration is not a stuck pool: a longer bound than one
+        // operation's, so that workers starting together on a busy machine do not give up.
+        try await read(timeout: max(operationTimeout, Self.migrationTimeout)) { connection in
             // One worker migrates at a time; the others wait for it and then find nothing to do.
             try await connection.query("SELECT pg_advisory_lock(\(PostgresSchema.advisoryLockKey))", logger: self.logger)
             do {
