@@ -6,7 +6,7 @@ import PostgresNIO
 import Testing
 
 /// Several worker processes on one PostgreSQL database, killed at random while they work.
-@Suite("PostgreSQL multi-worker chaos", .timeLimit(.minutes(10)))
+@Suite("PostgreSQL multi-worker chaos", .timeLimit(.minutes(25)))
 struct ChaosTests {
     static let workers = 4
     static let perWorker = 500
@@ -66,8 +66,9 @@ struct ChaosTests {
         var kills = 0
         var selfExits: [String] = []
         var lastKill = ContinuousClock.now
-        // Typically 1–4 minutes; the margin is for a slow, shared CI machine.
-        let deadline = ContinuousClock.now + .seconds(540)
+        // Typically 1–4 minutes alone; beside the rest of the suite on a slow disk (PostgreSQL
+        // commits of 0.7 ms and more) it took up to 21 minutes: the margin is for that.
+        let deadline = ContinuousClock.now + .seconds(1_380)
         var counts: [String: Int] = [:]
         while ContinuousClock.now < deadline {
             if kills < 12, ContinuousClock.now - lastKill > .milliseconds(1500) {
@@ -121,7 +122,7 @@ struct ChaosTests {
     }
 }
 
-@Suite("PostgreSQL server restart", .timeLimit(.minutes(3)))
+@Suite("PostgreSQL server restart", .timeLimit(.minutes(8)))
 struct PostgresRestartTests {
     @Test("The server restarts in the middle of a run: workers reconnect and finish the work")
     func restartMidRun() async throws {
