@@ -70,6 +70,7 @@ struct ChaosTests {
         // commits of 0.7 ms and more) it took up to 21 minutes: the margin is for that.
         let deadline = ContinuousClock.now + .seconds(1_380)
         var counts: [String: Int] = [:]
+        var eventSent: Set<String> = []
         while ContinuousClock.now < deadline {
             if kills < 12, ContinuousClock.now - lastKill > .milliseconds(1500) {
                 let victim = Int.random(in: 0..<Self.workers)
@@ -91,9 +92,13 @@ struct ChaosTests {
             query.workflowName = "chaos"
             query.status = .waitingForMessage
             query.limit = 1000
+            // Once each: the event is stored for its instance, so a worker killed before resuming
+            // finds it after a restart. (Sending again every pass flooded the database, and this
+            // process's PostgreSQL event loop, whenever the workers fell behind.)
             for instance in try await observer.findInstances(query).instances
-            where instance.currentActivityID?.hasPrefix("receive_chaos.go") == true {
+            where instance.currentActivityID?.hasPrefix("receive_chaos.go") == true && !eventSent.contains(instance.instanceID) {
                 try await observer.sendEvent(CloudEventAttributes(type: "chaos.go", source: "/chaos-test"), data: ["n": 1], to: instance.instanceID)
+                eventSent.insert(instance.instanceID)
             }
             counts = try await Self.statusCounts(url)
             if counts["completed"] == total, kills >= 10 { break }
