@@ -143,12 +143,3 @@ public func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T)
         thread.start()
     }
 }
-
-extension Process {
-    /// Waits until the process has exited, without blocking a thread of the cooperative pool.
-    public func exited() async {
-        while isRunning {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-    }
-}
