@@ -221,32 +221,45 @@ extension PostgresStore {
         guard inserted == 1 else {
             return DeliveryReport(messageID: message.messageID, deliveredTo: [], claimed: [], isDuplicate: true)
         }
-        var builder = QueryBuilder()
-        var sql = """
-            SELECT \(Self.waiterColumns)
-            FROM channel_subscriptions s JOIN workflow_instances i ON i.instance_id = s.instance_id
-            WHERE s.channel = \(builder.bind(message.channel)) AND s.activity_id IS NOT NULL
-              AND i.status IN ('waiting_for_message', 'waiting_for_event')
-              AND (i.locked_by IS NULL OR i.lock_expires_at < \(builder.bind(now)))
-            """
-        if let target = message.targetInstanceID { sql += " AND s.instance_id = \(builder.bind(target))" }
-        builder.sql = sql + " ORDER BY s.id FOR UPDATE OF s SKIP LOCKED"
         var delivered: [String] = []
         var claimed: [ClaimedInstance] = []
-        for row in try await connection.rows(builder.query, logger: logger) {
-            let subscription = try Subscription(row: row)
-            guard let activityID = subscription.activityID,
-                  let next = try await pendingMessage(for: subscription, on: connection)
-            else { continue }
-            let own = try row.value("framework", as: String.self) == EddaApp.frameworkName
-            guard try await consume(next, by: subscription, activityID: activityID, ownInstance: own, on: connection, now: now)
-            else { continue }
-            try await clearWait(subscription.id, on: connection)
-            if next.messageID == message.messageID { delivered.append(subscription.instanceID) }
-            if try await wake(subscription.instanceID, row: row, claim: claim, on: connection, now: now) == .claimed,
-               let instance = try await claimedInstance(subscription.instanceID, on: connection) {
-                claimed.append(instance)
+        var sweep = DeliverySweep(publishing: message.messageID)
+        var after = 0
+        while !sweep.isFinished {
+            var builder = QueryBuilder()
+            var sql = """
+                SELECT \(Self.waiterColumns)
+                FROM channel_subscriptions s JOIN workflow_instances i ON i.instance_id = s.instance_id
+                WHERE s.channel = \(builder.bind(message.channel)) AND s.activity_id IS NOT NULL
+                  AND i.status IN ('waiting_for_message', 'waiting_for_event')
+                  AND (i.locked_by IS NULL OR i.lock_expires_at < \(builder.bind(now))) AND s.id > \(builder.bind(after))
+                """
+            if let target = message.targetInstanceID { sql += " AND s.instance_id = \(builder.bind(target))" }
+            let pageSize = sweep.pageSize
+            builder.sql = sql + " ORDER BY s.id LIMIT \(builder.bind(pageSize)) FOR UPDATE OF s SKIP LOCKED"
+            let page = try await connection.rows(builder.query, logger: logger)
+            for row in page where !sweep.isFinished {
+                let subscription = try Subscription(row: row)
+                after = subscription.id
+                guard let activityID = subscription.activityID else { continue }
+                guard let next = try await pendingMessage(for: subscription, on: connection) else {
+                    sweep.record(.nothingPending, mode: subscription.mode)
+                    continue
+                }
+                let own = try row.value("framework", as: String.self) == EddaApp.frameworkName
+                guard try await consume(next, by: subscription, activityID: activityID, ownInstance: own, on: connection, now: now) else {
+                    sweep.record(.alreadyRecorded, mode: subscription.mode)
+                    continue
+                }
+                sweep.record(.consumed(messageID: next.messageID), mode: subscription.mode)
+                try await clearWait(subscription.id, on: connection)
+                if next.messageID == message.messageID { delivered.append(subscription.instanceID) }
+                if try await wake(subscription.instanceID, row: row, claim: claim, on: connection, now: now) == .claimed,
+                   let instance = try await claimedInstance(subscription.instanceID, on: connection) {
+                    claimed.append(instance)
+                }
             }
+            sweep.read(page: page.count, of: pageSize)
         }
         return DeliveryReport(messageID: message.messageID, deliveredTo: delivered, claimed: claimed)
     }

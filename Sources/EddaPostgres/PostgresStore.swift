@@ -32,6 +32,12 @@ public final class PostgresStore: WorkflowStore {
     /// and the operation fails (to be retried by the engine). Default 20 s.
     public let operationTimeout: Duration
 
+    /// The server setting that ends a session left idle inside a transaction.
+    static let abandonedTransactionSetting = "idle_in_transaction_session_timeout"
+    /// How much longer than ``operationTimeout`` a transaction may sit idle before the server
+    /// ends its session.
+    static let abandonedTransactionMargin = Duration.seconds(10)
+
     /// How long a migration may take, waiting for other workers' migrations included.
     static let migrationTimeout = Duration.seconds(180)
 
@@ -47,6 +53,14 @@ public final class PostgresStore: WorkflowStore {
         var configuration = configuration
         configuration.options.additionalStartupParameters.removeAll { $0.0.lowercased() == "timezone" }
         configuration.options.additionalStartupParameters.append(("TimeZone", "UTC"))
+        // A transaction whose client went quiet for longer than an operation may take has been
+        // given up by this store (the operation failed with a timeout): the server ends that
+        // session, so the row locks it holds cannot block every other worker. (A pool replaced
+        // after a server restart can leave such a session behind.) A value the caller set wins.
+        if !configuration.options.additionalStartupParameters.contains(where: { $0.0.lowercased() == Self.abandonedTransactionSetting }) {
+            let milliseconds = Int((operationTimeout + Self.abandonedTransactionMargin).seconds * 1000)
+            configuration.options.additionalStartupParameters.append((Self.abandonedTransactionSetting, "\(milliseconds)"))
+        }
         self.configuration = configuration
         self.logger = logger
         self.operationTimeout = operationTimeout
@@ -72,7 +86,14 @@ public final class PostgresStore: WorkflowStore {
         }
         if let old {
             logger.warning("PostgreSQL did not answer within \(operationTimeout); replacing the connection pool")
-            old.running.cancel()
+            // Stopped once every operation begun on it has finished or timed out: stopping a pool
+            // strands the queries in flight on its connections, and a transaction stranded that
+            // way would keep its row locks until the server ends the session.
+            let grace = operationTimeout
+            Task {
+                try? await Task.sleep(for: grace)
+                old.running.cancel()
+            }
         }
     }
 
@@ -85,6 +106,7 @@ public final class PostgresStore: WorkflowStore {
         // An unstructured race: a task group would wait for an operation stuck in the pool even
         // after cancelling it, which is the case this guards against.
         let finished = Once()
+        var timer: Task<Void, Never>?
         let outcome: Result<T, any Error> = await withCheckedContinuation { continuation in
             // On the caller's preferred executor (the lease renewer's own thread), if it has one.
             let operation = Task(executorPreference: PreferredTaskExecutor.current) {
@@ -96,14 +118,16 @@ public final class PostgresStore: WorkflowStore {
                 }
                 if finished.claim() { continuation.resume(returning: result) }
             }
-            Task {
-                try? await Task.sleep(for: timeout)
+            timer = Task {
+                do { try await Task.sleep(for: timeout) } catch { return }
                 if finished.claim() {
                     operation.cancel()
                     continuation.resume(returning: .failure(PostgresOperationTimeout()))
                 }
             }
         }
+        // No sleeping timer outlives its operation.
+        timer?.cancel()
         do {
             return try outcome.get()
         } catch is PostgresOperationTimeout {

@@ -1,5 +1,5 @@
 @testable import Edda
-import EddaPostgres
+@testable import EddaPostgres
 import EddaTesting
 import Foundation
 import GRDB
@@ -358,6 +358,27 @@ struct PostgresSpecificTests {
             }
             #expect(attempts == [2])
         }
+    }
+
+    @Test("The server ends a session left idle in a transaction soon after the store gave up on it; a value the user set wins")
+    func abandonedTransactionsEnd() async throws {
+        let url = try await PostgresTestServer.makeDatabase()
+        func setting(_ store: PostgresStore) async throws -> String {
+            try await store.read { connection in
+                try await connection.query("SHOW idle_in_transaction_session_timeout", logger: PostgresTestServer.logger)
+                    .collect().first?.decode(String.self) ?? ""
+            }
+        }
+        // Operations time out after 1 s: a transaction idle for 11 s has been given up.
+        let store = PostgresStore(configuration: try PostgresURL.configuration(from: url), operationTimeout: .seconds(1))
+        #expect(try await setting(store) == "11s")
+        try await store.close()
+
+        var configuration = try PostgresURL.configuration(from: url)
+        configuration.options.additionalStartupParameters.append(("idle_in_transaction_session_timeout", "5000"))
+        let own = PostgresStore(configuration: configuration)
+        #expect(try await setting(own) == "5s")
+        try await own.close()
     }
 
     @Test("Many workers migrating one database at once apply the schema once")

@@ -175,3 +175,63 @@ public enum SubscriptionOutcome: Sendable, Equatable {
     /// Nothing changed: the worker no longer holds the lock or the status changed.
     case rejected(status: WorkflowStatus?, lockedBy: String?)
 }
+
+/// How a publish walks the subscribers waiting on the message's channel: one rule for every
+/// store.
+///
+/// Each waiting subscriber is offered its oldest pending message (usually the one just
+/// published; an older one it missed comes first, so that nothing is skipped). On a broadcast
+/// channel every waiting subscriber can receive something, so all of them are offered, in
+/// pages of ``broadcastPageSize``. On a competing channel the new message goes to one of them:
+/// the walk stops once it is taken, or once a subscriber finds nothing pending (the others would
+/// find nothing either, as pending messages are shared). A publish therefore costs a few
+/// statements however many consumers wait, instead of one query per waiting consumer. A
+/// message addressed to one waiting instance that a race left undelivered is found by the
+/// store's sweep of waiting subscribers (``WorkflowStore/fireDueWaits(claim:deadline:now:limit:)``).
+package struct DeliverySweep: Sendable {
+    /// What offering one waiting subscriber its oldest pending message did.
+    package enum Offer: Sendable {
+        /// Nothing was pending for it.
+        case nothingPending
+        /// Its step had a history row already: nothing was consumed.
+        case alreadyRecorded
+        /// It consumed the message with this ID.
+        case consumed(messageID: String)
+    }
+
+    /// Waiting subscribers read per query on a broadcast channel (each is locked for the rest of
+    /// the transaction).
+    package static let broadcastPageSize = 500
+
+    /// The message being published.
+    package let messageID: String
+    /// The channel's mode, once the first waiting subscriber has been read.
+    private var mode: String?
+    /// Whether the walk is over.
+    package private(set) var isFinished = false
+
+    package init(publishing messageID: String) {
+        self.messageID = messageID
+    }
+
+    /// How many waiting subscribers to read next: one at a time until the channel is known to
+    /// broadcast (a competing channel rarely needs a second).
+    package var pageSize: Int { mode == "broadcast" ? Self.broadcastPageSize : 1 }
+
+    /// Records the offer made to a subscriber of `mode`; afterwards ``isFinished`` says whether
+    /// to go on to the next.
+    package mutating func record(_ offer: Offer, mode: String) {
+        self.mode = mode
+        guard mode == "competing" else { return }
+        switch offer {
+        case .nothingPending: isFinished = true
+        case .alreadyRecorded: break
+        case .consumed(let consumed): if consumed == messageID { isFinished = true }
+        }
+    }
+
+    /// Records that a page of `count` rows was read: a short page ends the walk.
+    package mutating func read(page count: Int, of size: Int) {
+        if count < size { isFinished = true }
+    }
+}

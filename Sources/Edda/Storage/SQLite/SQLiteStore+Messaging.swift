@@ -379,31 +379,43 @@ extension SQLiteStore {
             return DeliveryReport(messageID: message.messageID, deliveredTo: [], claimed: [], isDuplicate: true)
         }
 
-        var sql = MessagingStatements.waitingSubscribers
-        var arguments: StatementArguments = [message.channel, timestamp]
-        if let target = message.targetInstanceID {
-            sql += " AND s.instance_id = ?"
-            arguments += [target]
-        }
-        sql += " ORDER BY s.id"
+        var sql = MessagingStatements.waitingSubscribers + " AND s.id > ?"
+        if message.targetInstanceID != nil { sql += " AND s.instance_id = ?" }
+        sql += " ORDER BY s.id LIMIT ?"
         var delivered: [String] = []
         var claimed: [ClaimedInstance] = []
-        for row in try Row.fetchAll(database, sql: sql, arguments: arguments) {
-            let subscription = Subscription(row: row)
-            guard let activityID = subscription.activityID else { continue }
-            // Each waiting subscriber gets its oldest pending message: usually this one, but an
-            // older one it missed comes first, so that nothing is skipped by its cursor.
-            guard let next = try pendingMessage(database, for: subscription) else { continue }
-            let own = (row["framework"] as String) == EddaApp.frameworkName
-            guard try consume(next, by: subscription, activityID: activityID, ownInstance: own, in: database, now: now) else {
-                continue
+        var sweep = DeliverySweep(publishing: message.messageID)
+        var after: Int64 = 0
+        while !sweep.isFinished {
+            var arguments: StatementArguments = [message.channel, timestamp, after]
+            if let target = message.targetInstanceID { arguments += [target] }
+            let pageSize = sweep.pageSize
+            arguments += [pageSize]
+            let page = try Row.fetchAll(database.cachedStatement(sql: sql), arguments: arguments)
+            for row in page where !sweep.isFinished {
+                let subscription = Subscription(row: row)
+                after = subscription.id
+                guard let activityID = subscription.activityID else { continue }
+                // Each waiting subscriber gets its oldest pending message: usually this one, but an
+                // older one it missed comes first, so that nothing is skipped by its cursor.
+                guard let next = try pendingMessage(database, for: subscription) else {
+                    sweep.record(.nothingPending, mode: subscription.mode)
+                    continue
+                }
+                let own = (row["framework"] as String) == EddaApp.frameworkName
+                guard try consume(next, by: subscription, activityID: activityID, ownInstance: own, in: database, now: now) else {
+                    sweep.record(.alreadyRecorded, mode: subscription.mode)
+                    continue
+                }
+                sweep.record(.consumed(messageID: next.messageID), mode: subscription.mode)
+                try database.cachedStatement(sql: MessagingStatements.clearWait).execute(arguments: [subscription.id])
+                if next.messageID == message.messageID { delivered.append(subscription.instanceID) }
+                if try wake(database, instanceID: subscription.instanceID, row: row, claim: claim, now: now) == .claimed,
+                   let instance = try claimedInstance(database, instanceID: subscription.instanceID) {
+                    claimed.append(instance)
+                }
             }
-            try database.cachedStatement(sql: MessagingStatements.clearWait).execute(arguments: [subscription.id])
-            if next.messageID == message.messageID { delivered.append(subscription.instanceID) }
-            if try wake(database, instanceID: subscription.instanceID, row: row, claim: claim, now: now) == .claimed,
-               let instance = try claimedInstance(database, instanceID: subscription.instanceID) {
-                claimed.append(instance)
-            }
+            sweep.read(page: page.count, of: pageSize)
         }
         return DeliveryReport(messageID: message.messageID, deliveredTo: delivered, claimed: claimed)
     }
