@@ -24,7 +24,7 @@ struct OrderService: AsyncParsableCommand {
     @Option(help: "The port to listen on (0 picks a free one).")
     var port = 8080
 
-    @Option(help: "The SQLite file, or a database URL: sqlite:///path.db or postgresql://user@host:5432/orders.")
+    @Option(help: "The SQLite file, or a database URL: sqlite:///relative.db, sqlite:////absolute/path.db or postgresql://user@host:5432/orders.")
     var database = "orders.db"
 
     @Option(help: "A CloudEvents broker the outbox relayer sends order.shipped events to.")
@@ -50,7 +50,7 @@ struct OrderService: AsyncParsableCommand {
             return handler
         }
         PostgresStore.registerURLScheme()
-        let location = database.contains("://") ? try DatabaseLocation.url(database) : .sqlite(path: database)
+        let location = try DatabaseLocation.fileOrURL(database)
         var configuration = EddaApp.Configuration(serviceName: "order-service", database: location)
         if let brokerURL { configuration.outboxPublisher = HTTPOutboxPublisher(brokerURL: brokerURL) }
         let edda = try await EddaApp(configuration: configuration)

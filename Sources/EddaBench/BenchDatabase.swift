@@ -12,15 +12,16 @@ struct BenchDatabase {
     var isPostgres: Bool { postgresURL != nil }
 
     static func open(_ url: String, durability: String) async throws -> BenchDatabase {
-        if let path = DatabaseLocation.sqlitePath(ofURL: url), !path.isEmpty {
+        if DatabaseURL.isSQLite(url) {
+            let path = try DatabaseURL.sqlitePath(of: url)
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
             let store = try SQLiteStore(path: path, durability: durability == "normal" ? .normal : .full)
             return BenchDatabase(store: store, sqlitePath: path, postgresURL: nil)
         }
-        guard url.hasPrefix("postgresql://") || url.hasPrefix("postgres://"),
+        guard ["postgresql", "postgres"].contains(DatabaseURL.scheme(of: url)),
               let components = URLComponents(string: url), let host = components.host
         else {
-            throw BenchError("--db must be sqlite:///path.db or postgresql://user@host:port/edda_bench…")
+            throw BenchError("--db must be sqlite:////absolute/path.db, sqlite:///relative.db or postgresql://user@host:port/edda_bench…")
         }
         let name = String(components.path.dropFirst())
         guard name.hasPrefix("edda_bench"), name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {

@@ -1,6 +1,6 @@
 // edda-bench: the standard workloads of BENCHMARKS.md, one JSON line per run on stdout.
 //
-//   swift run -c release edda-bench seq3 --db sqlite:///tmp/bench.db
+//   swift run -c release edda-bench seq3 --db sqlite:////tmp/bench.db
 import ArgumentParser
 import Edda
 import EddaPostgres
@@ -128,7 +128,7 @@ struct EddaBench: AsyncParsableCommand {
     @Argument(help: "seq3 | conc3 | steps100 | replay100 | event_latency | timer | memory")
     var workload: String
 
-    @Option(help: "sqlite:///absolute/path.db (the file is recreated first)")
+    @Option(help: "sqlite:////absolute/path.db or sqlite:///relative.db (the file is recreated first), or postgresql://…/edda_bench…")
     var db: String
 
     @Option(help: "Number of workflows (or activities for steps100).")

@@ -14,7 +14,7 @@ struct EddaCommand: AsyncParsableCommand {
         commandName: "edda",
         abstract: "Inspect and operate Edda workflows: list, show, cancel, send events, serve the viewer, visualize source.",
         discussion: """
-            Commands that read or change a database take --db (a SQLite path, sqlite:///path.db or \
+            Commands that read or change a database take --db (a SQLite path, sqlite:///relative.db, sqlite:////absolute.db or \
             postgresql://user@host/db), or read it from the EDDA_DB_URL environment variable.
             """,
         subcommands: [
@@ -24,7 +24,7 @@ struct EddaCommand: AsyncParsableCommand {
 
 /// The database to work on.
 struct DatabaseOptions: ParsableArguments {
-    @Option(name: .long, help: "A SQLite file, sqlite:///path.db or postgresql://… (default: $EDDA_DB_URL).")
+    @Option(name: .long, help: "A SQLite file, sqlite:///relative.db, sqlite:////absolute.db or postgresql://… (default: $EDDA_DB_URL).")
     var db: String?
 
     /// What a command does to the database.
@@ -46,9 +46,8 @@ struct DatabaseOptions: ParsableArguments {
             throw ValidationError("No database: pass --db <path or URL>, or set EDDA_DB_URL.")
         }
         PostgresStore.registerURLScheme()
-        let isURL = given.contains("://") || given.lowercased().hasPrefix("sqlite:")
-        var location = isURL ? try DatabaseLocation.url(given) : .sqlite(path: given)
-        let sqlitePath = Self.sqlitePath(given)
+        var location = try DatabaseLocation.fileOrURL(given)
+        let sqlitePath = try Self.sqlitePath(given)
         if mustExist, let path = sqlitePath, !FileManager.default.fileExists(atPath: path) {
             throw CommandError("No database file at '\(path)'. Check the path, or create it with `edda migrate --db \(given)`.")
         }
@@ -67,8 +66,9 @@ struct DatabaseOptions: ParsableArguments {
 
 extension DatabaseOptions {
     /// The file of a SQLite location, `nil` for other databases.
-    static func sqlitePath(_ given: String) -> String? {
-        DatabaseLocation.sqlitePath(ofURL: given) ?? (given.contains("://") ? nil : given)
+    static func sqlitePath(_ given: String) throws -> String? {
+        if DatabaseURL.isSQLite(given) { return try DatabaseURL.sqlitePath(of: given) }
+        return DatabaseURL.scheme(of: given) == nil ? given : nil
     }
 }
 
@@ -90,7 +90,7 @@ extension DatabaseOptions {
     /// switch it to WAL mode (or start an empty file) even though no table is created.
     func requireSchemaBeforeWriting(_ access: Access) async throws {
         guard access == .write, let given = db ?? ProcessInfo.processInfo.environment["EDDA_DB_URL"],
-              let path = Self.sqlitePath(given)
+              let path = try Self.sqlitePath(given)
         else { return }
         let probe = try SQLiteStore(path: path, readOnly: true)
         let hasSchema = try await probe.hasCurrentSchema()

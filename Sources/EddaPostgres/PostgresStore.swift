@@ -251,7 +251,8 @@ extension DatabaseLocation {
         return DatabaseLocation(description: description) { PostgresStore(configuration: configuration) }
     }
 
-    /// A PostgreSQL database given by URL: `postgresql://user[:password]@host[:port]/database`.
+    /// A PostgreSQL database given by URL: `postgresql://user[:password]@host[:port]/database`
+    /// (`postgres://` and a driver suffix such as `postgresql+asyncpg://` are accepted too).
     public static func postgres(url: String) throws -> DatabaseLocation {
         .postgres(configuration: try PostgresURL.configuration(from: url))
     }
@@ -293,7 +294,8 @@ final class WeakStore: Sendable {
 /// Parses PostgreSQL URLs.
 enum PostgresURL {
     static func configuration(from url: String) throws -> PostgresClient.Configuration {
-        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
+        // A driver suffix (postgresql+asyncpg://, as Python Edda's URLs have) is accepted.
+        guard let components = URLComponents(string: url), let scheme = DatabaseURL.scheme(of: url),
               scheme == "postgresql" || scheme == "postgres", let host = components.host, !host.isEmpty
         else {
             throw EddaUsageError(

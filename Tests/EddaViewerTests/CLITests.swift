@@ -121,7 +121,7 @@ struct CLITests {
             #expect(unknownInstance.errors.contains("No workflow instance has the ID '<nope>'"))
 
             let fresh = database.directory.appendingPathComponent("fresh.db").path
-            let migrated = try await edda(["migrate", "--db", "sqlite://" + fresh])
+            let migrated = try await edda(["migrate", "--db", "sqlite:///" + fresh])
             #expect(migrated.status == 0)
             let tables = try rows(fresh, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'workflow_instances'")
             #expect(tables.count == 1)

@@ -38,21 +38,26 @@ public struct DatabaseLocation: Sendable, CustomStringConvertible {
         }
     }
 
-    /// A database given by URL: `sqlite:///absolute/path.db`, `sqlite://relative.db` or
-    /// `sqlite:relative.db`. Other schemes need the module that provides them to register a
-    /// factory (see ``registerScheme(_:factory:)``).
+    /// A database given by URL, read as SQLAlchemy (and so Python Edda) reads it, so that one
+    /// `EDDA_DB_URL` names the same database for a Python and a Swift worker:
     ///
-    /// - Throws: ``EddaUsageError`` for a URL no registered backend understands.
+    /// - `sqlite:///orders.db`: `orders.db`, relative to the working directory;
+    /// - `sqlite:////var/data/orders.db`: the absolute path `/var/data/orders.db`;
+    /// - `postgresql://user@host:5432/orders` (with the module that provides it; see
+    ///   ``registerScheme(_:factory:)``).
+    ///
+    /// A driver suffix is accepted and ignored (`sqlite+aiosqlite://`, `postgresql+asyncpg://`).
+    /// A SQLite URL's query (`?mode=…`) is ignored.
+    ///
+    /// - Throws: ``EddaUsageError`` for a URL no registered backend understands, or a SQLite URL
+    ///   that names no file.
     public static func url(_ url: String) throws -> DatabaseLocation {
-        guard let colon = url.firstIndex(of: ":") else {
-            throw EddaUsageError(.invalidConfiguration, "Database URL '\(url)' has no scheme; use e.g. sqlite:///path/to/edda.db.")
+        guard let scheme = DatabaseURL.scheme(of: url) else {
+            throw EddaUsageError(
+                .invalidConfiguration, "Database URL '\(url)' has no scheme; use e.g. sqlite:///edda.db or sqlite:////var/data/edda.db.")
         }
-        let scheme = url[..<colon].lowercased()
-        if let path = sqlitePath(ofURL: url) {
-            guard !path.isEmpty else {
-                throw EddaUsageError(.invalidConfiguration, "Database URL '\(url)' names no file; use e.g. sqlite:///path/to/edda.db.")
-            }
-            return .sqlite(path: path)
+        if scheme == "sqlite" {
+            return .sqlite(path: try DatabaseURL.sqlitePath(of: url))
         }
         if let factory = schemeFactories.withValue({ $0[scheme] }) {
             return try factory(url)
@@ -62,13 +67,13 @@ public struct DatabaseLocation: Sendable, CustomStringConvertible {
             "No database backend handles '\(scheme):' URLs; import the module that provides it (EddaPostgres for postgresql:).")
     }
 
-    /// The file a `sqlite:` URL names (`sqlite:///abs.db` → `/abs.db`, `sqlite://rel.db` and
-    /// `sqlite:rel.db` → `rel.db`), or `nil` for other URLs.
-    package static func sqlitePath(ofURL url: String) -> String? {
-        guard url.lowercased().hasPrefix("sqlite:") else { return nil }
-        var path = String(url.dropFirst("sqlite:".count))
-        if path.hasPrefix("//") { path.removeFirst(2) }
-        return path
+    /// A SQLite file given by its path, or any database given by URL (see ``url(_:)``): what a
+    /// command-line option or an environment variable such as `EDDA_DB_URL` holds.
+    ///
+    /// Anything that starts with a URL scheme (`letters:`) is read as a URL; anything else is a
+    /// file path.
+    public static func fileOrURL(_ given: String) throws -> DatabaseLocation {
+        DatabaseURL.scheme(of: given) == nil ? .sqlite(path: given) : try url(given)
     }
 
     /// Lets a backend module handle URLs of `scheme` in ``url(_:)``.
