@@ -88,6 +88,7 @@ let package = Package(
             name: "EddaBench",
             dependencies: [
                 "Edda", "EddaPostgres",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

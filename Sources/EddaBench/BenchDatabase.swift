@@ -37,6 +37,12 @@ struct BenchDatabase {
         return BenchDatabase(store: try PostgresStore(url: url), sqlitePath: nil, postgresURL: url)
     }
 
+    /// The raw commit floor of this database, in commits per second (see ``CommitFloor``).
+    func commitFloor(count: Int, durability: String) async throws -> Double {
+        if let sqlitePath { return try CommitFloor.sqlite(beside: sqlitePath, durability: durability, count: count) }
+        return try await CommitFloor.postgres(try PostgresURL.configuration(from: postgresURL ?? ""), count: count)
+    }
+
     /// `(store operations, commits)` so far, from the SQLite store's counters; `nil` on
     /// PostgreSQL, whose statistics views are updated too lazily to count per workflow.
     func statistics() async -> (transactions: Int, commits: Int)? {

@@ -123,9 +123,13 @@ struct EddaBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "edda-bench",
         abstract: "Runs a standard Edda workload and prints one JSON line of figures.",
-        discussion: "Workloads: seq3 (W1), conc3 (W2), steps100 (W3), replay100 (W4), event_latency (W5), timer (W6), memory (W7).")
+        discussion: """
+            Workloads: seq3 (W1), conc3 (W2), steps100 (W3), replay100 (W4), event_latency (W5), timer (W6), memory (W7), \
+            and floor: the raw commit floor (N=1,000 single-row INSERT transactions on the same kind of database; \
+            SQLite: a scratch file in the same folder with the same durability). --floor adds it to any workload's line.
+            """)
 
-    @Argument(help: "seq3 | conc3 | steps100 | replay100 | event_latency | timer | memory")
+    @Argument(help: "seq3 | conc3 | steps100 | replay100 | event_latency | timer | memory | floor")
     var workload: String
 
     @Option(help: "sqlite:////absolute/path.db or sqlite:///relative.db (the file is recreated first), or postgresql://…/edda_bench…")
@@ -143,6 +147,9 @@ struct EddaBench: AsyncParsableCommand {
     @Option(help: "SQLite durability: full (default) or normal.")
     var durability: String = "full"
 
+    @Flag(help: "Also measure the raw commit floor first, in the same run: floor_commits_per_s and floor_commit_ms.")
+    var floor = false
+
     mutating func run() async throws {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -154,6 +161,22 @@ struct EddaBench: AsyncParsableCommand {
             return
         }
         let database = try await BenchDatabase.open(db, durability: durability)
+        var floorFigures: [String: JSONValue] = [:]
+        if floor || workload == "floor" {
+            let commits = workload == "floor" ? n ?? 1_000 : 1_000
+            let rate = try await database.commitFloor(count: commits, durability: durability)
+            floorFigures = ["floor_commits_per_s": .number(rate), "floor_commit_ms": .number(1_000 / rate)]
+            if workload == "floor" {
+                try await database.store.close()
+                let line: [String: JSONValue] = [
+                    "workload": .string(workload), "impl": .string("edda-swift"), "db": .string(database.isPostgres ? "postgresql" : "sqlite"),
+                    "durability": .string(durability), "n": .number(Double(commits)),
+                    "commits_per_s": .number(rate), "commit_ms": .number(1_000 / rate),
+                ]
+                print(JSONValue.object(line).jsonText)
+                return
+            }
+        }
         let path = database.sqlitePath ?? ""
         var configuration = EddaApp.Configuration(serviceName: "bench", database: .sqlite(path: path))
         // Timers need the wait scheduler, and on PostgreSQL events arrive from another process;
@@ -308,7 +331,7 @@ struct EddaBench: AsyncParsableCommand {
             ]
         default:
             throw ValidationError(
-                "unknown workload '\(workload)'; use seq3, conc3, steps100, replay100, event_latency, timer or memory")
+                "unknown workload '\(workload)'; use seq3, conc3, steps100, replay100, event_latency, timer, memory or floor")
         }
         let timedOut = ContinuousClock.now >= deadline
         var line: [String: JSONValue] = [
@@ -319,6 +342,7 @@ struct EddaBench: AsyncParsableCommand {
         ]
         if timedOut { line["timed_out"] = .bool(true) }
         line.merge(figures) { $1 }
+        line.merge(floorFigures) { $1 }
         print(JSONValue.object(line).jsonText)
     }
 

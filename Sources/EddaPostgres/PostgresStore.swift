@@ -292,8 +292,8 @@ final class WeakStore: Sendable {
 }
 
 /// Parses PostgreSQL URLs.
-enum PostgresURL {
-    static func configuration(from url: String) throws -> PostgresClient.Configuration {
+package enum PostgresURL {
+    package static func configuration(from url: String) throws -> PostgresClient.Configuration {
         // A driver suffix (postgresql+asyncpg://, as Python Edda's URLs have) is accepted.
         guard let components = URLComponents(string: url), let scheme = DatabaseURL.scheme(of: url),
               scheme == "postgresql" || scheme == "postgres", let host = components.host, !host.isEmpty
