@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A durable side effect: a unit of work whose result is recorded once and replayed after that.
 ///
@@ -130,11 +131,11 @@ final class PendingWork: Sendable {
         var messages: [OutgoingMessage] = []
         var outboxEvents: [OutboxEvent] = []
     }
-    private let storage = LockedBox(Contents())
-    func append(_ work: any TransactionalWork) { storage.withValue { $0.work.append(work) } }
-    func append(_ message: OutgoingMessage) { storage.withValue { $0.messages.append(message) } }
-    func append(_ event: OutboxEvent) { storage.withValue { $0.outboxEvents.append(event) } }
-    var outboxEvents: [OutboxEvent] { storage.withValue { $0.outboxEvents } }
-    var all: [any TransactionalWork] { storage.withValue { $0.work } }
-    var messages: [OutgoingMessage] { storage.withValue { $0.messages } }
+    private let storage = Mutex(Contents())
+    func append(_ work: any TransactionalWork) { storage.withLock { $0.work.append(work) } }
+    func append(_ message: OutgoingMessage) { storage.withLock { $0.messages.append(message) } }
+    func append(_ event: OutboxEvent) { storage.withLock { $0.outboxEvents.append(event) } }
+    var outboxEvents: [OutboxEvent] { storage.withLock { $0.outboxEvents } }
+    var all: [any TransactionalWork] { storage.withLock { $0.work } }
+    var messages: [OutgoingMessage] { storage.withLock { $0.messages } }
 }

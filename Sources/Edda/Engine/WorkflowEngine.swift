@@ -1,5 +1,7 @@
+import Crypto
 import Foundation
 import Logging
+import Synchronization
 
 /// A workflow registered with the app, erased to what the engine needs.
 struct RegisteredWorkflow: Sendable {
@@ -86,29 +88,29 @@ final class WorkflowEngine: Sendable {
     let clock: any WorkflowClock
     /// Executions started in the background (detached starts, resumes, woken instances).
     let tasks: TaskTracker
-    private let registry = LockedBox<[String: RegisteredWorkflow]>([:])
-    private let claimPolicyBox: LockedBox<ClaimPolicy>
+    private let registry = Mutex<[String: RegisteredWorkflow]>([:])
+    private let claimPolicyBox: Mutex<ClaimPolicy>
     /// Executions running in this process, by instance ID: at most one per instance.
-    private let executions = LockedBox<[String: ExecutionControl]>([:])
+    private let executions = Mutex<[String: ExecutionControl]>([:])
     /// Instances whose replay diverged; the recovery loop leaves them alone.
-    private let quarantined = LockedBox<Set<String>>([])
+    private let quarantined = Mutex<Set<String>>([])
     let completions = CompletionSignals()
     /// The lease renewer's own thread: renewals keep their schedule however busy Swift's
     /// cooperative pool is (see ``LeaseRenewer``). Woken when an execution's renewal falls due
     /// before the renewer's planned wake-up.
     let renewalExecutor = DedicatedThreadExecutor(name: "edda-lease-renewer")
     /// When the lease renewer next wakes by itself.
-    let renewerPlannedWake = LockedBox(ContinuousClock.now)
+    let renewerPlannedWake = Mutex(ContinuousClock.now)
     /// Wakes the wait scheduler when a wait ends before its planned wake-up.
     let schedulerWakeup = CompletionSignals()
     /// The wait deadline the scheduler sleeps until (`distantFuture` while it is awake).
-    let schedulerPlannedWake = LockedBox(Date.distantFuture)
+    let schedulerPlannedWake = Mutex(Date.distantFuture)
     /// Wakes the outbox relayer when a commit wrote outbox events.
     let outboxWakeup = CompletionSignals()
     /// Wakes the recovery loop before its next poll.
     let recoveryWakeup = CompletionSignals()
     /// Whether this worker holds the leader lease.
-    let leadership = LockedBox(false)
+    let leadership = Mutex(false)
 
     init(
         store: any WorkflowStore, workerID: String, serviceName: String, hooks: any WorkflowHooks,
@@ -117,7 +119,7 @@ final class WorkflowEngine: Sendable {
     ) {
         self.clock = clock
         self.tasks = tasks
-        self.claimPolicyBox = LockedBox(ClaimPolicy(workerID: workerID, leases: [:]))
+        self.claimPolicyBox = Mutex(ClaimPolicy(workerID: workerID, leases: [:]))
         self.store = store
         self.workerID = workerID
         self.serviceName = serviceName
@@ -139,8 +141,8 @@ final class WorkflowEngine: Sendable {
     // MARK: - Registry
 
     func register(_ workflow: RegisteredWorkflow) {
-        registry.withValue { $0[workflow.name] = workflow }
-        claimPolicyBox.withValue { $0.leases[workflow.name] = workflow.lockTimeout ?? defaultLockTimeout }
+        registry.withLock { $0[workflow.name] = workflow }
+        claimPolicyBox.withLock { $0.leases[workflow.name] = workflow.lockTimeout ?? defaultLockTimeout }
         // Instances of this workflow may be waiting to resume or have due timers: look now.
         schedulerWakeup.signal(WaitScheduler.wakeupKey, remembered: true)
         recoveryWakeup.signal(RecoveryLoop.wakeupKey, remembered: true)
@@ -148,31 +150,31 @@ final class WorkflowEngine: Sendable {
 
     /// Which woken instances this worker takes over: those of its registered workflows.
     var claimPolicy: ClaimPolicy {
-        claimPolicyBox.withValue { $0 }
+        claimPolicyBox.withLock { $0 }
     }
 
     func registered(_ name: String) -> RegisteredWorkflow? {
-        registry.withValue { $0[name] }
+        registry.withLock { $0[name] }
     }
 
     var registeredNames: [String] {
-        registry.withValue { Array($0.keys) }
+        registry.withLock { Array($0.keys) }
     }
 
     var runningInstanceIDs: [String: ExecutionControl] {
-        executions.withValue { $0 }
+        executions.withLock { $0 }
     }
 
     func isQuarantined(_ instanceID: String) -> Bool {
-        quarantined.withValue { $0.contains(instanceID) }
+        quarantined.withLock { $0.contains(instanceID) }
     }
 
     var quarantinedCount: Int {
-        quarantined.withValue { $0.count }
+        quarantined.withLock { $0.count }
     }
 
     private func reserve(_ instanceID: String, lease: Duration) -> ExecutionControl? {
-        executions.withValue { executions -> ExecutionControl? in
+        executions.withLock { executions -> ExecutionControl? in
             guard executions[instanceID] == nil else { return nil }
             let control = ExecutionControl(instanceID: instanceID, lease: lease)
             executions[instanceID] = control
@@ -180,7 +182,7 @@ final class WorkflowEngine: Sendable {
         }.map { control in
             // A lease due before the renewer's planned wake-up must not wait for it. (Most
             // executions share the default lease and are due later: no wake-up, no extra thread.)
-            if control.renewalDue < renewerPlannedWake.withValue({ $0 }) {
+            if control.renewalDue < renewerPlannedWake.withLock({ $0 }) {
                 renewalExecutor.wake()
             }
             return control
@@ -188,7 +190,7 @@ final class WorkflowEngine: Sendable {
     }
 
     private func unreserve(_ instanceID: String) {
-        _ = executions.withValue { $0.removeValue(forKey: instanceID) }
+        _ = executions.withLock { $0.removeValue(forKey: instanceID) }
         completions.signal(instanceID)
     }
 
@@ -319,7 +321,7 @@ final class WorkflowEngine: Sendable {
             return nil
         }
         control.markClaimed(lockExpiresAt: now.addingTimeInterval(lease.seconds))
-        _ = quarantined.withValue { $0.remove(instanceID) }
+        _ = quarantined.withLock { $0.remove(instanceID) }
         return await execute(ExecutionStart(claimed, workflow: workflow, control: control))
     }
 
@@ -375,7 +377,7 @@ final class WorkflowEngine: Sendable {
 
     /// A wait with this deadline was registered: wake the scheduler if it sleeps past it.
     func waitRegistered(deadline: Date) {
-        if deadline < schedulerPlannedWake.withValue({ $0 }) {
+        if deadline < schedulerPlannedWake.withLock({ $0 }) {
             schedulerWakeup.signal(WaitScheduler.wakeupKey, remembered: true)
         }
     }
@@ -704,7 +706,7 @@ final class WorkflowEngine: Sendable {
             context.logger.warning("Workflow execution stopped: \(error)")
             return .abandoned(error)
         case is NondeterminismError, is StoredInputError:
-            _ = quarantined.withValue { $0.insert(scope.instanceID) }
+            _ = quarantined.withLock { $0.insert(scope.instanceID) }
             context.logger.error("Workflow execution stopped: \(error)")
         default:
             context.logger.warning("Workflow execution stopped; the instance will be resumed: \(error)")

@@ -21,7 +21,7 @@ struct LeaseRenewer {
             if !due.isEmpty { await renew(due) }
             let next = engine.runningInstanceIDs.values.map(\.renewalDue).min()
             let wait = next.map { max($0 - ContinuousClock.now, .milliseconds(20)) } ?? engine.defaultLockTimeout / 3
-            engine.renewerPlannedWake.withValue { $0 = ContinuousClock.now + wait }
+            engine.renewerPlannedWake.withLock { $0 = ContinuousClock.now + wait }
             await engine.renewalExecutor.wait(until: ContinuousClock.now + wait)
         }
     }
@@ -115,11 +115,11 @@ struct WaitScheduler {
     func run() async {
         while !Task.isCancelled {
             // Awake: any wait registered from now on wakes the next sleep at once.
-            engine.schedulerPlannedWake.withValue { $0 = .distantFuture }
+            engine.schedulerPlannedWake.withLock { $0 = .distantFuture }
             let fired = await fireDue()
             let names = engine.registeredNames
             let next = names.isEmpty ? nil : (try? await engine.store.nextWaitDeadline(workflowNames: names)) ?? nil
-            engine.schedulerPlannedWake.withValue { $0 = next ?? .distantFuture }
+            engine.schedulerPlannedWake.withLock { $0 = next ?? .distantFuture }
             if let next, next <= engine.clock.now() {
                 // Due but not taken (its instance is locked elsewhere): look again shortly.
                 if fired == 0 { await sleep(until: nil, poll: .milliseconds(50)) }
@@ -184,7 +184,7 @@ struct LeaderElection {
                 engine.logger.warning("Leader election failed; retrying: \(error)")
                 isLeader = false
             }
-            let was = engine.leadership.withValue { leader -> Bool in
+            let was = engine.leadership.withLock { leader -> Bool in
                 defer { leader = isLeader }
                 return leader
             }
@@ -204,9 +204,9 @@ struct LeaderElection {
             }
             try? await Task.sleep(for: heartbeat)
         }
-        if engine.leadership.withValue({ $0 }) {
+        if engine.leadership.withLock({ $0 }) {
             try? await engine.store.releaseSystemLock(name: lockName, workerID: engine.workerID)
-            engine.leadership.withValue { $0 = false }
+            engine.leadership.withLock { $0 = false }
         }
     }
 }

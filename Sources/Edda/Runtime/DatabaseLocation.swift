@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Where an ``EddaApp`` keeps its state.
 ///
 /// ```swift
@@ -59,7 +61,7 @@ public struct DatabaseLocation: Sendable, CustomStringConvertible {
         if scheme == "sqlite" {
             return .sqlite(path: try DatabaseURL.sqlitePath(of: url))
         }
-        if let factory = schemeFactories.withValue({ $0[scheme] }) {
+        if let factory = schemeFactories.withLock({ $0[scheme] }) {
             return try factory(url)
         }
         throw EddaUsageError(
@@ -78,8 +80,8 @@ public struct DatabaseLocation: Sendable, CustomStringConvertible {
 
     /// Lets a backend module handle URLs of `scheme` in ``url(_:)``.
     public static func registerScheme(_ scheme: String, factory: @escaping @Sendable (String) throws -> DatabaseLocation) {
-        schemeFactories.withValue { $0[scheme.lowercased()] = factory }
+        schemeFactories.withLock { $0[scheme.lowercased()] = factory }
     }
 
-    private static let schemeFactories = LockedBox<[String: @Sendable (String) throws -> DatabaseLocation]>([:])
+    private static let schemeFactories = Mutex<[String: @Sendable (String) throws -> DatabaseLocation]>([:])
 }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// CloudEvents: workflows and handlers started by event type, and delivery to waiting workflows.
@@ -17,7 +18,7 @@ extension EddaApp {
     /// ```
     public func register<W: Workflow>(_ workflow: W, handlingEvents eventType: String) {
         register(workflow)
-        eventHandlers.withValue { $0.workflows[eventType, default: []].append(W.name) }
+        eventHandlers.withLock { $0.workflows[eventType, default: []].append(W.name) }
     }
 
     /// Registers a closure-defined workflow as the handler of `eventType` (see
@@ -28,7 +29,7 @@ extension EddaApp {
         _ body: @escaping @Sendable (Input, WorkflowContext) async throws -> Output
     ) -> WorkflowReference<Input, Output> {
         let reference = register(workflow: name, version: version, body)
-        eventHandlers.withValue { $0.workflows[eventType, default: []].append(name) }
+        eventHandlers.withLock { $0.workflows[eventType, default: []].append(name) }
         return reference
     }
 
@@ -36,12 +37,12 @@ extension EddaApp {
     /// event is stored (errors are logged). For durable reactions, prefer an event-handler
     /// workflow.
     public func onEvent(_ eventType: String, _ handler: @escaping EventHandler) {
-        eventHandlers.withValue { $0.closures[eventType, default: []].append(handler) }
+        eventHandlers.withLock { $0.closures[eventType, default: []].append(handler) }
     }
 
     /// The event types that start workflows or run handlers here.
     public var handledEventTypes: [String] {
-        eventHandlers.withValue { Array(Set($0.workflows.keys).union($0.closures.keys)).sorted() }
+        eventHandlers.withLock { Array(Set($0.workflows.keys).union($0.closures.keys)).sorted() }
     }
 
     /// Accepts a CloudEvent: starts its event-handler workflows, stores it on the channel of its
@@ -62,7 +63,7 @@ extension EddaApp {
     @discardableResult
     public func handle(_ events: [CloudEvent]) async throws -> [EventReceipt] {
         for event in events { try event.attributes.validateIdentifiers() }
-        let handlers = eventHandlers.withValue { $0 }
+        let handlers = eventHandlers.withLock { $0 }
         // Check every event against its handler workflows first: a bad one stores nothing.
         var plans: [(event: CloudEvent, starts: [(workflow: String, inputJSON: String)])] = []
         for event in events {

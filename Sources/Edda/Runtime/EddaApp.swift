@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// A durable execution runtime inside your process: register workflows, start them, read their
 /// results; it resumes unfinished instances after a crash.
@@ -29,8 +30,8 @@ public final class EddaApp: Service, Sendable {
     let tasks: TaskTracker
     /// Renews locks until every execution has stopped; stopped last at shutdown.
     private let renewer: Task<Void, Never>
-    private let isShutDown = LockedBox(false)
-    let eventHandlers = LockedBox(EventHandlers())
+    private let isShutDown = Mutex(false)
+    let eventHandlers = Mutex(EventHandlers())
 
     /// Opens the configured database, migrates it, and starts the background work.
     ///
@@ -424,7 +425,7 @@ public final class EddaApp: Service, Sendable {
     }
 
     /// Whether this app currently holds the leader lease (``Configuration/leaderLockName``).
-    public var isLeader: Bool { engine.leadership.withValue { $0 } }
+    public var isLeader: Bool { engine.leadership.withLock { $0 } }
 
     // MARK: - Queries
 
@@ -450,7 +451,7 @@ public final class EddaApp: Service, Sendable {
 
     /// Whether the app can serve: it is not shut down and its database answers a read.
     public func isReady() async -> Bool {
-        guard !isShutDown.withValue({ $0 }) else { return false }
+        guard !isShutDown.withLock({ $0 }) else { return false }
         do {
             _ = try await store.instance(id: "")
             return true
@@ -475,7 +476,7 @@ public final class EddaApp: Service, Sendable {
     /// Stops background work, lets executions in progress stop at their next step, releases
     /// their locks, and closes the database. Idempotent.
     public func shutdown() async {
-        let first = isShutDown.withValue { done -> Bool in
+        let first = isShutDown.withLock { done -> Bool in
             defer { done = true }
             return !done
         }

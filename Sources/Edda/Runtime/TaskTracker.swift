@@ -1,9 +1,10 @@
 import Foundation
+import Synchronization
 
 /// The app's background tasks, so that shutdown can stop and await every one of them.
 final class TaskTracker: Sendable {
-    private let tasks = LockedBox<[UUID: Task<Void, Never>]>([:])
-    private let closed = LockedBox(false)
+    private let tasks = Mutex<[UUID: Task<Void, Never>]>([:])
+    private let closed = Mutex(false)
 
     /// Runs `body` in a tracked task; does nothing once the tracker is shut down.
     ///
@@ -11,11 +12,11 @@ final class TaskTracker: Sendable {
     @discardableResult
     func spawn(_ body: @escaping @Sendable () async -> Void) -> Bool {
         let id = UUID()
-        return tasks.withValue { tasks -> Bool in
-            guard !closed.withValue({ $0 }) else { return false }
+        return tasks.withLock { tasks -> Bool in
+            guard !closed.withLock({ $0 }) else { return false }
             tasks[id] = Task {
                 await body()
-                _ = self.tasks.withValue { $0.removeValue(forKey: id) }
+                _ = self.tasks.withLock { $0.removeValue(forKey: id) }
             }
             return true
         }
@@ -23,8 +24,8 @@ final class TaskTracker: Sendable {
 
     /// Cancels every task and waits for all of them to end.
     func shutdown() async {
-        closed.withValue { $0 = true }
-        let running = tasks.withValue { Array($0.values) }
+        closed.withLock { $0 = true }
+        let running = tasks.withLock { Array($0.values) }
         for task in running { task.cancel() }
         for task in running { await task.value }
     }

@@ -1,3 +1,5 @@
+import Crypto
+
 /// Checks of a shared secret sent by a client, for the HTTP routes and the viewer.
 package enum BearerToken {
     /// Whether an `Authorization` header value is `Bearer <token>` for `token`. The scheme is
