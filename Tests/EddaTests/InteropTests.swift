@@ -4,12 +4,13 @@ import Foundation
 import GRDB
 import Testing
 
-/// Messages crossing between this implementation and Python Edda 0.16.2 in one SQLite file.
+/// Messages crossing between this implementation and Python Edda 0.16.2 in one database, on
+/// SQLite and on PostgreSQL.
 ///
-/// Needs Python 3 with `edda-framework==0.16.2`: the system `python3` if it has it, otherwise a
-/// virtual environment under `.build/edda-python` that the suite creates and installs it into.
-/// Fails, never skips, when neither works.
-@Suite("Interoperability with Python Edda", .timeLimit(.minutes(5)))
+/// Needs Python 3 with `edda-framework==0.16.2` and `asyncpg`: the system `python3` if it has
+/// them, otherwise a virtual environment under `.build/edda-python` that the suite creates and
+/// installs them into. Fails, never skips, when neither works.
+@Suite("Interoperability with Python Edda", .timeLimit(.minutes(10)))
 struct InteropTests {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
@@ -17,18 +18,18 @@ struct InteropTests {
 
     /// The interpreter with Python Edda 0.16.2, found or installed once per test run.
     static let interpreter: Result<String, PeerError> = {
-        let check = ["-c", "import importlib.metadata as m; assert m.version('edda-framework') == '0.16.2'"]
+        let check = ["-c", "import importlib.metadata as m, asyncpg; assert m.version('edda-framework') == '0.16.2'"]
         if (try? run("/usr/bin/env", ["python3"] + check)) != nil { return .success("python3") }
         let venv = packageRoot.appendingPathComponent(".build/edda-python").path
         let python = venv + "/bin/python"
         if (try? run(python, check)) != nil { return .success(python) }
         do {
             _ = try run("/usr/bin/env", ["python3", "-m", "venv", venv])
-            _ = try run(python, ["-m", "pip", "install", "--quiet", "edda-framework==0.16.2"])
+            _ = try run(python, ["-m", "pip", "install", "--quiet", "edda-framework==0.16.2", "asyncpg"])
             _ = try run(python, check)
             return .success(python)
         } catch {
-            return .failure(PeerError(message: "Python Edda 0.16.2 is not available and could not be installed into \(venv): \(error)"))
+            return .failure(PeerError(message: "Python Edda 0.16.2 with asyncpg is not available and could not be installed into \(venv): \(error)"))
         }
     }()
 
@@ -68,10 +69,18 @@ struct InteropTests {
         var description: String { message }
     }
 
-    @Test("A message published by Python Edda reaches a waiting Swift workflow")
-    func pythonToSwift() async throws {
-        try await withDatabase { database in
-            try await withApp(database) { app in
+    /// The database as the Python peer is given it: the SQLite file's path, or the PostgreSQL
+    /// URL with Python's driver.
+    static func peerDatabase(_ database: BackendDatabase) throws -> String {
+        if let path = database.sqlite?.path { return path }
+        let url = try #require(database.postgresURL)
+        return url.replacingOccurrences(of: "postgresql://", with: "postgresql+asyncpg://")
+    }
+
+    @Test("A message published by Python Edda reaches a waiting Swift workflow", arguments: Backend.allCases)
+    func pythonToSwift(_ backend: Backend) async throws {
+        try await withBackend(backend) { database in
+            try await database.withApp { app in
                 let receiver = app.register(workflow: "swift_receiver") { (_: NoValue, context) -> [String: JSONValue] in
                     try await context.subscribe("cross.to-swift")
                     let message = try await context.receive("cross.to-swift", as: [String: JSONValue].self)
@@ -80,7 +89,7 @@ struct InteropTests {
                 let id = try await app.start(receiver, input: NoValue())
                 #expect(try await app.instance(id)?.status == .waitingForMessage)
 
-                let messageID = try await Self.python([database.path, "publish", "cross.to-swift", #"{"text": "from python", "n": 1}"#])
+                let messageID = try await Self.python([try Self.peerDatabase(database), "publish", "cross.to-swift", #"{"text": "from python", "n": 1}"#])
                 let result = try await app.result(of: id, as: [String: JSONValue].self)
                 #expect(result["data"] == ["text": "from python", "n": 1])
                 #expect(result["published_at"]?.stringValue != nil)
@@ -90,15 +99,16 @@ struct InteropTests {
         }
     }
 
-    @Test("A message published by Swift Edda reaches a waiting Python workflow, which completes with it")
-    func swiftToPython() async throws {
-        try await withDatabase { database in
-            let started = try await Self.python([database.path, "start-receiver", "cross.to-python"])
+    @Test("A message published by Swift Edda reaches a waiting Python workflow, which completes with it", arguments: Backend.allCases)
+    func swiftToPython(_ backend: Backend) async throws {
+        try await withBackend(backend) { database in
+            // Python creates the schema here: the Swift app must accept it as it is.
+            let started = try await Self.python([try Self.peerDatabase(database), "start-receiver", "cross.to-python"])
             let startInfo = try #require(JSONValue(jsonText: started))
             let pythonID = try #require(startInfo["instance_id"]?.stringValue)
             #expect(startInfo["status"] == "waiting_for_message")
 
-            try await withApp(database) { app in
+            try await database.withApp { app in
                 let sender = app.register(workflow: "swift_sender") { (_: NoValue, context) -> String in
                     try await context.publish("cross.to-python", data: ["text": "from swift"] as [String: String])
                 }
@@ -108,12 +118,34 @@ struct InteropTests {
                 #expect(instance.status == .running)
                 #expect(instance.lockedBy == nil)
 
-                let finished = try #require(JSONValue(jsonText: try await Self.python([database.path, "resume", pythonID])))
+                let finished = try #require(JSONValue(jsonText: try await Self.python([try Self.peerDatabase(database), "resume", pythonID])))
                 #expect(finished["status"] == "completed")
                 let output = try #require(finished["output"]?["result"])
                 #expect(output["data"] == ["text": "from swift"])
                 #expect(output["id"] == .string(messageID))
                 #expect(output["metadata"]?["source_instance_id"]?.stringValue?.hasPrefix("swift_sender-") == true)
+            }
+        }
+    }
+
+    @Test(
+        "Binary data published by Swift Edda to a waiting Python workflow does not leave it stuck: it receives the bytes as {_binary, data}",
+        arguments: Backend.allCases)
+    func binaryToPython(_ backend: Backend) async throws {
+        try await withBackend(backend) { database in
+            let started = try await Self.python([try Self.peerDatabase(database), "start-receiver", "cross.bytes"])
+            let pythonID = try #require(JSONValue(jsonText: started)?["instance_id"]?.stringValue)
+            try await database.withApp { app in
+                let bytes = Data([0x00, 0xFF, 0x10, 0x80, 0x7F])
+                let receipt = try await app.publish(to: "cross.bytes", data: bytes)
+                #expect(receipt.deliveredTo == [pythonID])
+                // A raw-bytes history row would make Python's history loading fail on every
+                // resume, leaving the instance running for ever; this one it loads.
+                let finished = try #require(JSONValue(jsonText: try await Self.python([try Self.peerDatabase(database), "resume", pythonID])))
+                #expect(finished["status"] == "completed")
+                let output = try #require(finished["output"]?["result"])
+                #expect(output["data"] == ["_binary": true, "data": .string(bytes.base64EncodedString())])
+                #expect(output["id"] == .string(receipt.messageID))
             }
         }
     }

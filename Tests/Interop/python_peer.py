@@ -1,7 +1,8 @@
 """The Python side of the cross-implementation messaging test.
 
-Runs Python Edda 0.16.2 (`pip install edda-framework==0.16.2`) against the SQLite database the
-Swift test shares with it:
+Runs Python Edda 0.16.2 (`pip install edda-framework==0.16.2 asyncpg`) against the database the
+Swift test shares with it: <db> is a SQLite file's path or a database URL
+(`postgresql+asyncpg://…`).
 
     python_peer.py <db> publish <channel> <json-object>      publish from outside any workflow
     python_peer.py <db> start-receiver <channel>             start a Python workflow that subscribes
@@ -28,7 +29,8 @@ async def python_receiver(ctx: WorkflowContext, channel: str) -> dict:
 
 async def main() -> None:
     db, command = sys.argv[1], sys.argv[2]
-    app = EddaApp(service_name="python-peer", db_url=f"sqlite:///{db}")
+    db_url = db if "://" in db else f"sqlite:///{db}"
+    app = EddaApp(service_name="python-peer", db_url=db_url)
     await app.initialize()
     try:
         if command == "publish":

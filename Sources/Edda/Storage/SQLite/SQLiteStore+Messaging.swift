@@ -458,30 +458,6 @@ extension SQLiteStore {
     }
 }
 
-/// How a received message is written to `workflow_history` (`ChannelMessageReceived`).
-package enum MessageHistory {
-    /// For this implementation's instances, always JSON: `{"id", "channel", "data", "metadata",
-    /// "published_at"}`, with binary data as `"data": null, "data_base64": "…"`, so replay gets
-    /// the metadata back too. For other implementations' instances, the reference's shapes: the
-    /// same JSON object for JSON data, the raw bytes as a binary row for binary data.
-    package static func payload(_ message: StoredMessage, ownInstance: Bool) -> HistoryPayload {
-        var writer = JSONObjectWriter()
-        writer.add("id", string: message.messageID)
-        writer.add("channel", string: message.channel)
-        switch message.payload {
-        case .json(let text):
-            writer.add("data", raw: text)
-        case .binary(let bytes):
-            guard ownInstance else { return .binary(bytes) }
-            writer.add("data", raw: "null")
-            writer.add("data_base64", string: Data(bytes).base64EncodedString())
-        }
-        writer.add("metadata", raw: message.metadataJSON ?? "{}")
-        writer.add("published_at", string: Timestamp.iso8601(message.publishedAt))
-        return .json(writer.finish())
-    }
-}
-
 /// The SQL of the waiting-and-messaging operations.
 enum MessagingStatements {
     static let selectSubscription = """
