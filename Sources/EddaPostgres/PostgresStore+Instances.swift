@@ -26,7 +26,7 @@ extension PostgresStore {
         try await connection.query(
             """
             INSERT INTO workflow_definitions (workflow_name, source_hash, source_code, created_at)
-            VALUES (\(instance.workflowName), \(instance.sourceHash), \(instance.sourceCode), \(now))
+            VALUES (\(instance.workflowName), \(instance.sourceHash), \(instance.sourceCode), \(NewInstance.definitionCreatedAt))
             ON CONFLICT DO NOTHING
             """, logger: logger)
         let lockedAt: Date? = instance.lockedBy == nil ? nil : now

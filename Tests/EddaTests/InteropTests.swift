@@ -2,6 +2,7 @@ import Edda
 import EddaTesting
 import Foundation
 import GRDB
+import PostgresNIO
 import Testing
 
 /// Messages crossing between this implementation and Python Edda 0.16.2 in one database, on
@@ -147,6 +148,59 @@ struct InteropTests {
                 #expect(output["data"] == ["_binary": true, "data": .string(bytes.base64EncodedString())])
                 #expect(output["id"] == .string(receipt.messageID))
             }
+        }
+    }
+
+    @Test(
+        "A Swift workflow sharing a name with a Python one never becomes the newest definition that Python checks before resuming its crashed instances",
+        arguments: Backend.allCases)
+    func definitionsNeverNewest(_ backend: Backend) async throws {
+        try await withBackend(backend) { database in
+            let started = try await Self.python([try Self.peerDatabase(database), "start-receiver", "cross.names"])
+            let pythonID = try #require(JSONValue(jsonText: started)?["instance_id"]?.stringValue)
+            try await database.withApp { app in
+                let pythonHash = try #require(try await app.instance(pythonID)?.sourceHash)
+                // Same durable name as the Python peer's workflow, different code.
+                let namesake = app.register(workflow: "python_receiver") { (_: NoValue, _) -> String in "swift" }
+                let swiftID = try await app.startDetached(namesake, input: NoValue())
+                #expect(try await app.result(of: swiftID, as: String.self) == "swift")
+                let swiftHash = try #require(try await app.instance(swiftID)?.sourceHash)
+                #expect(swiftHash != pythonHash)
+                // Python 0.16.2's stale-lock recovery resumes an instance only if its hash is that of
+                // the newest definition row of its name, by created_at.
+                let newest = try await Self.newestDefinition(database, workflowName: "python_receiver")
+                #expect(newest == pythonHash)
+                #expect(try await Self.definitionCount(database, workflowName: "python_receiver") == 2)
+            }
+        }
+    }
+
+    static func newestDefinition(_ database: BackendDatabase, workflowName: String) async throws -> String? {
+        if let sqlite = database.sqlite {
+            return try await DatabaseQueue(path: sqlite.path).read { db in
+                try String.fetchOne(
+                    db, sql: "SELECT source_hash FROM workflow_definitions WHERE workflow_name = ? ORDER BY created_at DESC LIMIT 1",
+                    arguments: [workflowName])
+            }
+        }
+        return try await PostgresTestServer.withConnection(try #require(database.postgresURL)) { connection in
+            try await connection.query(
+                "SELECT source_hash FROM workflow_definitions WHERE workflow_name = \(workflowName) ORDER BY created_at DESC LIMIT 1",
+                logger: PostgresTestServer.logger
+            ).collect().first?.decode(String.self)
+        }
+    }
+
+    static func definitionCount(_ database: BackendDatabase, workflowName: String) async throws -> Int {
+        if let sqlite = database.sqlite {
+            return try await DatabaseQueue(path: sqlite.path).read { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM workflow_definitions WHERE workflow_name = ?", arguments: [workflowName]) ?? 0
+            }
+        }
+        return try await PostgresTestServer.withConnection(try #require(database.postgresURL)) { connection in
+            try await connection.query(
+                "SELECT COUNT(*) FROM workflow_definitions WHERE workflow_name = \(workflowName)", logger: PostgresTestServer.logger
+            ).collect().first?.decode(Int.self) ?? 0
         }
     }
 }

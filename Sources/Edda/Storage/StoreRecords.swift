@@ -143,6 +143,15 @@ public struct CompensationRecord: Sendable, Hashable {
 
 /// What a new instance looks like when it is created.
 public struct NewInstance: Sendable {
+    /// The `created_at` of the `workflow_definitions` rows this library writes: the Unix epoch,
+    /// so that they are never the newest row of a workflow name.
+    ///
+    /// Python Edda 0.16.2 resumes a crashed instance only if its `source_hash` is that of the
+    /// newest definition row of its workflow name (by `created_at`). A Swift workflow that shares
+    /// a name with a Python one would otherwise make every Python worker skip its own crashed
+    /// instances. The shared schema has no framework column here; this rule needs none.
+    public static let definitionCreatedAt = Date(timeIntervalSince1970: 0)
+
     /// The instance's ID.
     public var instanceID: String
     /// The workflow's durable name.

@@ -119,7 +119,7 @@ public final class SQLiteStore: WorkflowStore {
     static func insertInstance(_ instance: NewInstance, in database: Database, now: Date) throws -> Bool {
         let timestamp = Timestamp.database(now)
         try database.cachedStatement(sql: Statements.insertDefinition).execute(arguments: [
-            instance.workflowName, instance.sourceHash, instance.sourceCode, timestamp,
+            instance.workflowName, instance.sourceHash, instance.sourceCode, Timestamp.database(NewInstance.definitionCreatedAt),
         ])
         try database.cachedStatement(sql: Statements.insertInstance).execute(arguments: [
             instance.instanceID, instance.workflowName, instance.sourceHash, instance.ownerService,
