@@ -369,9 +369,9 @@ struct PostgresSpecificTests {
                     .collect().first?.decode(String.self) ?? ""
             }
         }
-        // Operations time out after 1 s: a transaction idle for 11 s has been given up.
-        let store = PostgresStore(configuration: try PostgresURL.configuration(from: url), operationTimeout: .seconds(1))
-        #expect(try await setting(store) == "11s")
+        // Operations time out after 45 s: a transaction idle for 55 s has been given up.
+        let store = PostgresStore(configuration: try PostgresURL.configuration(from: url), operationTimeout: .seconds(45))
+        #expect(try await setting(store) == "55s")
         try await store.close()
 
         var configuration = try PostgresURL.configuration(from: url)
