@@ -49,8 +49,7 @@ struct OrderService: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
-        PostgresStore.registerURLScheme()
-        let location = try DatabaseLocation.fileOrURL(database)
+        let location = try DatabaseLocation.fileOrURL(database, drivers: [PostgresStore.self])
         var configuration = EddaApp.Configuration(serviceName: "order-service", database: location)
         if let brokerURL { configuration.outboxPublisher = HTTPOutboxPublisher(brokerURL: brokerURL) }
         let edda = try await EddaApp(configuration: configuration)

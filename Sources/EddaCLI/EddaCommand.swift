@@ -45,8 +45,7 @@ struct DatabaseOptions: ParsableArguments {
         guard let given = db ?? ProcessInfo.processInfo.environment["EDDA_DB_URL"], !given.isEmpty else {
             throw ValidationError("No database: pass --db <path or URL>, or set EDDA_DB_URL.")
         }
-        PostgresStore.registerURLScheme()
-        var location = try DatabaseLocation.fileOrURL(given)
+        var location = try DatabaseLocation.fileOrURL(given, drivers: [PostgresStore.self])
         let sqlitePath = try Self.sqlitePath(given)
         if mustExist, let path = sqlitePath, !FileManager.default.fileExists(atPath: path) {
             throw CommandError("No database file at '\(path)'. Check the path, or create it with `edda migrate --db \(given)`.")

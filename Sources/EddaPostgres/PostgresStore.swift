@@ -242,11 +242,7 @@ public final class PostgresStore: WorkflowStore {
 
 extension DatabaseLocation {
     /// A PostgreSQL database.
-    ///
-    /// Importing `EddaPostgres` and using this (or ``EddaPostgres/PostgresStore/registerURLScheme()``)
-    /// also lets ``Edda/DatabaseLocation/url(_:)`` handle `postgresql://` and `postgres://` URLs.
     public static func postgres(configuration: PostgresClient.Configuration) -> DatabaseLocation {
-        PostgresStore.registerURLScheme()
         let description = "postgresql://\(configuration.username)@\(configuration.host ?? "socket"):\(configuration.port ?? 5432)/\(configuration.database ?? "")"
         return DatabaseLocation(description: description) { PostgresStore(configuration: configuration) }
     }
@@ -258,12 +254,14 @@ extension DatabaseLocation {
     }
 }
 
-extension PostgresStore {
-    /// Lets ``Edda/DatabaseLocation/url(_:)`` open `postgresql://` and `postgres://` URLs.
-    public static func registerURLScheme() {
-        for scheme in ["postgresql", "postgres"] {
-            DatabaseLocation.registerScheme(scheme) { url in try .postgres(url: url) }
-        }
+extension PostgresStore: DatabaseURLDriver {
+    /// `postgresql` and `postgres` (with or without a driver suffix such as `+asyncpg`).
+    public static let urlSchemes = ["postgresql", "postgres"]
+
+    /// The database a `postgresql://` URL names: pass `PostgresStore.self` to
+    /// ``Edda/DatabaseLocation/url(_:drivers:)``.
+    public static func location(url: String) throws -> DatabaseLocation {
+        try .postgres(url: url)
     }
 }
 

@@ -55,7 +55,10 @@ struct DatabaseURLTests {
         #expect(configuration.port == 5433)
         #expect(configuration.username == "edda")
         #expect(configuration.database == "orders")
-        PostgresStore.registerURLScheme()
-        #expect(try DatabaseLocation.url("postgresql+asyncpg://edda@db.local:5433/orders").description == "postgresql://edda@db.local:5433/orders")
+        let location = try DatabaseLocation.url("postgresql+asyncpg://edda@db.local:5433/orders", drivers: [PostgresStore.self])
+        #expect(location.description == "postgresql://edda@db.local:5433/orders")
+        // Without the driver: a clear error, no hidden registration that a test could leave behind.
+        let error = #expect(throws: EddaUsageError.self) { try DatabaseLocation.url("postgresql://edda@db.local/orders") }
+        #expect(error?.message.contains("drivers: [PostgresStore.self]") == true)
     }
 }

@@ -1,5 +1,3 @@
-import Synchronization
-
 /// Where an ``EddaApp`` keeps its state.
 ///
 /// ```swift
@@ -45,15 +43,15 @@ public struct DatabaseLocation: Sendable, CustomStringConvertible {
     ///
     /// - `sqlite:///orders.db`: `orders.db`, relative to the working directory;
     /// - `sqlite:////var/data/orders.db`: the absolute path `/var/data/orders.db`;
-    /// - `postgresql://user@host:5432/orders` (with the module that provides it; see
-    ///   ``registerScheme(_:factory:)``).
+    /// - other schemes by one of `drivers`, for example
+    ///   `.url("postgresql://edda@db:5432/orders", drivers: [PostgresStore.self])`.
     ///
     /// A driver suffix is accepted and ignored (`sqlite+aiosqlite://`, `postgresql+asyncpg://`).
     /// A SQLite URL's query (`?mode=…`) is ignored.
     ///
-    /// - Throws: ``EddaUsageError`` for a URL no registered backend understands, or a SQLite URL
-    ///   that names no file.
-    public static func url(_ url: String) throws -> DatabaseLocation {
+    /// - Throws: ``EddaUsageError`` for a URL none of `drivers` opens, or a SQLite URL that
+    ///   names no file.
+    public static func url(_ url: String, drivers: [any DatabaseURLDriver.Type] = []) throws -> DatabaseLocation {
         guard let scheme = DatabaseURL.scheme(of: url) else {
             throw EddaUsageError(
                 .invalidConfiguration, "Database URL '\(url)' has no scheme; use e.g. sqlite:///edda.db or sqlite:////var/data/edda.db.")
@@ -61,27 +59,34 @@ public struct DatabaseLocation: Sendable, CustomStringConvertible {
         if scheme == "sqlite" {
             return .sqlite(path: try DatabaseURL.sqlitePath(of: url))
         }
-        if let factory = schemeFactories.withLock({ $0[scheme] }) {
-            return try factory(url)
+        if let driver = drivers.first(where: { $0.urlSchemes.contains(scheme) }) {
+            return try driver.location(url: url)
         }
+        let known = (["sqlite"] + drivers.flatMap { $0.urlSchemes }).map { $0 + ":" }.joined(separator: ", ")
         throw EddaUsageError(
             .invalidConfiguration,
-            "No database backend handles '\(scheme):' URLs; import the module that provides it (EddaPostgres for postgresql:).")
+            "No database driver given opens '\(scheme):' URLs (these do: \(known)); for PostgreSQL, import EddaPostgres "
+                + "and pass drivers: [PostgresStore.self].")
     }
 
-    /// A SQLite file given by its path, or any database given by URL (see ``url(_:)``): what a
-    /// command-line option or an environment variable such as `EDDA_DB_URL` holds.
+    /// A SQLite file given by its path, or any database given by URL (see
+    /// ``url(_:drivers:)``): what a command-line option or an environment variable such as
+    /// `EDDA_DB_URL` holds.
     ///
     /// Anything that starts with a URL scheme (`letters:`) is read as a URL; anything else is a
     /// file path.
-    public static func fileOrURL(_ given: String) throws -> DatabaseLocation {
-        DatabaseURL.scheme(of: given) == nil ? .sqlite(path: given) : try url(given)
+    public static func fileOrURL(_ given: String, drivers: [any DatabaseURLDriver.Type] = []) throws -> DatabaseLocation {
+        DatabaseURL.scheme(of: given) == nil ? .sqlite(path: given) : try url(given, drivers: drivers)
     }
+}
 
-    /// Lets a backend module handle URLs of `scheme` in ``url(_:)``.
-    public static func registerScheme(_ scheme: String, factory: @escaping @Sendable (String) throws -> DatabaseLocation) {
-        schemeFactories.withLock { $0[scheme.lowercased()] = factory }
-    }
-
-    private static let schemeFactories = Mutex<[String: @Sendable (String) throws -> DatabaseLocation]>([:])
+/// A database library that opens locations given by URL, for
+/// ``DatabaseLocation/url(_:drivers:)``: passing it there is all it takes, with no
+/// registration beforehand.
+public protocol DatabaseURLDriver {
+    /// The URL schemes it opens, lowercased and without a driver suffix (`postgresql`).
+    static var urlSchemes: [String] { get }
+    /// The location `url` names; `url`'s scheme is one of ``urlSchemes`` (possibly with a driver
+    /// suffix, such as `postgresql+asyncpg`).
+    static func location(url: String) throws -> DatabaseLocation
 }
