@@ -182,7 +182,8 @@ public enum SubscriptionOutcome: Sendable, Equatable {
 /// Each waiting subscriber is offered its oldest pending message (usually the one just
 /// published; an older one it missed comes first, so that nothing is skipped). On a broadcast
 /// channel every waiting subscriber can receive something, so all of them are offered, in
-/// pages of ``broadcastPageSize``. On a competing channel the new message goes to one of them:
+/// pages of ``broadcastPageSize``. On a competing channel the new message goes to one of them
+/// (they are read ``firstPageSize`` at a time):
 /// the walk stops once it is taken, or once a subscriber finds nothing pending (the others would
 /// find nothing either, as pending messages are shared). A publish therefore costs a few
 /// statements however many consumers wait, instead of one query per waiting consumer. A
@@ -203,6 +204,12 @@ package struct DeliverySweep: Sendable {
     /// the transaction).
     package static let broadcastPageSize = 500
 
+    /// Waiting subscribers read per query until the channel is known to broadcast, and on a
+    /// competing channel: a few, so that a message for one waiting instance (an event, a direct
+    /// message) or for a small broadcast audience takes one query, while a competing channel
+    /// with hundreds of waiting consumers locks only a handful of them.
+    package static let firstPageSize = 8
+
     /// The message being published.
     package let messageID: String
     /// The channel's mode, once the first waiting subscriber has been read.
@@ -214,9 +221,8 @@ package struct DeliverySweep: Sendable {
         self.messageID = messageID
     }
 
-    /// How many waiting subscribers to read next: one at a time until the channel is known to
-    /// broadcast (a competing channel rarely needs a second).
-    package var pageSize: Int { mode == "broadcast" ? Self.broadcastPageSize : 1 }
+    /// How many waiting subscribers to read next.
+    package var pageSize: Int { mode == "broadcast" ? Self.broadcastPageSize : Self.firstPageSize }
 
     /// Records the offer made to a subscriber of `mode`; afterwards ``isFinished`` says whether
     /// to go on to the next.
