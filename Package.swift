@@ -6,7 +6,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Edda", targets: ["Edda"]),
+        .library(name: "EddaSQLite", targets: ["EddaSQLite"]),
         .library(name: "EddaTesting", targets: ["EddaTesting"]),
+        .library(name: "EddaConformance", targets: ["EddaConformance"]),
         .library(name: "EddaHTTP", targets: ["EddaHTTP"]),
         .library(name: "EddaPostgres", targets: ["EddaPostgres"]),
         .library(name: "EddaDiagram", targets: ["EddaDiagram"]),
@@ -36,12 +38,19 @@ let package = Package(
             name: "Edda",
             dependencies: [
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .target(name: "EddaTesting", dependencies: ["Edda"]),
+        .target(
+            name: "EddaSQLite",
+            dependencies: [
+                "Edda",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(name: "EddaTesting", dependencies: ["Edda", "EddaSQLite"]),
+        .target(name: "EddaConformance", dependencies: ["Edda", "EddaTesting"]),
         .target(
             name: "EddaHTTP",
             dependencies: [
@@ -81,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "EddaCLI",
             dependencies: [
-                "Edda", "EddaPostgres", "EddaDiagram", "EddaViewer", "EddaVisualizer",
+                "Edda", "EddaSQLite", "EddaPostgres", "EddaDiagram", "EddaViewer", "EddaVisualizer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -89,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "EddaBench",
             dependencies: [
-                "Edda", "EddaPostgres",
+                "Edda", "EddaSQLite", "EddaPostgres",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -98,16 +107,16 @@ let package = Package(
         .executableTarget(
             name: "EddaTestWorker",
             dependencies: [
-                "Edda", "EddaPostgres",
+                "Edda", "EddaSQLite", "EddaPostgres",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),
-        .executableTarget(name: "Quickstart", dependencies: ["Edda"], path: "Examples/Quickstart", exclude: ["README.md"]),
+        .executableTarget(name: "Quickstart", dependencies: ["Edda", "EddaSQLite"], path: "Examples/Quickstart", exclude: ["README.md"]),
         .executableTarget(
             name: "OrderService",
             dependencies: [
-                "Edda", "EddaHTTP", "EddaPostgres", "EddaViewer",
+                "Edda", "EddaSQLite", "EddaHTTP", "EddaPostgres", "EddaViewer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -116,7 +125,7 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
-                "Edda", "EddaTesting", "EddaPostgres",
+                "Edda", "EddaSQLite", "EddaTesting", "EddaPostgres",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -131,7 +140,7 @@ let package = Package(
         .testTarget(
             name: "EddaHTTPTests",
             dependencies: [
-                "Edda", "EddaHTTP", "EddaTesting", "OrderService", "TestSupport",
+                "Edda", "EddaSQLite", "EddaHTTP", "EddaTesting", "OrderService", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -148,7 +157,7 @@ let package = Package(
         .testTarget(
             name: "EddaViewerTests",
             dependencies: [
-                "Edda", "EddaTesting", "EddaDiagram", "EddaViewer", "EddaVisualizer", "EddaCLI", "EddaPostgres", "TestSupport",
+                "Edda", "EddaSQLite", "EddaTesting", "EddaDiagram", "EddaViewer", "EddaVisualizer", "EddaCLI", "EddaPostgres", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -158,7 +167,7 @@ let package = Package(
         .testTarget(
             name: "EddaTests",
             dependencies: [
-                "Edda", "EddaTesting", "EddaTestWorker", "TestSupport", "EddaPostgres",
+                "Edda", "EddaSQLite", "EddaTesting", "EddaConformance", "EddaTestWorker", "TestSupport", "EddaPostgres",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),

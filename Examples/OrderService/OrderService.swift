@@ -6,6 +6,7 @@
 //   swift run order-service --port 0 --database /tmp/o.db --broker-url http://127.0.0.1:9000/events
 import ArgumentParser
 import Edda
+import EddaSQLite
 import EddaHTTP
 import EddaPostgres
 import EddaViewer

@@ -3,6 +3,7 @@
 //   swift run edda-quickstart            book a trip (and watch a failed one roll back)
 //   swift run edda-quickstart --crash    stop the process in the middle; run again to finish
 import Edda
+import EddaSQLite
 import Foundation
 
 struct Trip: Codable, Sendable {

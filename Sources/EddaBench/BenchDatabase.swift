@@ -1,4 +1,5 @@
 import Edda
+import EddaSQLite
 import EddaPostgres
 import Foundation
 import PostgresNIO

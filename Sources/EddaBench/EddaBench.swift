@@ -3,6 +3,7 @@
 //   swift run -c release edda-bench seq3 --db sqlite:////tmp/bench.db
 import ArgumentParser
 import Edda
+import EddaSQLite
 import EddaPostgres
 import Foundation
 import Logging

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Edda
+import EddaSQLite
 import EddaDiagram
 import EddaPostgres
 import EddaViewer

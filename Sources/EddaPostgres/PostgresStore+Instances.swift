@@ -36,7 +36,7 @@ extension PostgresStore {
                 instance_id, workflow_name, source_hash, owner_service, framework, status, continued_from,
                 started_at, updated_at, input_data, locked_by, locked_at, lock_expires_at, lock_timeout_seconds)
             VALUES (\(instance.instanceID), \(instance.workflowName), \(instance.sourceHash), \(instance.ownerService),
-                    \(EddaApp.frameworkName), 'running', \(instance.continuedFrom), \(now), \(now), \(instance.inputJSON),
+                    \(StoredFramework.name), 'running', \(instance.continuedFrom), \(now), \(now), \(instance.inputJSON),
                     \(instance.lockedBy), \(lockedAt), \(instance.lockExpiresAt), \(instance.lockTimeoutSeconds))
             ON CONFLICT (instance_id) DO NOTHING
             RETURNING 1
@@ -49,7 +49,7 @@ extension PostgresStore {
                 """
                 UPDATE workflow_instances SET locked_by = \(workerID), locked_at = \(now), lock_expires_at = \(leaseUntil),
                     updated_at = \(now)
-                WHERE instance_id = \(instanceID) AND framework = \(EddaApp.frameworkName)
+                WHERE instance_id = \(instanceID) AND framework = \(StoredFramework.name)
                   AND status IN ('running', 'compensating') AND (locked_by IS NULL OR lock_expires_at < \(now))
                 RETURNING 1
                 """, logger: self.logger)
@@ -231,29 +231,23 @@ extension PostgresStore {
 
     public func requestCancellation(instanceID: String, cancelledBy: String, now: Date) async throws -> CancellationOutcome {
         try await transaction { connection in
-            guard let row = try await connection.rows(
+            let row = try await connection.rows(
                 """
                 SELECT status, framework, workflow_name, locked_by, lock_expires_at FROM workflow_instances
                 WHERE instance_id = \(instanceID) FOR UPDATE
                 """, logger: self.logger).first
-            else { return .notCancellable(nil) }
-            let status = WorkflowStatus(rawValue: try row.value("status"))
-            let lockedBy: String? = try row.value("locked_by")
-            let expiry: Date? = try row.value("lock_expires_at")
-            let isHeld = lockedBy != nil && (expiry.map { $0 > now } ?? true)
-            guard status.isCancellable, try row.value("framework", as: String.self) == EddaApp.frameworkName,
-                  !(status == .compensating && isHeld)
-            else { return .notCancellable(status) }
-
-            let detailsJSON = JSONValue.object([
-                "cancelled_by": .string(cancelledBy), "cancelled_at": .string(Timestamp.iso8601(now)),
-                "previous_status": .string(status.rawValue),
-            ]).jsonText
-            let recorded = try await self.insertHistory(
-                NewHistoryEvent(
-                    activityID: "workflow_cancelled", eventType: HistoryEventType.workflowCancelled, payload: .json(detailsJSON)),
-                instanceID: instanceID, on: connection, now: now, ifAbsent: true)
-            guard recorded else { return .notCancellable(status) }
+            let candidate = try row.map {
+                CancellationCandidate(
+                    status: WorkflowStatus(rawValue: try $0.value("status")), framework: try $0.value("framework"),
+                    lockedBy: try $0.value("locked_by"), lockExpiresAt: try $0.value("lock_expires_at"))
+            }
+            let plan: CancellationPlan
+            switch CancellationPlan.decide(candidate, framework: StoredFramework.name, cancelledBy: cancelledBy, now: now) {
+            case .refuse(let outcome): return outcome
+            case .proceed(let proceeding): plan = proceeding
+            }
+            let recorded = try await self.insertHistory(plan.historyEvent, instanceID: instanceID, on: connection, now: now, ifAbsent: true)
+            guard recorded, let row else { return plan.alreadyRequested }
 
             let pending = try await connection.rows(
                 """
@@ -261,29 +255,30 @@ extension PostgresStore {
                   AND NOT EXISTS (SELECT 1 FROM workflow_history h
                                   WHERE h.instance_id = c.instance_id AND h.activity_id = 'compensation_' || c.id)
                 """, logger: self.logger).first?.value("n", as: Int.self) ?? 0
-            if pending == 0 && !isHeld {
+            let ending = plan.ending(pendingCompensations: pending)
+            switch ending {
+            case .cancelNow(let output):
                 try await connection.query(
                     """
-                    UPDATE workflow_instances SET status = 'cancelled', output_data = \(detailsJSON), updated_at = \(now),
+                    UPDATE workflow_instances SET status = 'cancelled', output_data = \(output), updated_at = \(now),
                         locked_by = NULL, locked_at = NULL, lock_expires_at = NULL
                     WHERE instance_id = \(instanceID)
                     """, logger: self.logger)
                 try await connection.query("DELETE FROM channel_subscriptions WHERE instance_id = \(instanceID)", logger: self.logger)
                 try await connection.query("DELETE FROM workflow_timer_subscriptions WHERE instance_id = \(instanceID)", logger: self.logger)
-                return .cancelled
+            case .compensate(let output, let holder):
+                try await connection.query(
+                    "UPDATE workflow_instances SET status = 'compensating', output_data = \(output), updated_at = \(now) WHERE instance_id = \(instanceID)",
+                    logger: self.logger)
+                try await connection.query("DELETE FROM workflow_timer_subscriptions WHERE instance_id = \(instanceID)", logger: self.logger)
+                try await connection.query(
+                    "UPDATE channel_subscriptions SET activity_id = NULL, timeout_at = NULL WHERE instance_id = \(instanceID)",
+                    logger: self.logger)
+                if holder == nil {
+                    try await self.notifyResumable(instanceID, workflowName: try row.value("workflow_name"), on: connection)
+                }
             }
-            let started = JSONValue.object(["started_at": .string(Timestamp.iso8601(now))]).jsonText
-            try await connection.query(
-                "UPDATE workflow_instances SET status = 'compensating', output_data = \(started), updated_at = \(now) WHERE instance_id = \(instanceID)",
-                logger: self.logger)
-            try await connection.query("DELETE FROM workflow_timer_subscriptions WHERE instance_id = \(instanceID)", logger: self.logger)
-            try await connection.query(
-                "UPDATE channel_subscriptions SET activity_id = NULL, timeout_at = NULL WHERE instance_id = \(instanceID)",
-                logger: self.logger)
-            if !isHeld {
-                try await self.notifyResumable(instanceID, workflowName: try row.value("workflow_name"), on: connection)
-            }
-            return .pendingCompensation(heldBy: isHeld ? lockedBy : nil)
+            return ending.outcome
         }
     }
 
@@ -293,7 +288,7 @@ extension PostgresStore {
             try await connection.rows(
                 """
                 SELECT instance_id, workflow_name, lock_timeout_seconds FROM workflow_instances
-                WHERE framework = \(EddaApp.frameworkName) AND status IN ('running', 'compensating')
+                WHERE framework = \(StoredFramework.name) AND status IN ('running', 'compensating')
                   AND (locked_by IS NULL OR lock_expires_at < \(now)) AND workflow_name = ANY(\(workflowNames))
                 ORDER BY updated_at LIMIT \(limit)
                 """, logger: self.logger

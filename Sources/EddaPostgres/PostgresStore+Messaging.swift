@@ -246,7 +246,7 @@ extension PostgresStore {
                     sweep.record(.nothingPending, mode: subscription.mode)
                     continue
                 }
-                let own = try row.value("framework", as: String.self) == EddaApp.frameworkName
+                let own = try row.value("framework", as: String.self) == StoredFramework.name
                 guard try await consume(next, by: subscription, activityID: activityID, ownInstance: own, on: connection, now: now) else {
                     sweep.record(.alreadyRecorded, mode: subscription.mode)
                     continue
@@ -281,7 +281,7 @@ extension PostgresStore {
     ) async throws -> Wake {
         let framework: String = try row.value("framework")
         let workflowName: String = try row.value("workflow_name")
-        let leaseUntil = framework == EddaApp.frameworkName
+        let leaseUntil = framework == StoredFramework.name
             ? claim.leaseUntil(workflowName: workflowName, storedSeconds: try row.value("lock_timeout_seconds"), now: now)
             : nil
         let waiting = """
@@ -318,7 +318,7 @@ extension PostgresStore {
                 """
                 SELECT t.id, t.instance_id, t.timer_id, t.expires_at, t.activity_id, i.framework, i.workflow_name, i.lock_timeout_seconds
                 FROM workflow_timer_subscriptions t JOIN workflow_instances i ON i.instance_id = t.instance_id
-                WHERE t.expires_at <= \(deadline) AND i.status = 'waiting_for_timer' AND i.framework = \(EddaApp.frameworkName)
+                WHERE t.expires_at <= \(deadline) AND i.status = 'waiting_for_timer' AND i.framework = \(StoredFramework.name)
                   AND (i.locked_by IS NULL OR i.lock_expires_at < \(now)) AND i.workflow_name = ANY(\(names))
                 ORDER BY t.expires_at LIMIT \(limit) FOR UPDATE OF t SKIP LOCKED
                 """, logger: self.logger)
@@ -344,7 +344,7 @@ extension PostgresStore {
                 SELECT s.id, s.instance_id, s.channel, s.activity_id, s.timeout_at, i.framework, i.workflow_name, i.lock_timeout_seconds
                 FROM channel_subscriptions s JOIN workflow_instances i ON i.instance_id = s.instance_id
                 WHERE s.timeout_at <= \(deadline) AND s.activity_id IS NOT NULL AND i.status = 'waiting_for_message'
-                  AND i.framework = \(EddaApp.frameworkName) AND (i.locked_by IS NULL OR i.lock_expires_at < \(now))
+                  AND i.framework = \(StoredFramework.name) AND (i.locked_by IS NULL OR i.lock_expires_at < \(now))
                   AND i.workflow_name = ANY(\(names))
                 ORDER BY s.timeout_at LIMIT \(limit) FOR UPDATE OF s SKIP LOCKED
                 """, logger: self.logger)
@@ -355,11 +355,7 @@ extension PostgresStore {
                 try await self.clearWait(try row.value("id"), on: connection)
                 let wake = try await self.wake(instanceID, row: row, claim: claim, on: connection, now: now)
                 guard wake != .notWaiting else { continue }
-                let payload = JSONValue.object([
-                    "_error": true, "error_type": "TimeoutError",
-                    "error_message": .string("Message on channel '\(channel)' did not arrive within timeout"),
-                    "channel": .string(channel), "timeout_at": .string(Timestamp.iso8601(timeoutAt)),
-                ]).jsonText
+                let payload = StepPayloads.messageTimeout(channel: channel, timeoutAt: timeoutAt)
                 try await self.insertHistory(
                     NewHistoryEvent(activityID: try row.value("activity_id"), eventType: HistoryEventType.messageTimeout, payload: .json(payload)),
                     instanceID: instanceID, on: connection, now: now, ifAbsent: true)
@@ -382,7 +378,7 @@ extension PostgresStore {
                                               ELSE m.id > COALESCE(s.cursor_message_id, 0) END)
                                     AND \(Self.addressed(to: "s.instance_id")))
                     ORDER BY s.id LIMIT $4 FOR UPDATE OF s SKIP LOCKED
-                    """, binds: try Self.bindings(EddaApp.frameworkName, now, names, limit)),
+                    """, binds: try Self.bindings(StoredFramework.name, now, names, limit)),
                 logger: self.logger)
             for row in waiting {
                 let subscription = try Subscription(row: row)
@@ -417,12 +413,12 @@ extension PostgresStore {
                 SELECT MIN(deadline) AS deadline FROM (
                     SELECT MIN(t.expires_at) AS deadline
                     FROM workflow_timer_subscriptions t JOIN workflow_instances i ON i.instance_id = t.instance_id
-                    WHERE i.status = 'waiting_for_timer' AND i.framework = \(EddaApp.frameworkName) AND i.workflow_name = ANY(\(workflowNames))
+                    WHERE i.status = 'waiting_for_timer' AND i.framework = \(StoredFramework.name) AND i.workflow_name = ANY(\(workflowNames))
                     UNION ALL
                     SELECT MIN(s.timeout_at)
                     FROM channel_subscriptions s JOIN workflow_instances i ON i.instance_id = s.instance_id
                     WHERE s.activity_id IS NOT NULL AND s.timeout_at IS NOT NULL AND i.status = 'waiting_for_message'
-                      AND i.framework = \(EddaApp.frameworkName) AND i.workflow_name = ANY(\(workflowNames))
+                      AND i.framework = \(StoredFramework.name) AND i.workflow_name = ANY(\(workflowNames))
                 ) deadlines
                 """, logger: self.logger
             ).first?.value("deadline", as: Date?.self)

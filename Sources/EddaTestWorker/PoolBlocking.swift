@@ -1,6 +1,7 @@
 // The `block-pool` mode: activity code that blocks every thread of Swift's cooperative pool
 // while the instances' short leases must be renewed (see LeaseTests in EddaTests).
 import Edda
+import EddaSQLite
 import EddaPostgres
 import Foundation
 import Synchronization

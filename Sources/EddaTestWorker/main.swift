@@ -15,6 +15,7 @@
 //                                                             PoolBlocking.swift)
 //   edda-test-worker chaos <postgresql-url> <index> <count>    a chaos worker (see Chaos.swift)
 import Edda
+import EddaSQLite
 import Foundation
 import GRDB
 

@@ -1,4 +1,5 @@
 import Edda
+import EddaSQLite
 import Foundation
 
 /// A fresh SQLite database file in its own temporary folder, removed by ``remove()``.

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Edda
+import EddaSQLite
 import EddaHTTP
 import EddaTesting
 import Foundation

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 @testable import Edda
+@testable import EddaSQLite
 import EddaHTTP
 import EddaTesting
 import Foundation

@@ -1,4 +1,5 @@
 import Edda
+import EddaSQLite
 import EddaHTTP
 import EddaTesting
 import Foundation

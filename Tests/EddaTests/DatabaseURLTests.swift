@@ -1,4 +1,5 @@
 @testable import Edda
+@testable import EddaSQLite
 @testable import EddaPostgres
 import Foundation
 import Testing
@@ -21,7 +22,7 @@ struct DatabaseURLTests {
         "sqlite://", "sqlite:///", "sqlite:///?mode=ro", "sqlite://host/orders.db", "sqlite:orders.db", "sqlite:/orders.db",
     ])
     func sqliteRefused(_ url: String) {
-        let error = #expect(throws: EddaUsageError.self) { try DatabaseLocation.url(url) }
+        let error = #expect(throws: EddaUsageError.self) { try DatabaseLocation.url(url, drivers: [SQLiteStore.self]) }
         #expect(error?.kind == .invalidConfiguration)
         #expect(error?.message.contains("sqlite:////absolute") == true, "\(error?.message ?? "")")
     }
@@ -46,6 +47,9 @@ struct DatabaseURLTests {
         #expect(try DatabaseLocation.fileOrURL("sqlite:///" + path).description == "sqlite:\(path)")
         #expect(try DatabaseLocation.fileOrURL("sqlite+aiosqlite:///" + path).description == "sqlite:\(path)")
         #expect(throws: EddaUsageError.self) { try DatabaseLocation.fileOrURL("mysql+aiomysql://edda@db/orders") }
+        // The core opens nothing by itself: even a SQLite URL needs its driver.
+        let error = #expect(throws: EddaUsageError.self) { try DatabaseLocation.url("sqlite:///" + path, drivers: []) }
+        #expect(error?.message.contains("none was given") == true, "\(error?.message ?? "")")
     }
 
     @Test("PostgreSQL URLs with Python's driver suffix name the same server and database")
@@ -58,7 +62,10 @@ struct DatabaseURLTests {
         let location = try DatabaseLocation.url("postgresql+asyncpg://edda@db.local:5433/orders", drivers: [PostgresStore.self])
         #expect(location.description == "postgresql://edda@db.local:5433/orders")
         // Without the driver: a clear error, no hidden registration that a test could leave behind.
-        let error = #expect(throws: EddaUsageError.self) { try DatabaseLocation.url("postgresql://edda@db.local/orders") }
-        #expect(error?.message.contains("drivers: [PostgresStore.self]") == true)
+        let error = #expect(throws: EddaUsageError.self) {
+            try DatabaseLocation.url("postgresql://edda@db.local/orders", drivers: [SQLiteStore.self])
+        }
+        #expect(error?.message.contains("[PostgresStore.self]") == true)
+        #expect(error?.message.contains("these do: sqlite:") == true, "\(error?.message ?? "")")
     }
 }

@@ -1,4 +1,5 @@
 @testable import Edda
+@testable import EddaSQLite
 import EddaTesting
 import Foundation
 import GRDB

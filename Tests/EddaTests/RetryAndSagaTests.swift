@@ -1,4 +1,5 @@
 import Edda
+import EddaSQLite
 import EddaTesting
 import Foundation
 import GRDB

@@ -1,4 +1,5 @@
 import Edda
+import EddaSQLite
 import EddaDiagram
 import EddaTesting
 import EddaViewer

@@ -10,6 +10,8 @@ Swift test shares with it: <db> is a SQLite file's path or a database URL
                                                              prints its instance ID and status
     python_peer.py <db> resume <instance-id>                 run until that instance completes;
                                                              prints its output_data as JSON
+    python_peer.py <db> cancel <instance-id>                 cancel_workflow, as a Python app or its
+                                                             viewer would; prints true or false
 """
 
 import asyncio
@@ -51,6 +53,9 @@ async def main() -> None:
                     return
                 await asyncio.sleep(0.05)
             raise SystemExit(f"instance {instance_id} did not complete: {instance['status']}")
+        elif command == "cancel":
+            cancelled = await app.replay_engine.cancel_workflow(sys.argv[3], cancelled_by="python-peer")
+            print(json.dumps(cancelled))
         else:
             raise SystemExit(f"unknown command {command}")
     finally:

@@ -3,6 +3,7 @@
 import Glibc
 #endif
 import Edda
+import EddaSQLite
 import EddaTesting
 import Foundation
 import GRDB

@@ -4,7 +4,8 @@ import Synchronization
 /// A durable side effect: a unit of work whose result is recorded once and replayed after that.
 ///
 /// Each attempt runs and then commits its result in one transaction, together with any work
-/// the activity added with ``ActivityContext/transaction(_:)`` and any compensation it
+/// the activity added to that transaction (`context.transaction { db in … }` with EddaSQLite,
+/// `context.postgresTransaction { connection in … }` with EddaPostgres) and any compensation it
 /// registers. A failed attempt is retried by the activity's ``retryPolicy`` (or the app's).
 ///
 /// ```swift
@@ -64,8 +65,9 @@ public final class ActivityContext: Sendable {
     ///
     /// The work runs after ``Activity/run(_:context:)`` returns, inside the same transaction that
     /// records the result, so it commits exactly when the step does: never twice, never without
-    /// the step. The store runs work of its own kind; see ``ActivityContext/transaction(_:)``
-    /// for SQLite.
+    /// the step. The store runs work of its own kind: each database module adds its own form
+    /// (`transaction { db in … }` in EddaSQLite, `postgresTransaction { connection in … }` in
+    /// EddaPostgres), and a store given another's work fails the attempt with a clear error.
     public func addTransactionalWork(_ work: any TransactionalWork) {
         pendingWork.append(work)
     }

@@ -87,6 +87,18 @@ package enum StepPayloads {
         return writer.finish()
     }
 
+    /// `MessageTimeout {_error: true, error_type: "TimeoutError", error_message, channel, timeout_at}`:
+    /// a receive on `channel` whose timeout passed.
+    package static func messageTimeout(channel: String, timeoutAt: Date) -> String {
+        var writer = JSONObjectWriter()
+        writer.add("_error", raw: "true")
+        writer.add("error_type", string: "TimeoutError")
+        writer.add("error_message", string: "Message on channel '\(channel)' did not arrive within timeout")
+        writer.add("channel", string: channel)
+        writer.add("timeout_at", string: Timestamp.iso8601(timeoutAt))
+        return writer.finish()
+    }
+
     /// The input of a publish step, recorded as its kwargs: `{"channel", "target_instance_id"?}`.
     static func publishInput(channel: String, target: String?) -> String {
         var kwargs = JSONObjectWriter()

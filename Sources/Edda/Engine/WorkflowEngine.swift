@@ -499,7 +499,7 @@ final class WorkflowEngine: Sendable {
             return .finished(await finishCancellation(context))
         case (.success, .recoveringFailure):
             return .finished(await stop(context, because: NondeterminismError(
-                instanceID: scope.instanceID, activityID: "workflow_failed",
+                instanceID: scope.instanceID, activityID: ReservedActivityID.workflowFailed,
                 detail: "the instance failed, but replay now completes it")))
         case (.success(let output), .normal):
             return .finished(await complete(context, output: output))

@@ -36,7 +36,7 @@ public struct InstanceQuery: Sendable {
     public var pageToken: String?
     /// Only instances written by this implementation (`framework` column); `nil` for all.
     /// Default `"swift"`.
-    public var framework: String? = EddaApp.frameworkName
+    public var framework: String? = StoredFramework.name
 
     /// A query that matches every instance of this framework, 50 a page.
     public init() {}

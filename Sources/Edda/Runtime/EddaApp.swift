@@ -17,7 +17,7 @@ import Synchronization
 /// `ServiceLifecycle` service, which shuts it down on graceful shutdown.
 public final class EddaApp: Service, Sendable {
     /// The `framework` value this implementation writes and processes.
-    public static let frameworkName = "swift"
+    public static let frameworkName = StoredFramework.name
 
     /// The configuration the app was created with.
     public let configuration: Configuration

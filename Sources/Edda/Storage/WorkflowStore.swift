@@ -7,8 +7,8 @@ import Foundation
 /// Implementations write `framework = 'swift'` and act only on instances of that framework,
 /// while they read any instance.
 ///
-/// Edda ships ``SQLiteStore``; other backends implement this protocol and pass the shared
-/// conformance suite.
+/// EddaSQLite's `SQLiteStore` and EddaPostgres's `PostgresStore` implement it; another backend
+/// implements it in its own module and passes the shared conformance suite.
 public protocol WorkflowStore: Sendable {
     /// Creates or upgrades the shared schema (idempotent), recording versions in
     /// `schema_migrations`.

@@ -1,3 +1,4 @@
+import Edda
 import GRDB
 import Synchronization
 

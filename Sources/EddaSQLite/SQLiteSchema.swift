@@ -1,3 +1,5 @@
+import Edda
+
 /// The shared "Durax" schema for SQLite, as versioned migrations in the dbmate layout used by
 /// the sibling implementations (`schema_migrations.version`).
 enum SQLiteSchema {

@@ -1,3 +1,4 @@
+import Edda
 import GRDB
 
 /// Builds the SQL of ``SQLiteStore/findInstances(_:)``; every value is a bound argument.

@@ -1,3 +1,4 @@
+import Edda
 import Foundation
 import GRDB
 
@@ -87,7 +88,7 @@ extension SQLiteStore {
             let namesList = Self.placeholders(names.count)
 
             // Timers that expired.
-            var arguments: StatementArguments = [Timestamp.database(deadline), EddaApp.frameworkName, timestamp]
+            var arguments: StatementArguments = [Timestamp.database(deadline), StoredFramework.name, timestamp]
             arguments += StatementArguments(names)
             arguments += [limit]
             for row in try Row.fetchAll(database, sql: MessagingStatements.dueTimers(namesList), arguments: arguments) {
@@ -108,24 +109,19 @@ extension SQLiteStore {
             }
 
             // Receives that timed out.
-            arguments = [Timestamp.database(deadline), EddaApp.frameworkName, timestamp]
+            arguments = [Timestamp.database(deadline), StoredFramework.name, timestamp]
             arguments += StatementArguments(names)
             arguments += [limit]
             for row in try Row.fetchAll(database, sql: MessagingStatements.dueReceiveTimeouts(namesList), arguments: arguments) {
                 let instanceID: String = row["instance_id"]
                 let channel: String = row["channel"]
                 let timeoutAt: String = row["timeout_at"]
-                var payload = JSONObjectWriter()
-                payload.add("_error", raw: "true")
-                payload.add("error_type", string: "TimeoutError")
-                payload.add("error_message", string: "Message on channel '\(channel)' did not arrive within timeout")
-                payload.add("channel", string: channel)
-                payload.add("timeout_at", string: Timestamp.parse(timeoutAt).map(Timestamp.iso8601) ?? timeoutAt)
+                let payload = StepPayloads.messageTimeout(channel: channel, timeoutAt: Timestamp.parse(timeoutAt) ?? now)
                 try database.cachedStatement(sql: MessagingStatements.clearWait).execute(arguments: [row["id"]])
                 let wake = try Self.wake(database, instanceID: instanceID, row: row, claim: claim, now: now)
                 guard wake != .notWaiting else { continue }
                 try database.cachedStatement(sql: Statements.insertHistoryIfAbsent).execute(arguments: [
-                    instanceID, row["activity_id"] as String, HistoryEventType.messageTimeout, "json", payload.finish(), nil, timestamp,
+                    instanceID, row["activity_id"] as String, HistoryEventType.messageTimeout, "json", payload, nil, timestamp,
                 ])
                 if wake == .claimed, let instance = try Self.claimedInstance(database, instanceID: instanceID) {
                     claimed.append(instance)
@@ -134,7 +130,7 @@ extension SQLiteStore {
 
             // Waiting subscribers with a pending message nobody delivered (published while the
             // instance was locked, or by a process that did not deliver it).
-            arguments = [EddaApp.frameworkName, timestamp]
+            arguments = [StoredFramework.name, timestamp]
             arguments += StatementArguments(names)
             arguments += [limit]
             for row in try Row.fetchAll(database, sql: MessagingStatements.waitingWithPending(namesList), arguments: arguments) {
@@ -156,9 +152,9 @@ extension SQLiteStore {
     public func nextWaitDeadline(workflowNames: [String]) async throws -> Date? {
         guard !workflowNames.isEmpty else { return nil }
         return try await pool.read { database in
-            var arguments: StatementArguments = [EddaApp.frameworkName]
+            var arguments: StatementArguments = [StoredFramework.name]
             arguments += StatementArguments(workflowNames)
-            arguments += [EddaApp.frameworkName]
+            arguments += [StoredFramework.name]
             arguments += StatementArguments(workflowNames)
             let text = try String.fetchOne(
                 database, sql: MessagingStatements.nextDeadline(Self.placeholders(workflowNames.count)), arguments: arguments)
@@ -328,8 +324,8 @@ extension SQLiteStore {
     /// holds the instance's `framework`, `workflow_name` and `lock_timeout_seconds`.
     static func wake(_ database: Database, instanceID: String, row: Row, claim: ClaimPolicy, now: Date) throws -> Wake {
         let timestamp = Timestamp.database(now)
-        let framework: String = row["framework"] ?? EddaApp.frameworkName
-        let leaseUntil = framework == EddaApp.frameworkName
+        let framework: String = row["framework"] ?? StoredFramework.name
+        let leaseUntil = framework == StoredFramework.name
             ? claim.leaseUntil(workflowName: row["workflow_name"], storedSeconds: row["lock_timeout_seconds"], now: now)
             : nil
         if let leaseUntil {
@@ -402,7 +398,7 @@ extension SQLiteStore {
                     sweep.record(.nothingPending, mode: subscription.mode)
                     continue
                 }
-                let own = (row["framework"] as String) == EddaApp.frameworkName
+                let own = (row["framework"] as String) == StoredFramework.name
                 guard try consume(next, by: subscription, activityID: activityID, ownInstance: own, in: database, now: now) else {
                     sweep.record(.alreadyRecorded, mode: subscription.mode)
                     continue

@@ -1,3 +1,4 @@
+import Edda
 import Foundation
 import GRDB
 
@@ -123,7 +124,7 @@ public final class SQLiteStore: WorkflowStore {
         ])
         try database.cachedStatement(sql: Statements.insertInstance).execute(arguments: [
             instance.instanceID, instance.workflowName, instance.sourceHash, instance.ownerService,
-            EddaApp.frameworkName, instance.continuedFrom, timestamp, timestamp, instance.inputJSON,
+            StoredFramework.name, instance.continuedFrom, timestamp, timestamp, instance.inputJSON,
             instance.lockedBy, instance.lockedBy == nil ? nil : timestamp,
             instance.lockExpiresAt.map(Timestamp.database), instance.lockTimeoutSeconds,
         ])
@@ -134,7 +135,7 @@ public final class SQLiteStore: WorkflowStore {
         try await writer.write { database in
             let timestamp = Timestamp.database(now)
             try database.cachedStatement(sql: Statements.claim).execute(arguments: [
-                workerID, timestamp, Timestamp.database(leaseUntil), timestamp, instanceID, EddaApp.frameworkName, timestamp,
+                workerID, timestamp, Timestamp.database(leaseUntil), timestamp, instanceID, StoredFramework.name, timestamp,
             ])
             guard database.changesCount == 1, let instance = try Self.fetchInstance(database, id: instanceID) else {
                 return nil
@@ -211,8 +212,12 @@ public final class SQLiteStore: WorkflowStore {
         return .applied(status: WorkflowStatus(rawValue: newStatus), deliveries: deliveries)
     }
 
-    static func insertHistory(_ database: Database, instanceID: String, event: NewHistoryEvent, timestamp: String) throws {
-        let statement = try database.cachedStatement(sql: Statements.insertHistory)
+    /// Inserts one history row; with `ifAbsent`, nothing happens if the instance already has a
+    /// row with that activity ID (`database.changesCount` then says 0).
+    static func insertHistory(
+        _ database: Database, instanceID: String, event: NewHistoryEvent, timestamp: String, ifAbsent: Bool = false
+    ) throws {
+        let statement = try database.cachedStatement(sql: ifAbsent ? Statements.insertHistoryIfAbsent : Statements.insertHistory)
         switch event.payload {
         case .json(let text):
             try statement.execute(arguments: [instanceID, event.activityID, event.eventType, "json", text, nil, timestamp])
@@ -246,45 +251,39 @@ public final class SQLiteStore: WorkflowStore {
 
     public func requestCancellation(instanceID: String, cancelledBy: String, now: Date) async throws -> CancellationOutcome {
         try await writer.write { database in
-            guard let row = try Row.fetchOne(
+            let candidate = try Row.fetchOne(
                 database,
                 sql: "SELECT status, framework, locked_by, lock_expires_at FROM workflow_instances WHERE instance_id = ?",
-                arguments: [instanceID])
-            else { return .notCancellable(nil) }
-            let status = WorkflowStatus(rawValue: row["status"])
-            let lockedBy: String? = row["locked_by"]
-            let expiry = (row["lock_expires_at"] as String?).flatMap(Timestamp.parse)
-            let isHeld = lockedBy != nil && (expiry.map { $0 > now } ?? true)
-            guard status.isCancellable, row["framework"] as String == EddaApp.frameworkName,
-                  !(status == .compensating && isHeld)
-            else { return .notCancellable(status) }
-
+                arguments: [instanceID]
+            ).map {
+                CancellationCandidate(
+                    status: WorkflowStatus(rawValue: $0["status"]), framework: $0["framework"], lockedBy: $0["locked_by"],
+                    lockExpiresAt: ($0["lock_expires_at"] as String?).flatMap(Timestamp.parse))
+            }
+            let plan: CancellationPlan
+            switch CancellationPlan.decide(candidate, framework: StoredFramework.name, cancelledBy: cancelledBy, now: now) {
+            case .refuse(let outcome): return outcome
+            case .proceed(let proceeding): plan = proceeding
+            }
             let timestamp = Timestamp.database(now)
-            let details = CancellationDetails(
-                cancelledBy: cancelledBy, cancelledAt: Timestamp.iso8601(now), previousStatus: status.rawValue)
-            try database.cachedStatement(sql: Statements.insertHistoryIfAbsent).execute(arguments: [
-                instanceID, ReservedActivityID.workflowCancelled, HistoryEventType.workflowCancelled, "json",
-                try JSON.encode(details), nil, timestamp,
-            ])
-            guard database.changesCount == 1 else { return .notCancellable(status) }
+            try Self.insertHistory(database, instanceID: instanceID, event: plan.historyEvent, timestamp: timestamp, ifAbsent: true)
+            guard database.changesCount == 1 else { return plan.alreadyRequested }
 
             let pending = try Int.fetchOne(database, sql: Statements.countPendingCompensations, arguments: [instanceID]) ?? 0
-            if pending == 0 && !isHeld {
-                try database.cachedStatement(sql: Statements.finishCancelled).execute(arguments: [
-                    try JSON.encode(details), timestamp, instanceID,
-                ])
+            let ending = plan.ending(pendingCompensations: pending)
+            switch ending {
+            case .cancelNow(let output):
+                try database.cachedStatement(sql: Statements.finishCancelled).execute(arguments: [output, timestamp, instanceID])
                 try database.execute(sql: "DELETE FROM channel_subscriptions WHERE instance_id = ?", arguments: [instanceID])
                 try database.execute(sql: "DELETE FROM workflow_timer_subscriptions WHERE instance_id = ?", arguments: [instanceID])
-                return .cancelled
+            case .compensate(let output, _):
+                try database.cachedStatement(sql: Statements.markCompensating).execute(arguments: [output, timestamp, instanceID])
+                try database.execute(sql: "DELETE FROM workflow_timer_subscriptions WHERE instance_id = ?", arguments: [instanceID])
+                try database.execute(
+                    sql: "UPDATE channel_subscriptions SET activity_id = NULL, timeout_at = NULL WHERE instance_id = ?",
+                    arguments: [instanceID])
             }
-            try database.cachedStatement(sql: Statements.markCompensating).execute(arguments: [
-                try JSON.encode(["started_at": Timestamp.iso8601(now)]), timestamp, instanceID,
-            ])
-            try database.execute(sql: "DELETE FROM workflow_timer_subscriptions WHERE instance_id = ?", arguments: [instanceID])
-            try database.execute(
-                sql: "UPDATE channel_subscriptions SET activity_id = NULL, timeout_at = NULL WHERE instance_id = ?",
-                arguments: [instanceID])
-            return .pendingCompensation(heldBy: isHeld ? lockedBy : nil)
+            return ending.outcome
         }
     }
 
@@ -299,7 +298,7 @@ public final class SQLiteStore: WorkflowStore {
                   AND workflow_name IN (\(names))
                 ORDER BY updated_at LIMIT ?
                 """
-            var arguments: StatementArguments = [EddaApp.frameworkName, Timestamp.database(now)]
+            var arguments: StatementArguments = [StoredFramework.name, Timestamp.database(now)]
             arguments += StatementArguments(workflowNames)
             arguments += [limit]
             return try Row.fetchAll(database, sql: sql, arguments: arguments).map {
@@ -396,20 +395,6 @@ public final class SQLiteStore: WorkflowStore {
         try Row.fetchAll(database.cachedStatement(sql: Statements.selectCompensations), arguments: [instanceID]).map {
             CompensationRecord(id: $0["id"], activityID: $0["activity_id"], name: $0["activity_name"], argsJSON: $0["args"])
         }
-    }
-}
-
-/// The cancellation details stored in the `WorkflowCancelled` history row and, at the end, in
-/// `output_data`.
-struct CancellationDetails: Codable, Sendable {
-    var cancelledBy: String
-    var cancelledAt: String
-    var previousStatus: String
-
-    enum CodingKeys: String, CodingKey {
-        case cancelledBy = "cancelled_by"
-        case cancelledAt = "cancelled_at"
-        case previousStatus = "previous_status"
     }
 }
 

@@ -1,3 +1,5 @@
+import Edda
+
 /// The SQL of ``SQLiteStore``, as named statements.
 extension SQLiteStore {
     enum Statements {
@@ -113,11 +115,4 @@ extension SQLiteStore {
             UPDATE workflow_instances SET status = 'compensating', output_data = ?, updated_at = ? WHERE instance_id = ?
             """
     }
-}
-
-/// Activity IDs the engine writes for its own history rows.
-enum ReservedActivityID {
-    static let workflowFailed = "workflow_failed"
-    static let workflowCancelled = "workflow_cancelled"
-    static func compensation(_ rowID: Int64) -> String { "compensation_\(rowID)" }
 }

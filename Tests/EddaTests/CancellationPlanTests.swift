@@ -1,0 +1,79 @@
+@testable import Edda
+import Foundation
+import Testing
+
+/// The cancellation rule both stores execute, checked without a database.
+@Suite("Cancellation plan")
+struct CancellationPlanTests {
+    let now = Date(timeIntervalSince1970: 1_800_000_000)
+
+    func decide(_ candidate: CancellationCandidate?) -> CancellationPlan.Decision {
+        CancellationPlan.decide(candidate, framework: "swift", cancelledBy: "ops", now: now)
+    }
+
+    func candidate(_ status: WorkflowStatus, framework: String = "swift", lockedBy: String? = nil, expiresIn seconds: Double? = nil)
+        -> CancellationCandidate {
+        CancellationCandidate(
+            status: status, framework: framework, lockedBy: lockedBy, lockExpiresAt: seconds.map { now.addingTimeInterval($0) })
+    }
+
+    func refusal(_ decision: CancellationPlan.Decision) -> CancellationOutcome? {
+        if case .refuse(let outcome) = decision { return outcome }
+        return nil
+    }
+
+    func plan(_ decision: CancellationPlan.Decision, sourceLocation: SourceLocation = #_sourceLocation) throws -> CancellationPlan {
+        guard case .proceed(let plan) = decision else {
+            Issue.record("expected a plan, got \(decision)", sourceLocation: sourceLocation)
+            throw CancellationTestFailure()
+        }
+        return plan
+    }
+
+    @Test("a missing, ended or foreign instance, or one compensating under a live lock, is refused")
+    func refusals() throws {
+        #expect(refusal(decide(nil)) == .notCancellable(nil))
+        for status in [WorkflowStatus.completed, .failed, .cancelled, .recurred] {
+            #expect(refusal(decide(candidate(status))) == .notCancellable(status))
+        }
+        #expect(refusal(decide(candidate(.running, framework: "python"))) == .notCancellable(.running))
+        #expect(refusal(decide(candidate(.compensating, lockedBy: "w1", expiresIn: 10))) == .notCancellable(.compensating))
+        // A compensating instance whose holder died can be cancelled (and resumed by another worker).
+        #expect(refusal(decide(candidate(.compensating, lockedBy: "w1", expiresIn: -1))) == nil)
+    }
+
+    @Test("nothing to compensate and no live holder: cancelled at once, with the reference's details in its key order")
+    func cancelNow() throws {
+        let plan = try plan(decide(candidate(.waitingForTimer, lockedBy: "dead", expiresIn: -5)))
+        let details = #"{"cancelled_by":"ops","cancelled_at":"2027-01-15T08:00:00.000000+00:00","previous_status":"waiting_for_timer"}"#
+        #expect(plan.detailsJSON == details)
+        #expect(plan.historyEvent.activityID == "workflow_cancelled")
+        #expect(plan.historyEvent.eventType == "WorkflowCancelled")
+        let ending = plan.ending(pendingCompensations: 0)
+        #expect(ending == .cancelNow(outputJSON: details))
+        #expect(ending.outcome == .cancelled)
+        #expect(plan.alreadyRequested == .notCancellable(.waitingForTimer))
+    }
+
+    @Test("pending compensations or a live holder: marked compensating for a worker to finish")
+    func compensate() throws {
+        let started = #"{"started_at":"2027-01-15T08:00:00.000000+00:00"}"#
+        let waiting = try plan(decide(candidate(.waitingForMessage)))
+        #expect(waiting.ending(pendingCompensations: 2) == .compensate(outputJSON: started, holder: nil))
+        #expect(waiting.ending(pendingCompensations: 2).outcome == .pendingCompensation(heldBy: nil))
+
+        let held = try plan(decide(candidate(.running, lockedBy: "w1", expiresIn: 30)))
+        #expect(held.ending(pendingCompensations: 0) == .compensate(outputJSON: started, holder: "w1"))
+        #expect(held.ending(pendingCompensations: 0).outcome == .pendingCompensation(heldBy: "w1"))
+        // A lock with no expiry counts as held.
+        let noExpiry = try plan(decide(candidate(.running, lockedBy: "w2")))
+        #expect(noExpiry.holder == "w2")
+    }
+
+    @Test("a receive timeout's history payload has the reference's keys in its order")
+    func messageTimeoutPayload() {
+        #expect(StepPayloads.messageTimeout(channel: "jobs", timeoutAt: now) == #"{"_error":true,"error_type":"TimeoutError","error_message":"Message on channel 'jobs' did not arrive within timeout","channel":"jobs","timeout_at":"2027-01-15T08:00:00.000000+00:00"}"#)
+    }
+}
+
+struct CancellationTestFailure: Error {}
