@@ -254,6 +254,9 @@ enum ConformanceChecks {
             let claim = OutboxClaim(limit: 10, maxRetries: 3, reclaimProcessingBefore: Date().addingTimeInterval(-60))
             let taken = try await app.store.claimOutboxEvents(claim, now: Date())
             try expectEqual(taken.count, 1, "events claimed")
+            try expect(
+                taken.allSatisfy { OutboxEventID.isWrittenHere($0.eventID) },
+                "claimed event IDs have the form of this library's (\(taken.map(\.eventID)))")
             try expectEqual(taken.first?.payload, .json(#"{"id":"A"}"#), "the event's payload")
             try expect(try await app.store.claimOutboxEvents(claim, now: Date()).isEmpty, "a claimed event is not claimed again")
             try await app.store.finishOutboxEvent(eventID: taken[0].eventID, outcome: .failed("HTTP 503"), now: Date())

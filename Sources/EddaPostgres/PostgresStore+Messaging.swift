@@ -236,7 +236,10 @@ extension PostgresStore {
                 """
             if let target = message.targetInstanceID { sql += " AND s.instance_id = \(builder.bind(target))" }
             let pageSize = sweep.pageSize
-            builder.sql = sql + " ORDER BY s.id LIMIT \(builder.bind(pageSize)) FOR UPDATE OF s SKIP LOCKED"
+            // The instance row is locked with its subscription, so that no other writer (another
+            // worker, or another framework's delivery taking the instance's lock) can change it
+            // between this read and the wake-up below.
+            builder.sql = sql + " ORDER BY s.id LIMIT \(builder.bind(pageSize)) FOR UPDATE OF s, i SKIP LOCKED"
             let page = try await connection.rows(builder.query, logger: logger)
             for row in page where !sweep.isFinished {
                 let subscription = try Subscription(row: row)
@@ -247,15 +250,18 @@ extension PostgresStore {
                     continue
                 }
                 let own = try row.value("framework", as: String.self) == StoredFramework.name
+                // Wake first: a wait is ended only together with its instance's wake-up, never
+                // leaving a consumed message beside an instance that still waits.
+                let woken = try await wake(subscription.instanceID, row: row, claim: claim, on: connection, now: now)
+                guard woken != .notWaiting else { continue }
+                try await clearWait(subscription.id, on: connection)
                 guard try await consume(next, by: subscription, activityID: activityID, ownInstance: own, on: connection, now: now) else {
                     sweep.record(.alreadyRecorded, mode: subscription.mode)
                     continue
                 }
                 sweep.record(.consumed(messageID: next.messageID), mode: subscription.mode)
-                try await clearWait(subscription.id, on: connection)
                 if next.messageID == message.messageID { delivered.append(subscription.instanceID) }
-                if try await wake(subscription.instanceID, row: row, claim: claim, on: connection, now: now) == .claimed,
-                   let instance = try await claimedInstance(subscription.instanceID, on: connection) {
+                if woken == .claimed, let instance = try await claimedInstance(subscription.instanceID, on: connection) {
                     claimed.append(instance)
                 }
             }
@@ -320,15 +326,15 @@ extension PostgresStore {
                 FROM workflow_timer_subscriptions t JOIN workflow_instances i ON i.instance_id = t.instance_id
                 WHERE t.expires_at <= \(deadline) AND i.status = 'waiting_for_timer' AND i.framework = \(StoredFramework.name)
                   AND (i.locked_by IS NULL OR i.lock_expires_at < \(now)) AND i.workflow_name = ANY(\(names))
-                ORDER BY t.expires_at LIMIT \(limit) FOR UPDATE OF t SKIP LOCKED
+                ORDER BY t.expires_at LIMIT \(limit) FOR UPDATE OF t, i SKIP LOCKED
                 """, logger: self.logger)
             for row in timers {
                 let instanceID: String = try row.value("instance_id")
                 let timerID: String = try row.value("timer_id")
                 let activityID: String = try row.value("activity_id") ?? timerID
-                try await connection.query("DELETE FROM workflow_timer_subscriptions WHERE id = \(try row.value("id", as: Int.self))", logger: self.logger)
                 let wake = try await self.wake(instanceID, row: row, claim: claim, on: connection, now: now)
                 guard wake != .notWaiting else { continue }
+                try await connection.query("DELETE FROM workflow_timer_subscriptions WHERE id = \(try row.value("id", as: Int.self))", logger: self.logger)
                 try await self.insertHistory(
                     NewHistoryEvent(
                         activityID: activityID, eventType: HistoryEventType.timerExpired,
@@ -346,15 +352,15 @@ extension PostgresStore {
                 WHERE s.timeout_at <= \(deadline) AND s.activity_id IS NOT NULL AND i.status = 'waiting_for_message'
                   AND i.framework = \(StoredFramework.name) AND (i.locked_by IS NULL OR i.lock_expires_at < \(now))
                   AND i.workflow_name = ANY(\(names))
-                ORDER BY s.timeout_at LIMIT \(limit) FOR UPDATE OF s SKIP LOCKED
+                ORDER BY s.timeout_at LIMIT \(limit) FOR UPDATE OF s, i SKIP LOCKED
                 """, logger: self.logger)
             for row in timeouts {
                 let instanceID: String = try row.value("instance_id")
                 let channel: String = try row.value("channel")
                 let timeoutAt: Date = try row.value("timeout_at")
-                try await self.clearWait(try row.value("id"), on: connection)
                 let wake = try await self.wake(instanceID, row: row, claim: claim, on: connection, now: now)
                 guard wake != .notWaiting else { continue }
+                try await self.clearWait(try row.value("id"), on: connection)
                 let payload = StepPayloads.messageTimeout(channel: channel, timeoutAt: timeoutAt)
                 try await self.insertHistory(
                     NewHistoryEvent(activityID: try row.value("activity_id"), eventType: HistoryEventType.messageTimeout, payload: .json(payload)),
@@ -377,18 +383,19 @@ extension PostgresStore {
                                               THEN NOT EXISTS (SELECT 1 FROM channel_message_claims c WHERE c.message_id = m.message_id)
                                               ELSE m.id > COALESCE(s.cursor_message_id, 0) END)
                                     AND \(Self.addressed(to: "s.instance_id")))
-                    ORDER BY s.id LIMIT $4 FOR UPDATE OF s SKIP LOCKED
+                    ORDER BY s.id LIMIT $4 FOR UPDATE OF s, i SKIP LOCKED
                     """, binds: try Self.bindings(StoredFramework.name, now, names, limit)),
                 logger: self.logger)
             for row in waiting {
                 let subscription = try Subscription(row: row)
                 guard let activityID = subscription.activityID,
-                      let message = try await self.pendingMessage(for: subscription, on: connection),
-                      try await self.consume(message, by: subscription, activityID: activityID, ownInstance: true, on: connection, now: now)
+                      let message = try await self.pendingMessage(for: subscription, on: connection)
                 else { continue }
+                let wake = try await self.wake(subscription.instanceID, row: row, claim: claim, on: connection, now: now)
+                guard wake != .notWaiting else { continue }
                 try await self.clearWait(subscription.id, on: connection)
-                if try await self.wake(subscription.instanceID, row: row, claim: claim, on: connection, now: now) == .claimed,
-                   let instance = try await self.claimedInstance(subscription.instanceID, on: connection) {
+                _ = try await self.consume(message, by: subscription, activityID: activityID, ownInstance: true, on: connection, now: now)
+                if wake == .claimed, let instance = try await self.claimedInstance(subscription.instanceID, on: connection) {
                     claimed.append(instance)
                 }
             }

@@ -18,15 +18,17 @@ extension PostgresStore {
 
     public func claimOutboxEvents(_ claim: OutboxClaim, now: Date) async throws -> [OutboxEvent] {
         try await transaction { connection in
-            // While a row is `processing`, `published_at` holds when it was taken.
+            // While a row is `processing`, `published_at` holds when it was taken. Only rows this
+            // library wrote are taken (`OutboxEventID`).
             try await connection.rows(
                 """
                 UPDATE outbox_events SET status = 'processing', published_at = \(now)
                 WHERE event_id IN (
                     SELECT event_id FROM outbox_events
-                    WHERE status = 'pending'
-                       OR (status = 'failed' AND COALESCE(retry_count, 0) < \(claim.maxRetries))
-                       OR (status = 'processing' AND published_at IS NOT NULL AND published_at < \(claim.reclaimProcessingBefore))
+                    WHERE (status = 'pending'
+                           OR (status = 'failed' AND COALESCE(retry_count, 0) < \(claim.maxRetries))
+                           OR (status = 'processing' AND published_at IS NOT NULL AND published_at < \(claim.reclaimProcessingBefore)))
+                      AND event_id LIKE \(OutboxEventID.likePattern)
                     ORDER BY created_at, event_id LIMIT \(claim.limit)
                     FOR UPDATE SKIP LOCKED)
                 RETURNING *

@@ -8,7 +8,10 @@ extension SQLiteStore {
         try await writer.write { database in
             try Row.fetchAll(
                 database.cachedStatement(sql: OutboxStatements.claim),
-                arguments: [Timestamp.database(now), claim.maxRetries, Timestamp.database(claim.reclaimProcessingBefore), claim.limit]
+                arguments: [
+                    Timestamp.database(now), claim.maxRetries, Timestamp.database(claim.reclaimProcessingBefore), claim.limit,
+                    OutboxEventID.likePattern,
+                ]
             ).map(Self.outboxEvent(from:))
             // RETURNING gives no order: send the oldest first.
             .sorted { ($0.createdAt, $0.eventID) < ($1.createdAt, $1.eventID) }
@@ -77,14 +80,15 @@ enum OutboxStatements {
 
     /// While a row is `processing`, `published_at` holds when it was taken, so that a row left
     /// by a relayer that crashed can be told from one being sent. Arguments: now, max retries,
-    /// reclaim-before, limit.
+    /// reclaim-before, limit, the pattern of the event IDs written here (`OutboxEventID`).
     static let claim = """
         UPDATE outbox_events SET status = 'processing', published_at = ?1
         WHERE event_id IN (
             SELECT event_id FROM outbox_events
-            WHERE status = 'pending'
-               OR (status = 'failed' AND COALESCE(retry_count, 0) < ?2)
-               OR (status = 'processing' AND published_at IS NOT NULL AND published_at < ?3)
+            WHERE (status = 'pending'
+                   OR (status = 'failed' AND COALESCE(retry_count, 0) < ?2)
+                   OR (status = 'processing' AND published_at IS NOT NULL AND published_at < ?3))
+              AND event_id LIKE ?5
             ORDER BY created_at, event_id LIMIT ?4)
         RETURNING *
         """

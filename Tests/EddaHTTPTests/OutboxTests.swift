@@ -204,16 +204,18 @@ struct OutboxTests {
         try await TemporaryDatabase.with { database in
             // As a crashed relayer leaves it: processing, taken ten minutes ago.
             try await database.withApp(configure: { $0.runsBackgroundRecovery = false }) { _ in }
+            let stuck = OutboxEventID.make()
+            let busy = OutboxEventID.make()
             let queue = try openDatabase(database.path)
             try await queue.write { db in
                 try db.execute(sql: """
                     INSERT INTO outbox_events (event_id, event_type, event_source, data_type, event_data, content_type,
                                                created_at, published_at, status, retry_count)
-                    VALUES ('stuck-1', 'order.shipped', '/shop', 'json', '{"n":1}', 'application/json',
+                    VALUES (?, 'order.shipped', '/shop', 'json', '{"n":1}', 'application/json',
                             '2026-01-01 00:00:00.000000', ?, 'processing', 0),
-                           ('busy-1', 'order.shipped', '/shop', 'json', '{"n":2}', 'application/json',
+                           (?, 'order.shipped', '/shop', 'json', '{"n":2}', 'application/json',
                             '2026-01-01 00:00:00.000000', ?, 'processing', 0)
-                    """, arguments: [Timestamp.database(Date().addingTimeInterval(-600)), Timestamp.database(Date())])
+                    """, arguments: [stuck, Timestamp.database(Date().addingTimeInterval(-600)), busy, Timestamp.database(Date())])
             }
             try queue.close()
             try await withServer(broker.router()) { base in
@@ -223,10 +225,10 @@ struct OutboxTests {
                     configuration.outboxRelayer.processingTimeout = .seconds(300)
                 }) { _ in
                     try await eventually("the stuck row published") {
-                        try rows(database, "SELECT status FROM outbox_events WHERE event_id = 'stuck-1'").first?["status"] as String? == "published"
+                        try rows(database, "SELECT status FROM outbox_events WHERE event_id = ?", [stuck]).first?["status"] as String? == "published"
                     }
                     // One being sent right now (taken moments ago) is left to its relayer.
-                    #expect(try rows(database, "SELECT status FROM outbox_events WHERE event_id = 'busy-1'").first?["status"] as String? == "processing")
+                    #expect(try rows(database, "SELECT status FROM outbox_events WHERE event_id = ?", [busy]).first?["status"] as String? == "processing")
                     #expect(broker.received.count == 1)
                 }
             }

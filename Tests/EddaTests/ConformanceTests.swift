@@ -119,6 +119,84 @@ struct PostgresSpecificTests {
         }
     }
 
+    @Test(
+        "A delivery sweep never consumes a message for an instance whose lock another framework takes meanwhile (Python's deliver takes the lock, then writes)")
+    func sweepRacesAForeignLockTaker() async throws {
+        try await withBackend(.postgres) { database in
+            let url = try #require(database.postgresURL)
+            try await database.withApp(configure: { $0.runsBackgroundRecovery = false }) { app in
+                let waiter = app.register(workflow: "pg_waiter") { (_: NoValue, context) -> Int in
+                    try await context.subscribe("raced")
+                    return try await context.receive("raced", as: Job.self).data.number
+                }
+                let id = try await app.start(waiter, input: NoValue())
+                #expect(try await app.instance(id)?.status == .waitingForMessage)
+                let claim = ClaimPolicy(workerID: "sweeper", leases: ["pg_waiter": .seconds(30)])
+                // A message stored without delivery, as Python's publish_to_channel leaves it.
+                let messageID = UUID().uuidString.lowercased()
+                _ = try await PostgresTestServer.withConnection(url) { connection in
+                    try await connection.query(
+                        """
+                        INSERT INTO channel_messages (channel, message_id, data_type, data, metadata, published_at)
+                        VALUES ('raced', \(messageID), 'json', '{"number": 4}', '{}', NOW())
+                        """, logger: PostgresTestServer.logger)
+                }
+                // Another framework takes the instance's lock in a transaction that is still open
+                // while the sweep runs: the sweep must leave the instance alone.
+                try await PostgresTestServer.withConnection(url) { locker in
+                    try await locker.query("BEGIN", logger: PostgresTestServer.logger)
+                    try await locker.query("SELECT 1 FROM workflow_instances WHERE instance_id = \(id) FOR UPDATE", logger: PostgresTestServer.logger)
+                    try await locker.query(
+                        """
+                        UPDATE workflow_instances SET locked_by = 'publisher-python', locked_at = NOW(),
+                            lock_expires_at = NOW() + INTERVAL '300 seconds'
+                        WHERE instance_id = \(id)
+                        """, logger: PostgresTestServer.logger)
+                    let sweep = Task { try await app.store.fireDueWaits(claim: claim, deadline: Date(), now: Date(), limit: 10) }
+                    // Commit once the sweep has finished, or is waiting for this transaction's row
+                    // lock (the race that would otherwise go unseen).
+                    let sweepPID = Task { () -> Bool in
+                        while true {
+                            let blocked = try await locker.query(
+                                """
+                                SELECT count(*) FROM pg_stat_activity
+                                WHERE wait_event_type = 'Lock' AND datname = current_database() AND pid <> pg_backend_pid()
+                                """,
+                                logger: PostgresTestServer.logger
+                            ).collect().first?.decode(Int.self) ?? 0
+                            if blocked > 0 { return true }
+                            try await Task.sleep(for: .milliseconds(20))
+                        }
+                    }
+                    let finishedFirst = await withTaskGroup(of: Bool.self) { group in
+                        group.addTask { _ = try? await sweep.value; return true }
+                        group.addTask { (try? await sweepPID.value) == true ? false : true }
+                        let first = await group.next() ?? true
+                        sweepPID.cancel()
+                        return first
+                    }
+                    sweepPID.cancel()
+                    #expect(finishedFirst, "the sweep waited for the other framework's lock")
+                    try await locker.query("COMMIT", logger: PostgresTestServer.logger)
+                    let claimedBySweep = try await sweep.value
+                    #expect(claimedBySweep.isEmpty)
+                }
+                // Nothing was consumed: the instance still waits with its wait registered.
+                #expect(try await app.instance(id)?.status == .waitingForMessage)
+                #expect(try await app.history(of: id).filter { $0.eventType == "ChannelMessageReceived" }.isEmpty)
+                // The other framework lets go without delivering; the next sweep delivers.
+                _ = try await PostgresTestServer.withConnection(url) { connection in
+                    try await connection.query(
+                        "UPDATE workflow_instances SET locked_by = NULL, locked_at = NULL, lock_expires_at = NULL WHERE instance_id = \(id)",
+                        logger: PostgresTestServer.logger)
+                }
+                let resumed = try await app.store.fireDueWaits(claim: claim, deadline: Date(), now: Date(), limit: 10)
+                #expect(resumed.map(\.instance.instanceID) == [id])
+                #expect(try await app.history(of: id).filter { $0.eventType == "ChannelMessageReceived" }.count == 1)
+            }
+        }
+    }
+
     @Test("The server ends a session left idle in a transaction soon after the store gave up on it; a value the user set wins")
     func abandonedTransactionsEnd() async throws {
         let url = try await PostgresTestServer.makeDatabase()

@@ -29,7 +29,7 @@ struct InteropTests {
         if (try? run(python, check)) != nil { return .success(python) }
         do {
             _ = try run("/usr/bin/env", ["python3", "-m", "venv", venv])
-            _ = try run(python, ["-m", "pip", "install", "--quiet", "edda-framework==0.16.2", "asyncpg"])
+            _ = try run(python, ["-m", "pip", "install", "--quiet", "edda-framework==0.16.2", "asyncpg"], timeout: .seconds(900))
             _ = try run(python, check)
             return .success(python)
         } catch {
@@ -48,24 +48,52 @@ struct InteropTests {
         }
     }
 
+    /// Runs a command to its end and returns its standard output; throws with its standard error
+    /// when it fails, and kills it when it runs past `timeout`.
+    ///
+    /// Both outputs go to files, not pipes: Python Edda's background tasks can log more than a
+    /// pipe holds, and a child blocked on a full standard-error pipe while the test reads its
+    /// standard output to the end would never exit.
     @discardableResult
-    static func run(_ executable: String, _ arguments: [String]) throws -> String {
+    static func run(_ executable: String, _ arguments: [String], timeout: Duration = .seconds(240)) throws -> String {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edda-peer-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let outputURL = directory.appendingPathComponent("stdout")
+        let errorURL = directory.appendingPathComponent("stderr")
+        guard FileManager.default.createFile(atPath: outputURL.path, contents: nil),
+              FileManager.default.createFile(atPath: errorURL.path, contents: nil)
+        else { throw PeerError(message: "could not create the output files in \(directory.path)") }
+        let output = try FileHandle(forWritingTo: outputURL)
+        let errors = try FileHandle(forWritingTo: errorURL)
+        defer {
+            try? output.close()
+            try? errors.close()
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        let output = Pipe()
-        let errors = Pipe()
+        process.standardInput = FileHandle.nullDevice
         process.standardOutput = output
         process.standardError = errors
         try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw PeerError(
-                message: "\(executable) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus):\n\(errorText)")
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        let timedOut = process.isRunning
+        if timedOut {
+            process.terminate()
         }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        process.waitUntilExit()
+        let text = (try? String(contentsOf: outputURL, encoding: .utf8)) ?? ""
+        let errorText = (try? String(contentsOf: errorURL, encoding: .utf8)) ?? ""
+        let command = "\(executable) \(arguments.joined(separator: " "))"
+        if timedOut {
+            throw PeerError(message: "\(command) did not finish within \(timeout) and was stopped; it wrote:\n\(text)\n\(errorText)")
+        }
+        guard process.terminationStatus == 0 else {
+            throw PeerError(message: "\(command) exited with \(process.terminationStatus):\n\(errorText)")
+        }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     struct PeerError: Error, Sendable, CustomStringConvertible {
@@ -92,10 +120,7 @@ struct InteropTests {
         try #require(JSONValue(jsonText: try await python([try peerDatabase(database), "resume", instanceID])))
     }
 
-    // SQLite only for now: on PostgreSQL this case hung once in four loaded full runs (20 minutes,
-    // cause not found yet: the Python publish process or the Swift resume); the other direction
-    // and the binary and definitions cases run on both databases.
-    @Test("A message published by Python Edda reaches a waiting Swift workflow", arguments: [Backend.sqlite])
+    @Test("A message published by Python Edda reaches a waiting Swift workflow", arguments: Backend.allCases)
     func pythonToSwift(_ backend: Backend) async throws {
         try await withBackend(backend) { database in
             try await database.withApp { app in
@@ -255,6 +280,32 @@ struct InteropTests {
                 try await Task.sleep(for: .milliseconds(500))
                 #expect(recorder.all == ["book hotel"])
                 #expect(try await app.instance(id)?.status == .cancelled)
+            }
+        }
+    }
+
+    @Test(
+        "An outbox event written by Python Edda is never taken by this library's relayer; this library's own events are",
+        arguments: Backend.allCases)
+    func outboxRowsStayWithTheirWriter(_ backend: Backend) async throws {
+        try await withBackend(backend) { database in
+            let emitted = try #require(JSONValue(jsonText: try await Self.python([try Self.peerDatabase(database), "emit-event", "python.event"])))
+            #expect(emitted["status"] == "completed")
+            let pythonEventID = try #require(emitted["output"]?["result"]?.stringValue)
+            try await database.withApp(configure: { $0.runsBackgroundRecovery = false }) { app in
+                #expect(try await app.store.outboxEvent(id: pythonEventID)?.status == .pending)
+                let emit = ActivityDefinition<String, String>(name: "emit") { id, context in
+                    try context.sendEventTransactional(type: "swift.event", source: "/swift", data: ["id": id])
+                }
+                let flow = app.register(workflow: "swift_emitter") { (id: String, context) -> String in
+                    try await context.run(emit, input: id)
+                }
+                let swiftEventID = try await app.run(flow, input: "A")
+                // Taken back from `processing` at once if it were anyone's: reclaim everything.
+                let claim = OutboxClaim(limit: 10, maxRetries: 3, reclaimProcessingBefore: Date().addingTimeInterval(3_600))
+                #expect(try await app.store.claimOutboxEvents(claim, now: Date()).map(\.eventID) == [swiftEventID])
+                #expect(try await app.store.claimOutboxEvents(claim, now: Date()).map(\.eventID) == [swiftEventID])
+                #expect(try await app.store.outboxEvent(id: pythonEventID)?.status == .pending)
             }
         }
     }

@@ -10,6 +10,9 @@ Swift test shares with it: <db> is a SQLite file's path or a database URL
                                                              prints its instance ID and status
     python_peer.py <db> resume <instance-id>                 run until that instance completes;
                                                              prints its output_data as JSON
+    python_peer.py <db> emit-event <type>                    run a Python workflow whose activity writes
+                                                             an event to the transactional outbox;
+                                                             prints its instance's status and output
     python_peer.py <db> cancel <instance-id>                 cancel_workflow, as a Python app or its
                                                              viewer would; prints true or false
 """
@@ -18,8 +21,9 @@ import asyncio
 import json
 import sys
 
-from edda import EddaApp, WorkflowContext, workflow
+from edda import EddaApp, WorkflowContext, activity, workflow
 from edda.channels import publish, receive, subscribe
+from edda.outbox.transactional import send_event_transactional
 
 
 @workflow
@@ -27,6 +31,16 @@ async def python_receiver(ctx: WorkflowContext, channel: str) -> dict:
     await subscribe(ctx, channel, mode="broadcast")
     message = await receive(ctx, channel)
     return {"data": message.data, "metadata": message.metadata, "id": message.id}
+
+
+@activity
+async def emit(ctx: WorkflowContext, event_type: str) -> str:
+    return await send_event_transactional(ctx, event_type, "/python-peer", {"from": "python"})
+
+
+@workflow
+async def python_emitter(ctx: WorkflowContext, event_type: str) -> str:
+    return await emit(ctx, event_type)
 
 
 async def main() -> None:
@@ -53,6 +67,10 @@ async def main() -> None:
                     return
                 await asyncio.sleep(0.05)
             raise SystemExit(f"instance {instance_id} did not complete: {instance['status']}")
+        elif command == "emit-event":
+            instance_id = await python_emitter.start(event_type=sys.argv[3])
+            instance = await app.storage.get_instance(instance_id)
+            print(json.dumps({"status": instance["status"], "output": instance["output_data"]}))
         elif command == "cancel":
             cancelled = await app.replay_engine.cancel_workflow(sys.argv[3], cancelled_by="python-peer")
             print(json.dumps(cancelled))

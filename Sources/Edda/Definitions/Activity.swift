@@ -109,7 +109,8 @@ public final class ActivityContext: Sendable {
     ///   - data: The event data (JSON; `Data` is stored as bytes).
     ///   - contentType: The data's media type, sent as `datacontenttype`. Default
     ///     `application/json`.
-    /// - Returns: The event ID (a UUID string).
+    /// - Returns: The event ID: a UUID string, the consumer's deduplication key (a version-8 UUID
+    ///   that marks the row as this library's, so that only this library's relayer sends it).
     @discardableResult
     public func sendEventTransactional<Payload: Encodable & Sendable>(
         type: String, source: String, data: Payload, contentType: String = "application/json"
@@ -117,7 +118,7 @@ public final class ActivityContext: Sendable {
         try Identifier.validate(type, field: "event_type")
         try Identifier.validate(source, field: "event_source")
         let event = OutboxEvent(
-            eventID: UUID().uuidString.lowercased(), eventType: type, eventSource: source,
+            eventID: OutboxEventID.make(), eventType: type, eventSource: source,
             payload: try MessageCoding.encode(data), contentType: contentType, createdAt: Date())
         pendingWork.append(event)
         return event.eventID

@@ -26,6 +26,39 @@ public struct OutboxStatus: RawRepresentable, Sendable, Hashable, CustomStringCo
     public var description: String { rawValue }
 }
 
+/// How this library tells its own `outbox_events` rows from those of Python Edda and its
+/// siblings, whose relayers would otherwise share the table (it has no framework column).
+///
+/// Every event ID written here is a version-8 UUID (RFC 9562) whose last group begins with
+/// `edda5f`, such as `3f2b8c1e-94d0-8a41-b2c7-edda5f03a9d2` (98 random bits). Python Edda 0.16.2
+/// writes version-4 UUIDs, which never have an `8` in the version position, so a relayer of
+/// this library claims exactly the rows this library wrote: it never sends, and never takes
+/// back from `processing`, another framework's row. Python's relayer does not filter, so it may
+/// send rows written here; the event ID stays the consumer's deduplication key either way.
+package enum OutboxEventID {
+    /// The SQL `LIKE` pattern of the IDs written here (`_` is any one character).
+    package static let likePattern = "________-____-8___-____-edda5f______"
+
+    /// A new event ID.
+    package static func make() -> String {
+        var bytes = UUID().uuid
+        bytes.6 = (bytes.6 & 0x0F) | 0x80  // version 8
+        bytes.8 = (bytes.8 & 0x3F) | 0x80  // variant 10
+        (bytes.10, bytes.11, bytes.12) = (0xED, 0xDA, 0x5F)
+        return UUID(uuid: bytes).uuidString.lowercased()
+    }
+
+    /// Whether `eventID` has the form of an ID written here.
+    package static func isWrittenHere(_ eventID: String) -> Bool {
+        let characters = Array(eventID.utf8)
+        guard characters.count == 36 else { return false }
+        for (index, pattern) in likePattern.utf8.enumerated() where pattern != UInt8(ascii: "_") {
+            if characters[index] != pattern { return false }
+        }
+        return true
+    }
+}
+
 /// A row of `outbox_events`: a CloudEvent to publish once the step that wrote it has committed.
 public struct OutboxEvent: Sendable, Hashable {
     /// The event ID (a UUID string).
