@@ -3,6 +3,7 @@ import PostgresNIO
 
 /// Work on the user's own tables in an activity's commit transaction (PostgreSQL).
 struct PostgresTransactionalWork: TransactionalWork {
+    static var storeType: any WorkflowStore.Type { PostgresStore.self }
     let body: @Sendable (PostgresConnection) async throws -> Void
 }
 

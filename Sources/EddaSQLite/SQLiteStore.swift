@@ -400,5 +400,6 @@ public final class SQLiteStore: WorkflowStore {
 
 /// Work on the user's own tables in an activity's commit transaction (SQLite).
 struct SQLiteTransactionalWork: TransactionalWork {
+    static var storeType: any WorkflowStore.Type { SQLiteStore.self }
     let body: @Sendable (Database) throws -> Void
 }

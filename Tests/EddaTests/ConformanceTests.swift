@@ -119,6 +119,30 @@ struct PostgresSpecificTests {
         }
     }
 
+    @Test("Transactional work for another database than the app's fails the step at once with a clear error, never retried or committed")
+    func foreignTransactionalWork() async throws {
+        try await withBackend(.sqlite) { database in
+            try await database.withApp { app in
+                let attempts = Recorder()
+                let ship = ActivityDefinition<String, String>(name: "ship") { orderID, context in
+                    attempts.record("attempt")
+                    context.postgresTransaction { _ in }
+                    return orderID
+                }
+                let flow = app.register(workflow: "wrong_database") { (orderID: String, context) -> String in
+                    try await context.run(ship, input: orderID)
+                }
+                let error = await #expect(throws: WorkflowFailedError.self) { try await app.run(flow, input: "A") }
+                #expect(error?.errorType == "EddaUsageError")
+                let message = error?.message ?? ""
+                #expect(message.contains("PostgresStore") && message.contains("SQLiteStore"), "\(message)")
+                #expect(attempts.count("attempt") == 1)
+                let history = try await app.history(of: try #require(try await app.findInstances(InstanceQuery()).instances.first?.instanceID))
+                #expect(!history.contains { $0.eventType == "ActivityCompleted" })
+            }
+        }
+    }
+
     @Test(
         "A delivery sweep never consumes a message for an instance whose lock another framework takes meanwhile (Python's deliver takes the lock, then writes)")
     func sweepRacesAForeignLockTaker() async throws {

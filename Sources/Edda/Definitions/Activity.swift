@@ -67,7 +67,8 @@ public final class ActivityContext: Sendable {
     /// records the result, so it commits exactly when the step does: never twice, never without
     /// the step. The store runs work of its own kind: each database module adds its own form
     /// (`transaction { db in … }` in EddaSQLite, `postgresTransaction { connection in … }` in
-    /// EddaPostgres), and a store given another's work fails the attempt with a clear error.
+    /// EddaPostgres). Work for another database than the app's fails the step before it commits,
+    /// with an ``EddaUsageError`` that is not retried.
     public func addTransactionalWork(_ work: any TransactionalWork) {
         pendingWork.append(work)
     }

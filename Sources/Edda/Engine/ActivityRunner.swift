@@ -58,6 +58,7 @@ struct ExecutionScope: Sendable {
                             name: compensationName, inputJSON: invocation.inputJSON, outputJSON: output.json)))
                 }
                 transition.work = context.transactionalWork
+                try Self.checkWork(transition.work, for: engine.store)
                 transition.messages = context.messages
                 transition.outboxEvents = context.outboxEvents
                 if !transition.messages.isEmpty { transition.claimPolicy = engine.claimPolicy }
@@ -81,7 +82,7 @@ struct ExecutionScope: Sendable {
             }
 
             retry.record(attempt: attempt, error: failure, at: Date())
-            if failure is TerminalError {
+            if failure is TerminalError || failure is EddaUsageError {
                 try await recordFailure(invocation, error: failure, retry: nil, reason: nil, carrying: buffered)
                 await hooks.activityFailed(
                     instanceID: instanceID, activityID: invocation.activityID, activityName: invocation.activityName, error: failure)
@@ -124,6 +125,18 @@ struct ExecutionScope: Sendable {
             throw error
         } catch {
             throw EngineStoreError(underlying: error)
+        }
+    }
+
+    /// Refuses transactional work written for another database than the app's: it could never
+    /// commit, so the step fails at once (an ``EddaUsageError`` is not retried).
+    static func checkWork(_ work: [any TransactionalWork], for store: any WorkflowStore) throws {
+        let storeType = type(of: store)
+        for item in work where ObjectIdentifier(type(of: item).storeType) != ObjectIdentifier(storeType) {
+            throw EddaUsageError(
+                .invalidConfiguration,
+                "An activity added transactional work for \(type(of: item).storeType) (\(type(of: item))), but this app stores its "
+                    + "state in \(storeType): use that database's form (`transaction` on SQLite, `postgresTransaction` on PostgreSQL).")
         }
     }
 

@@ -65,9 +65,10 @@ public struct RetryPolicy: Sendable {
     public static let none = RetryPolicy(maxAttempts: 1)
 
     /// Whether `error` may be retried under this policy. ``TerminalError`` never is, nor is
-    /// ``InvalidIdentifierError`` (the same identifier would be refused again).
+    /// ``InvalidIdentifierError`` (the same identifier would be refused again), nor an ``EddaUsageError``
+    /// (a misuse, such as transactional work for another database, that no retry mends).
     public func isRetryable(_ error: any Error) -> Bool {
-        if error is TerminalError || error is InvalidIdentifierError { return false }
+        if error is TerminalError || error is InvalidIdentifierError || error is EddaUsageError { return false }
         if nonRetryableErrors.matches(error) { return false }
         return retryableErrors.matches(error)
     }

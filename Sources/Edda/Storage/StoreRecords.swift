@@ -227,9 +227,13 @@ public struct ClaimedInstance: Sendable {
 
 /// Database work supplied by user code, run inside a step's commit transaction.
 ///
-/// Each store runs the kinds it understands (GRDB closures on SQLite) and refuses the others
-/// with a clear error, which fails that attempt.
-public protocol TransactionalWork: Sendable {}
+/// Each kind belongs to one store type (GRDB closures to `SQLiteStore`, PostgresNIO closures to
+/// `PostgresStore`). The engine checks the kind against the app's store before the step commits:
+/// work for another database fails the step with an ``EddaUsageError``, which is not retried.
+public protocol TransactionalWork: Sendable {
+    /// The store that runs this kind of work.
+    static var storeType: any WorkflowStore.Type { get }
+}
 
 /// How a transition changes the instance lock.
 public enum LockChange: Sendable {
