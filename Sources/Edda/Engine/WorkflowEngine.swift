@@ -73,6 +73,23 @@ enum ExecutionResult: Sendable {
     /// Stopped without an outcome (lost lock, nondeterminism, store failure, shutdown); the
     /// instance is left for a later execution.
     case abandoned(any Error)
+
+    /// For a caller that started the execution and waits for the instance's result: whether
+    /// another worker carries the instance on (its outcome will be stored), or else the error
+    /// to give the caller (a store failure as the store reported it).
+    var abandonment: Abandonment? {
+        guard case .abandoned(let error) = self else { return nil }
+        if error is LockLostError { return .takenOver }
+        if let failure = error as? EngineStoreError { return .stopped(failure.underlying) }
+        return .stopped(error)
+    }
+
+    enum Abandonment {
+        /// Another worker took the instance over.
+        case takenOver
+        /// Nothing carries it on now (diverged replay, undecodable input, store failure, shutdown).
+        case stopped(any Error)
+    }
 }
 
 /// The replay engine: runs executions of instances and records their outcomes.

@@ -259,14 +259,15 @@ public final class EddaApp: Service, Sendable {
             throw WorkflowFailedError(
                 instanceID: id, errorType: ErrorDescription.typeName(error), message: ErrorDescription.message(error),
                 underlyingError: error)
-        case .abandoned(let error)? where error is LockLostError:
-            // Another worker took the instance over; its outcome will be stored.
-            return try await result(of: id, as: Output.self)
-        case .abandoned(let error as EngineStoreError)?:
-            throw error.underlying
-        case .abandoned(let error)?:
-            // Diverged replay, undecodable stored input, shutdown: waiting would not end.
-            throw error
+        case .abandoned?:
+            switch execution?.abandonment {
+            case .stopped(let error)?:
+                // Diverged replay, undecodable stored input, store failure, shutdown: waiting
+                // would not end.
+                throw error
+            case .takenOver?, nil:
+                return try await result(of: id, as: Output.self)
+            }
         case .cancelled?, .suspended?, nil:
             return try await result(of: id, as: Output.self)
         }
