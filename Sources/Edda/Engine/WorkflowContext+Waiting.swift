@@ -92,9 +92,8 @@ extension WorkflowContext {
         }
         try guarded { try scope.control.check() }
         let outcome = try await storeCall {
-            try await scope.engine.store.updateSubscription(
-                instanceID: instanceID, workerID: scope.workerID, channel: stored, mode: mode == .direct ? .broadcast : mode,
-                now: Date())
+            try await scope.engine.changeSubscription(
+                instanceID: instanceID, workerID: scope.workerID, channel: stored, mode: mode == .direct ? .broadcast : mode)
         }
         switch outcome {
         case .applied:
@@ -120,8 +119,7 @@ extension WorkflowContext {
         }
         try guarded { try scope.control.check() }
         let outcome = try await storeCall {
-            try await scope.engine.store.updateSubscription(
-                instanceID: instanceID, workerID: scope.workerID, channel: stored, mode: nil, now: Date())
+            try await scope.engine.changeSubscription(instanceID: instanceID, workerID: scope.workerID, channel: stored, mode: nil)
         }
         if case .rejected(let status, let lockedBy) = outcome {
             try guarded { try scope.accept(.rejected(status: status, lockedBy: lockedBy)) }
@@ -212,7 +210,7 @@ extension WorkflowContext {
             instanceID: instanceID, workerID: scope.workerID, channel: storedChannel, activityID: activityID,
             timeoutAt: timeoutAt, subscribesIfNeeded: subscribesIfNeeded, compensations: bufferedCompensations,
             leaseUntil: Date().addingTimeInterval(scope.control.lease.seconds))
-        let outcome = try await storeCall { try await engine.store.receive(request, now: Date()) }
+        let outcome = try await storeCall { try await engine.receive(request) }
         switch outcome {
         case .received(let message):
             bufferedCompensationsWritten()
@@ -339,11 +337,13 @@ extension WorkflowContext {
     private func directChannel(_ channel: String) -> String { "\(channel):\(instanceID)" }
 
     /// Runs a store call of the body; store failures stop the execution.
+    /// Runs an engine operation; its failure (an ``EngineStoreError``) poisons the context, so
+    /// that the body cannot go on past it.
     private func storeCall<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch {
-            throw poisoned(EngineStoreError(underlying: error))
+            throw poisoned(error)
         }
     }
 }
