@@ -236,10 +236,7 @@ extension PostgresStore {
                 """
             if let target = message.targetInstanceID { sql += " AND s.instance_id = \(builder.bind(target))" }
             let pageSize = sweep.pageSize
-            // The instance row is locked with its subscription, so that no other writer (another
-            // worker, or another framework's delivery taking the instance's lock) can change it
-            // between this read and the wake-up below.
-            builder.sql = sql + " ORDER BY s.id LIMIT \(builder.bind(pageSize)) FOR UPDATE OF s, i SKIP LOCKED"
+            builder.sql = sql + " ORDER BY s.id LIMIT \(builder.bind(pageSize)) FOR UPDATE OF s SKIP LOCKED"
             let page = try await connection.rows(builder.query, logger: logger)
             for row in page where !sweep.isFinished {
                 let subscription = try Subscription(row: row)
@@ -250,8 +247,10 @@ extension PostgresStore {
                     continue
                 }
                 let own = try row.value("framework", as: String.self) == StoredFramework.name
-                // Wake first: a wait is ended only together with its instance's wake-up, never
-                // leaving a consumed message beside an instance that still waits.
+                // Wake first: the wake-up re-reads the instance under its row lock, so if another
+                // writer took the instance meanwhile (another framework's delivery takes its lock
+                // before writing), nothing is consumed and the wait stays registered. Consuming
+                // first left a consumed message beside an instance that waited for ever.
                 let woken = try await wake(subscription.instanceID, row: row, claim: claim, on: connection, now: now)
                 guard woken != .notWaiting else { continue }
                 try await clearWait(subscription.id, on: connection)
@@ -326,7 +325,7 @@ extension PostgresStore {
                 FROM workflow_timer_subscriptions t JOIN workflow_instances i ON i.instance_id = t.instance_id
                 WHERE t.expires_at <= \(deadline) AND i.status = 'waiting_for_timer' AND i.framework = \(StoredFramework.name)
                   AND (i.locked_by IS NULL OR i.lock_expires_at < \(now)) AND i.workflow_name = ANY(\(names))
-                ORDER BY t.expires_at LIMIT \(limit) FOR UPDATE OF t, i SKIP LOCKED
+                ORDER BY t.expires_at LIMIT \(limit) FOR UPDATE OF t SKIP LOCKED
                 """, logger: self.logger)
             for row in timers {
                 let instanceID: String = try row.value("instance_id")
@@ -352,7 +351,7 @@ extension PostgresStore {
                 WHERE s.timeout_at <= \(deadline) AND s.activity_id IS NOT NULL AND i.status = 'waiting_for_message'
                   AND i.framework = \(StoredFramework.name) AND (i.locked_by IS NULL OR i.lock_expires_at < \(now))
                   AND i.workflow_name = ANY(\(names))
-                ORDER BY s.timeout_at LIMIT \(limit) FOR UPDATE OF s, i SKIP LOCKED
+                ORDER BY s.timeout_at LIMIT \(limit) FOR UPDATE OF s SKIP LOCKED
                 """, logger: self.logger)
             for row in timeouts {
                 let instanceID: String = try row.value("instance_id")
@@ -383,7 +382,7 @@ extension PostgresStore {
                                               THEN NOT EXISTS (SELECT 1 FROM channel_message_claims c WHERE c.message_id = m.message_id)
                                               ELSE m.id > COALESCE(s.cursor_message_id, 0) END)
                                     AND \(Self.addressed(to: "s.instance_id")))
-                    ORDER BY s.id LIMIT $4 FOR UPDATE OF s, i SKIP LOCKED
+                    ORDER BY s.id LIMIT $4 FOR UPDATE OF s SKIP LOCKED
                     """, binds: try Self.bindings(StoredFramework.name, now, names, limit)),
                 logger: self.logger)
             for row in waiting {

@@ -80,9 +80,11 @@ extension EddaApp.Configuration {
 
 extension EddaApp {
     /// Waits until the instance has reached one of `statuses`, polling every 20 ms, and returns
-    /// it. Throws ``WaitTimeoutError`` after `timeout`.
+    /// it. Throws ``WaitTimeoutError`` after `timeout` (default 75 s: a bound that only turns a
+    /// hang into a failure, generous because a loaded 2-core machine has taken over 20 s for
+    /// what takes milliseconds alone).
     public func waitForStatus(
-        _ instanceID: String, in statuses: Set<WorkflowStatus>, timeout: Duration = .seconds(20)
+        _ instanceID: String, in statuses: Set<WorkflowStatus>, timeout: Duration = .seconds(75)
     ) async throws -> WorkflowInstance {
         let deadline = ContinuousClock.now + timeout
         while true {

@@ -176,31 +176,24 @@ struct PostgresSpecificTests {
                             lock_expires_at = NOW() + INTERVAL '300 seconds'
                         WHERE instance_id = \(id)
                         """, logger: PostgresTestServer.logger)
-                    let sweep = Task { try await app.store.fireDueWaits(claim: claim, deadline: Date(), now: Date(), limit: 10) }
-                    // Commit once the sweep has finished, or is waiting for this transaction's row
-                    // lock (the race that would otherwise go unseen).
-                    let sweepPID = Task { () -> Bool in
-                        while true {
-                            let blocked = try await locker.query(
-                                """
-                                SELECT count(*) FROM pg_stat_activity
-                                WHERE wait_event_type = 'Lock' AND datname = current_database() AND pid <> pg_backend_pid()
-                                """,
-                                logger: PostgresTestServer.logger
-                            ).collect().first?.decode(Int.self) ?? 0
-                            if blocked > 0 { return true }
-                            try await Task.sleep(for: .milliseconds(20))
-                        }
+                    let progress = Recorder()
+                    let sweep = Task {
+                        defer { progress.record("swept") }
+                        return try await app.store.fireDueWaits(claim: claim, deadline: Date(), now: Date(), limit: 10)
                     }
-                    let finishedFirst = await withTaskGroup(of: Bool.self) { group in
-                        group.addTask { _ = try? await sweep.value; return true }
-                        group.addTask { (try? await sweepPID.value) == true ? false : true }
-                        let first = await group.next() ?? true
-                        sweepPID.cancel()
-                        return first
+                    // Commit once the sweep has finished, or waits for this transaction's row lock
+                    // (the interleaving that used to consume the message).
+                    while progress.count("swept") == 0 {
+                        let blocked = try await locker.query(
+                            """
+                            SELECT count(*) FROM pg_stat_activity
+                            WHERE wait_event_type = 'Lock' AND datname = current_database() AND pid <> pg_backend_pid()
+                            """,
+                            logger: PostgresTestServer.logger
+                        ).collect().first?.decode(Int.self) ?? 0
+                        if blocked > 0 { break }
+                        try await Task.sleep(for: .milliseconds(20))
                     }
-                    sweepPID.cancel()
-                    #expect(finishedFirst, "the sweep waited for the other framework's lock")
                     try await locker.query("COMMIT", logger: PostgresTestServer.logger)
                     let claimedBySweep = try await sweep.value
                     #expect(claimedBySweep.isEmpty)
