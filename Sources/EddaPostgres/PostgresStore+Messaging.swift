@@ -269,30 +269,19 @@ extension PostgresStore {
         return DeliveryReport(messageID: message.messageID, deliveredTo: delivered, claimed: claimed)
     }
 
-    /// How ``wake(_:row:claim:on:now:)`` left an instance.
-    enum Wake {
-        /// Not waiting any more (another worker ended the wait): nothing changed.
-        case notWaiting
-        /// `running` and unlocked, announced to the other workers.
-        case unlocked
-        /// `running` and locked by the claiming worker.
-        case claimed
-    }
-
     /// Makes a waiting instance `running`: locked by the claiming worker if it runs the
     /// instance's workflow, else unlocked and announced to the other workers.
     func wake(
         _ instanceID: String, row: PostgresRandomAccessRow, claim: ClaimPolicy, on connection: PostgresConnection, now: Date
-    ) async throws -> Wake {
-        let framework: String = try row.value("framework")
+    ) async throws -> WakeOutcome {
         let workflowName: String = try row.value("workflow_name")
-        let leaseUntil = framework == StoredFramework.name
-            ? claim.leaseUntil(workflowName: workflowName, storedSeconds: try row.value("lock_timeout_seconds"), now: now)
-            : nil
         let waiting = """
             status IN ('waiting_for_timer', 'waiting_for_message', 'waiting_for_event')
             """
-        if let leaseUntil {
+        let waking = claim.wake(
+            framework: try row.value("framework"), workflowName: workflowName, storedSeconds: try row.value("lock_timeout_seconds"),
+            now: now)
+        if case .claim(let leaseUntil) = waking {
             let woken = try await connection.count(
                 """
                 UPDATE workflow_instances SET status = 'running', locked_by = \(claim.workerID), locked_at = \(now),

@@ -97,9 +97,9 @@ extension SQLiteStore {
                 let activityID: String = row["activity_id"] ?? timerID
                 let expiresAt: String = row["expires_at"]
                 let payload = StepPayloads.timerExpired(timerID: timerID, expiresAt: Timestamp.parse(expiresAt) ?? now)
-                try database.cachedStatement(sql: "DELETE FROM workflow_timer_subscriptions WHERE id = ?").execute(arguments: [row["id"]])
                 let wake = try Self.wake(database, instanceID: instanceID, row: row, claim: claim, now: now)
                 guard wake != .notWaiting else { continue }
+                try database.cachedStatement(sql: "DELETE FROM workflow_timer_subscriptions WHERE id = ?").execute(arguments: [row["id"]])
                 try database.cachedStatement(sql: Statements.insertHistoryIfAbsent).execute(arguments: [
                     instanceID, activityID, HistoryEventType.timerExpired, "json", payload, nil, timestamp,
                 ])
@@ -117,9 +117,9 @@ extension SQLiteStore {
                 let channel: String = row["channel"]
                 let timeoutAt: String = row["timeout_at"]
                 let payload = StepPayloads.messageTimeout(channel: channel, timeoutAt: Timestamp.parse(timeoutAt) ?? now)
-                try database.cachedStatement(sql: MessagingStatements.clearWait).execute(arguments: [row["id"]])
                 let wake = try Self.wake(database, instanceID: instanceID, row: row, claim: claim, now: now)
                 guard wake != .notWaiting else { continue }
+                try database.cachedStatement(sql: MessagingStatements.clearWait).execute(arguments: [row["id"]])
                 try database.cachedStatement(sql: Statements.insertHistoryIfAbsent).execute(arguments: [
                     instanceID, row["activity_id"] as String, HistoryEventType.messageTimeout, "json", payload, nil, timestamp,
                 ])
@@ -137,11 +137,11 @@ extension SQLiteStore {
                 let subscription = Subscription(row: row)
                 guard let message = try Self.pendingMessage(database, for: subscription) else { continue }
                 guard let activityID = subscription.activityID else { continue }
-                guard try Self.consume(message, by: subscription, activityID: activityID, ownInstance: true, in: database, now: now)
-                else { continue }
+                let wake = try Self.wake(database, instanceID: subscription.instanceID, row: row, claim: claim, now: now)
+                guard wake != .notWaiting else { continue }
                 try database.cachedStatement(sql: MessagingStatements.clearWait).execute(arguments: [subscription.id])
-                if try Self.wake(database, instanceID: subscription.instanceID, row: row, claim: claim, now: now) == .claimed,
-                   let instance = try Self.claimedInstance(database, instanceID: subscription.instanceID) {
+                _ = try Self.consume(message, by: subscription, activityID: activityID, ownInstance: true, in: database, now: now)
+                if wake == .claimed, let instance = try Self.claimedInstance(database, instanceID: subscription.instanceID) {
                     claimed.append(instance)
                 }
             }
@@ -309,33 +309,23 @@ extension SQLiteStore {
         return true
     }
 
-    /// How ``wake(_:instanceID:row:claim:now:)`` left an instance.
-    enum Wake {
-        /// It was not waiting any more (another worker ended the wait): nothing changed.
-        case notWaiting
-        /// `running` and unlocked, for any worker of its framework.
-        case unlocked
-        /// `running` and locked by the claiming worker.
-        case claimed
-    }
-
     /// Makes a waiting instance `running` after its wait ended: locked by the claiming worker if
     /// it runs the instance's workflow, else unlocked for any worker of its framework. `row`
     /// holds the instance's `framework`, `workflow_name` and `lock_timeout_seconds`.
-    static func wake(_ database: Database, instanceID: String, row: Row, claim: ClaimPolicy, now: Date) throws -> Wake {
+    static func wake(_ database: Database, instanceID: String, row: Row, claim: ClaimPolicy, now: Date) throws -> WakeOutcome {
         let timestamp = Timestamp.database(now)
-        let framework: String = row["framework"] ?? StoredFramework.name
-        let leaseUntil = framework == StoredFramework.name
-            ? claim.leaseUntil(workflowName: row["workflow_name"], storedSeconds: row["lock_timeout_seconds"], now: now)
-            : nil
-        if let leaseUntil {
+        switch claim.wake(
+            framework: row["framework"], workflowName: row["workflow_name"], storedSeconds: row["lock_timeout_seconds"], now: now)
+        {
+        case .claim(let leaseUntil):
             try database.cachedStatement(sql: MessagingStatements.wakeClaimed).execute(arguments: [
                 claim.workerID, timestamp, Timestamp.database(leaseUntil), timestamp, instanceID, timestamp,
             ])
             return database.changesCount == 1 ? .claimed : .notWaiting
+        case .release:
+            try database.cachedStatement(sql: MessagingStatements.wakeUnlocked).execute(arguments: [timestamp, instanceID, timestamp])
+            return database.changesCount == 1 ? .unlocked : .notWaiting
         }
-        try database.cachedStatement(sql: MessagingStatements.wakeUnlocked).execute(arguments: [timestamp, instanceID, timestamp])
-        return database.changesCount == 1 ? .unlocked : .notWaiting
     }
 
     /// An instance just claimed, with everything replay needs.
@@ -399,15 +389,17 @@ extension SQLiteStore {
                     continue
                 }
                 let own = (row["framework"] as String) == StoredFramework.name
+                // The wait ends only with the wake-up (see `WakeOutcome`).
+                let woken = try wake(database, instanceID: subscription.instanceID, row: row, claim: claim, now: now)
+                guard woken != .notWaiting else { continue }
+                try database.cachedStatement(sql: MessagingStatements.clearWait).execute(arguments: [subscription.id])
                 guard try consume(next, by: subscription, activityID: activityID, ownInstance: own, in: database, now: now) else {
                     sweep.record(.alreadyRecorded, mode: subscription.mode)
                     continue
                 }
                 sweep.record(.consumed(messageID: next.messageID), mode: subscription.mode)
-                try database.cachedStatement(sql: MessagingStatements.clearWait).execute(arguments: [subscription.id])
                 if next.messageID == message.messageID { delivered.append(subscription.instanceID) }
-                if try wake(database, instanceID: subscription.instanceID, row: row, claim: claim, now: now) == .claimed,
-                   let instance = try claimedInstance(database, instanceID: subscription.instanceID) {
+                if woken == .claimed, let instance = try claimedInstance(database, instanceID: subscription.instanceID) {
                     claimed.append(instance)
                 }
             }

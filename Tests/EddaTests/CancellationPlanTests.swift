@@ -77,3 +77,26 @@ struct CancellationPlanTests {
 }
 
 struct CancellationTestFailure: Error {}
+
+/// Which woken instances a worker claims, checked without a database.
+@Suite("Wake-ups")
+struct WakeDecisionTests {
+    let now = Date(timeIntervalSince1970: 1_800_000_000)
+    let policy = ClaimPolicy(workerID: "w1", leases: ["orders": .seconds(30)])
+
+    @Test("this worker claims its own framework's instances of the workflows it runs, with the instance's own lease first")
+    func claims() {
+        #expect(policy.wake(framework: "swift", workflowName: "orders", storedSeconds: nil, now: now)
+            == .claim(leaseUntil: now.addingTimeInterval(30)))
+        #expect(policy.wake(framework: "swift", workflowName: "orders", storedSeconds: 5, now: now)
+            == .claim(leaseUntil: now.addingTimeInterval(5)))
+        #expect(policy.wake(framework: nil, workflowName: "orders", storedSeconds: 0, now: now)
+            == .claim(leaseUntil: now.addingTimeInterval(30)))
+    }
+
+    @Test("another framework's instance, or a workflow this worker does not run, is left unlocked")
+    func releases() {
+        #expect(policy.wake(framework: "python", workflowName: "orders", storedSeconds: nil, now: now) == .release)
+        #expect(policy.wake(framework: "swift", workflowName: "billing", storedSeconds: nil, now: now) == .release)
+    }
+}

@@ -77,6 +77,39 @@ public struct ClaimPolicy: Sendable {
     public var workflowNames: [String] { Array(leases.keys) }
 }
 
+extension ClaimPolicy {
+    /// How a waiting instance is made `running` when its wait ends (a delivery, an expired
+    /// timer or receive timeout), decided here for every store: this worker claims it if it is
+    /// of this framework and runs its workflow; otherwise it is left unlocked for any worker of
+    /// its framework (announced to them where the store can).
+    package func wake(framework: String?, workflowName: String, storedSeconds: Int?, now: Date) -> Waking {
+        guard (framework ?? StoredFramework.name) == StoredFramework.name,
+              let leaseUntil = leaseUntil(workflowName: workflowName, storedSeconds: storedSeconds, now: now)
+        else { return .release }
+        return .claim(leaseUntil: leaseUntil)
+    }
+}
+
+/// The store's part of a wake-up: ``ClaimPolicy/wake(framework:workflowName:storedSeconds:now:)``.
+package enum Waking: Sendable, Equatable {
+    /// Set `running`, locked by the policy's worker until `leaseUntil`.
+    case claim(leaseUntil: Date)
+    /// Set `running`, unlocked.
+    case release
+}
+
+/// How a store's wake-up left an instance. Either way the wake-up changes the instance only if
+/// it still waits and no live lock holds it, read under its row lock; a store ends the wait
+/// (consumes the message, deletes the timer) only after it woke the instance.
+package enum WakeOutcome: Sendable, Equatable {
+    /// It was not waiting any more, or another worker holds it: nothing changed.
+    case notWaiting
+    /// `running` and unlocked, for any worker of its framework.
+    case unlocked
+    /// `running` and locked by the claiming worker.
+    case claimed
+}
+
 /// What publishing one message did.
 public struct DeliveryReport: Sendable {
     /// The message.
