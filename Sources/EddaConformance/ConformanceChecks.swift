@@ -20,7 +20,7 @@ enum ConformanceChecks {
     ]
 
     static func runAndCompensate(_ harness: ConformanceHarness) async throws {
-        let trail = Trail()
+        let trail = Recorder()
         try await harness.withApp { app in
             let pair = app.register(workflow: "conformance_pair") { (purchase: Purchase, context) -> String in
                 let first = try await context.run(note(trail), input: "\(purchase.id) first")
@@ -44,11 +44,11 @@ enum ConformanceChecks {
     }
 
     static func takeover(_ harness: ConformanceHarness) async throws {
-        let trail = Trail()
-        let latch = Latch()
+        let trail = Recorder()
+        let gate = Gate()
         let hold = ActivityDefinition<String, String>(name: "conformance_hold") { input, _ in
             trail.record("hold")
-            await latch.wait()
+            await gate.wait()
             try Task.checkCancellation()
             return "released \(input)"
         }
@@ -63,7 +63,7 @@ enum ConformanceChecks {
             try await eventually("the held step") { trail.count("hold") == 1 }
             return id
         }
-        latch.open()
+        gate.open()
         let result = try await harness.withApp(serviceName: "conformance_second") { app in
             _ = register(app)
             return try await app.result(of: id, as: String.self)
@@ -74,7 +74,7 @@ enum ConformanceChecks {
 
     static func timersAndTimeouts(_ harness: ConformanceHarness) async throws {
         let clock = ManualClock()
-        let trail = Trail()
+        let trail = Recorder()
         try await harness.withApp(configure: { $0.clock = clock }) { app in
             let napper = app.register(workflow: "conformance_napper") { (seconds: Int, context) -> String in
                 _ = try await context.run(note(trail), input: "before")
@@ -152,7 +152,7 @@ enum ConformanceChecks {
     }
 
     static func cancellation(_ harness: ConformanceHarness) async throws {
-        let trail = Trail()
+        let trail = Recorder()
         try await harness.withApp { app in
             let trip = app.register(workflow: "conformance_trip") { (_: Empty, context) -> String in
                 _ = try await context.run(Booking(trail: trail), input: "hotel")
@@ -179,7 +179,7 @@ enum ConformanceChecks {
     static func recur(_ harness: ConformanceHarness) async throws {
         try await harness.withApp { app in
             let loop = app.register(workflow: "conformance_doubling") { (value: Int, context) -> Int in
-                _ = try await context.run(note(Trail()), input: "\(value)")
+                _ = try await context.run(note(Recorder()), input: "\(value)")
                 if value >= 8 { return value }
                 try await context.recur(with: value * 2)
             }

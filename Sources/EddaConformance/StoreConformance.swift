@@ -58,6 +58,7 @@ public enum StoreConformance {
         public let name: String
         let body: @Sendable (ConformanceHarness) async throws -> Void
 
+        /// The check's name.
         public var description: String { name }
 
         /// Runs the check on a fresh database from `makeDatabase`, removed afterwards.
@@ -96,6 +97,7 @@ public struct ConformanceFailure: Error, CustomStringConvertible, Sendable {
         self.message = message
     }
 
+    /// The message.
     public var description: String { message }
 }
 
@@ -148,14 +150,4 @@ func expectThrows<E: Error>(
         throw ConformanceFailure("\(what()): expected \(E.self), got \(error) (\(fileID):\(line))")
     }
     throw ConformanceFailure("\(what()): expected \(E.self), nothing was thrown (\(fileID):\(line))")
-}
-
-/// Polls until `condition` holds; fails after `timeout` (generous: the bound only turns a hang
-/// into a failure on a loaded machine).
-func eventually(_ what: String, timeout: Duration = .seconds(75), _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while try await !condition() {
-        guard ContinuousClock.now < deadline else { throw ConformanceFailure("timed out waiting for \(what)") }
-        try await Task.sleep(for: .milliseconds(20))
-    }
 }

@@ -260,14 +260,10 @@ public final class EddaApp: Service, Sendable {
                 instanceID: id, errorType: ErrorDescription.typeName(error), message: ErrorDescription.message(error),
                 underlyingError: error)
         case .abandoned?:
-            switch execution?.abandonment {
-            case .stopped(let error)?:
-                // Diverged replay, undecodable stored input, store failure, shutdown: waiting
-                // would not end.
-                throw error
-            case .takenOver?, nil:
-                return try await result(of: id, as: Output.self)
-            }
+            // Diverged replay, undecodable stored input, store failure, shutdown: waiting would
+            // not end. Taken over by another worker: its outcome will be stored.
+            if case .stopped(let error)? = execution?.abandonment { throw error }
+            return try await result(of: id, as: Output.self)
         case .cancelled?, .suspended?, nil:
             return try await result(of: id, as: Output.self)
         }
