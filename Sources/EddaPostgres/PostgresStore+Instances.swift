@@ -12,26 +12,24 @@ extension PostgresStore {
         """
 
     public func createInstance(_ instance: NewInstance, now: Date) async throws -> CreateInstanceOutcome {
-        try await transaction { connection in
-            if try await self.insertInstance(instance, on: connection, now: now) { return .created }
-            guard let existing = try await self.fetchInstance(instance.instanceID, on: connection) else {
-                throw PostgresStoreError("instance \(instance.instanceID) neither inserted nor found")
-            }
-            return .existing(existing)
+        // One statement, its own transaction.
+        let created = try await read { connection in
+            try await connection.count(Self.insertInstance(instance, now: now), logger: self.logger) == 1
         }
+        if created { return .created }
+        guard let existing = try await read({ connection in try await self.fetchInstance(instance.instanceID, on: connection) }) else {
+            throw PostgresStoreError("instance \(instance.instanceID) neither inserted nor found")
+        }
+        return .existing(existing)
     }
 
-    /// Inserts the definition (if new) and the instance; `false` if the ID exists.
-    func insertInstance(_ instance: NewInstance, on connection: PostgresConnection, now: Date) async throws -> Bool {
-        try await connection.query(
-            """
-            INSERT INTO workflow_definitions (workflow_name, source_hash, source_code, created_at)
-            VALUES (\(instance.workflowName), \(instance.sourceHash), \(instance.sourceCode), \(NewInstance.definitionCreatedAt))
-            ON CONFLICT DO NOTHING
-            """, logger: logger)
+    /// Inserts the definition (if new) and the instance; returns a row if the instance is new.
+    static func insertInstance(_ instance: NewInstance, now: Date) -> PostgresQuery {
         let lockedAt: Date? = instance.lockedBy == nil ? nil : now
-        return try await connection.count(
-            """
+        return """
+            WITH d AS (INSERT INTO workflow_definitions (workflow_name, source_hash, source_code, created_at)
+                       VALUES (\(instance.workflowName), \(instance.sourceHash), \(instance.sourceCode), \(NewInstance.definitionCreatedAt))
+                       ON CONFLICT DO NOTHING)
             INSERT INTO workflow_instances (
                 instance_id, workflow_name, source_hash, owner_service, framework, status, continued_from,
                 started_at, updated_at, input_data, locked_by, locked_at, lock_expires_at, lock_timeout_seconds)
@@ -40,7 +38,7 @@ extension PostgresStore {
                     \(instance.lockedBy), \(lockedAt), \(instance.lockExpiresAt), \(instance.lockTimeoutSeconds))
             ON CONFLICT (instance_id) DO NOTHING
             RETURNING 1
-            """, logger: logger) == 1
+            """
     }
 
     public func claim(instanceID: String, workerID: String, leaseUntil: Date, now: Date) async throws -> ClaimedInstance? {
@@ -72,48 +70,38 @@ extension PostgresStore {
     }
 
     public func apply(_ transition: InstanceTransition, now: Date) async throws -> TransitionOutcome {
-        try await transaction { connection in
-            try await self.apply(transition, on: connection, now: now)
+        let statement = TransitionStatement(transition, now: now)
+        let outcome: TransitionOutcome?
+        if statement.needsTransaction {
+            outcome = try await transaction { connection in
+                try await self.apply(transition, statement, on: connection, now: now)
+            }
+        } else {
+            // One statement, its own transaction: one round trip.
+            outcome = try await read { connection in
+                try await connection.rows(statement.query, logger: self.logger).first.map {
+                    TransitionOutcome.applied(status: WorkflowStatus(rawValue: try $0.value("status")))
+                }
+            }
         }
-    }
-
-    func apply(_ transition: InstanceTransition, on connection: PostgresConnection, now: Date) async throws -> TransitionOutcome {
-        var builder = QueryBuilder()
-        let set = [
-            "updated_at = \(builder.bind(now))",
-            "status = COALESCE(\(builder.bind(transition.newStatus?.rawValue)), status)",
-            "output_data = COALESCE(\(builder.bind(transition.outputJSON)), output_data)",
-            "current_activity_id = COALESCE(\(builder.bind(transition.currentActivityID)), current_activity_id)",
-        ]
-        var lockSet: String
-        switch transition.lock {
-        case .renew(let until): lockSet = "lock_expires_at = \(builder.bind(until))"
-        case .release: lockSet = "locked_by = NULL, locked_at = NULL, lock_expires_at = NULL"
-        }
-        let statuses = transition.expectedStatuses.map(\.rawValue)
-        builder.sql = """
-            UPDATE workflow_instances SET \((set + [lockSet]).joined(separator: ", "))
-            WHERE instance_id = \(builder.bind(transition.instanceID)) AND locked_by = \(builder.bind(transition.workerID))
-              AND status = ANY(\(builder.bind(statuses)))
-            RETURNING status, workflow_name
-            """
-        guard let updated = try await connection.rows(builder.query, logger: logger).first else {
+        if let outcome { return outcome }
+        // Rejected: why, read afresh (not from the statement's snapshot, which may predate the
+        // change that made the compare-and-set fail).
+        return try await read { connection in
             let row = try await connection.rows(
-                "SELECT status, locked_by FROM workflow_instances WHERE instance_id = \(transition.instanceID)", logger: logger
+                "SELECT status, locked_by FROM workflow_instances WHERE instance_id = \(transition.instanceID)", logger: self.logger
             ).first
             return .rejected(
                 status: try row.map { WorkflowStatus(rawValue: try $0.value("status")) }, lockedBy: try row?.value("locked_by"))
         }
-        let newStatus = WorkflowStatus(rawValue: try updated.value("status"))
-        for event in transition.history {
-            try await insertHistory(event, instanceID: transition.instanceID, on: connection, now: now)
-        }
-        for compensation in transition.compensations {
-            try await insertCompensation(compensation, instanceID: transition.instanceID, on: connection, now: now)
-        }
-        for event in transition.outboxEvents {
-            try await insertOutboxEvent(event, on: connection, now: now)
-        }
+    }
+
+    /// Applies a transition that needs more than its statement, inside the caller's transaction;
+    /// `nil` if the compare-and-set did not match.
+    private func apply(
+        _ transition: InstanceTransition, _ statement: TransitionStatement, on connection: PostgresConnection, now: Date
+    ) async throws -> TransitionOutcome? {
+        guard let updated = try await connection.rows(statement.query, logger: logger).first else { return nil }
         for work in transition.work {
             guard let work = work as? PostgresTransactionalWork else {
                 throw EddaUsageError(
@@ -127,27 +115,8 @@ extension PostgresStore {
                 throw TransactionalWorkError(underlying: error)
             }
         }
-        if transition.removeSubscriptions {
-            try await connection.query("DELETE FROM channel_subscriptions WHERE instance_id = \(transition.instanceID)", logger: logger)
-            try await connection.query("DELETE FROM workflow_timer_subscriptions WHERE instance_id = \(transition.instanceID)", logger: logger)
-        }
-        if let timer = transition.timer {
-            try await connection.query(
-                """
-                INSERT INTO workflow_timer_subscriptions (instance_id, timer_id, expires_at, activity_id, created_at)
-                VALUES (\(transition.instanceID), \(timer.timerID), \(timer.expiresAt), \(timer.activityID), \(now))
-                ON CONFLICT (instance_id, timer_id) DO NOTHING
-                """, logger: logger)
-            try await notify(NotifyChannel.waits, "{}", on: connection)
-        }
         if let successor = transition.successor {
             try await recur(from: transition.instanceID, to: successor, on: connection, now: now)
-        }
-        if !transition.outboxEvents.isEmpty {
-            try await notify(NotifyChannel.outbox, "{}", on: connection)
-        }
-        if case .release = transition.lock, newStatus == .running || newStatus == .compensating {
-            try await notifyResumable(transition.instanceID, workflowName: try updated.value("workflow_name"), on: connection)
         }
         var deliveries: [DeliveryReport] = []
         if !transition.messages.isEmpty {
@@ -159,7 +128,7 @@ extension PostgresStore {
                 try await insertHistory(event, instanceID: transition.instanceID, on: connection, now: now)
             }
         }
-        return .applied(status: newStatus, deliveries: deliveries)
+        return .applied(status: WorkflowStatus(rawValue: try updated.value("status")), deliveries: deliveries)
     }
 
     /// Inserts a history row; `false` if the step ID already has one.
@@ -167,12 +136,7 @@ extension PostgresStore {
     func insertHistory(
         _ event: NewHistoryEvent, instanceID: String, on connection: PostgresConnection, now: Date, ifAbsent: Bool = false
     ) async throws -> Bool {
-        let payload: MessagePayload
-        switch event.payload {
-        case .json(let text): payload = .json(text)
-        case .binary(let bytes): payload = .binary(bytes)
-        }
-        let columns = payload.columns
+        let columns = MessagePayload(event.payload).columns
         let conflict = ifAbsent ? "ON CONFLICT (instance_id, activity_id) DO NOTHING" : ""
         return try await connection.count(
             """
@@ -200,22 +164,21 @@ extension PostgresStore {
     }
 
     public func releaseLock(instanceID: String, workerID: String, now: Date) async throws {
-        try await transaction { connection in
-            let rows = try await connection.rows(
+        try await read { connection in
+            try await connection.query(
                 """
-                UPDATE workflow_instances SET locked_by = NULL, locked_at = NULL, lock_expires_at = NULL, updated_at = \(now)
-                WHERE instance_id = \(instanceID) AND locked_by = \(workerID)
-                RETURNING status, workflow_name
+                WITH u AS (UPDATE workflow_instances SET locked_by = NULL, locked_at = NULL, lock_expires_at = NULL, updated_at = \(now)
+                           WHERE instance_id = \(instanceID) AND locked_by = \(workerID)
+                           RETURNING status, workflow_name)
+                SELECT pg_notify(\(NotifyChannel.resumable), json_build_object('wf_id', instance_id, 'wf_name', workflow_name)::text)
+                FROM (SELECT \(instanceID)::text AS instance_id, workflow_name FROM u WHERE status IN ('running', 'compensating')) r
                 """, logger: self.logger)
-            if let row = rows.first, ["running", "compensating"].contains(try row.value("status", as: String.self)) {
-                try await self.notifyResumable(instanceID, workflowName: try row.value("workflow_name"), on: connection)
-            }
         }
     }
 
     public func renewLocks(instanceIDs: [String], workerID: String, leaseUntil: Date, now: Date) async throws -> [String: WorkflowStatus] {
         guard !instanceIDs.isEmpty else { return [:] }
-        return try await transaction { connection in
+        return try await read { connection in
             var held: [String: WorkflowStatus] = [:]
             for row in try await connection.rows(
                 """
@@ -399,7 +362,7 @@ extension PostgresStore {
         for table in ["workflow_history", "workflow_timer_subscriptions", "channel_subscriptions", "channel_message_claims", "workflow_compensations"] {
             try await connection.query("DELETE FROM \(unescaped: table) WHERE instance_id = \(instanceID)", logger: logger)
         }
-        guard try await insertInstance(successor, on: connection, now: now) else {
+        guard try await connection.count(Self.insertInstance(successor, now: now), logger: logger) == 1 else {
             throw PostgresStoreError("recur: successor instance \(successor.instanceID) exists already")
         }
     }

@@ -5,17 +5,6 @@ import PostgresNIO
 
 /// The transactional outbox on PostgreSQL.
 extension PostgresStore {
-    func insertOutboxEvent(_ event: OutboxEvent, on connection: PostgresConnection, now: Date) async throws {
-        let columns = event.payload.columns
-        try await connection.query(
-            """
-            INSERT INTO outbox_events
-                (event_id, event_type, event_source, data_type, event_data, event_data_binary, content_type, created_at, status, retry_count)
-            VALUES (\(event.eventID), \(event.eventType), \(event.eventSource), \(columns.type), \(columns.json), \(columns.binary),
-                    \(event.contentType), \(now), 'pending', 0)
-            """, logger: logger)
-    }
-
     public func claimOutboxEvents(_ claim: OutboxClaim, now: Date) async throws -> [OutboxEvent] {
         try await transaction { connection in
             // While a row is `processing`, `published_at` holds when it was taken. Only rows this
