@@ -7,17 +7,42 @@ enum ConformanceChecks {
     static let all: [StoreConformance.Check] = [
         .init(name: "activities run once and replay; a failure compensates newest first", body: runAndCompensate),
         .init(name: "an app stopped mid-step is resumed by another; no completed step runs twice", body: takeover),
-        .init(name: "timers and receive timeouts follow the workflow clock", body: timersAndTimeouts),
-        .init(name: "channels: broadcast, competing, direct, point-to-point events, kept messages", body: channels),
-        .init(name: "cancellation compensates a waiting instance, and refuses an ended one", body: cancellation),
+        .init(name: "timers and receive timeouts follow the workflow clock", needs: .channels, body: timersAndTimeouts),
+        .init(name: "channels: broadcast, competing, direct, point-to-point events, kept messages", needs: .channels, body: channels),
+        .init(name: "cancellation compensates a waiting instance, and refuses an ended one", needs: .channels, body: cancellation),
         .init(name: "recur chains archive history and the result follows the chain", body: recur),
         .init(name: "queries filter by status, name and input, and page through results", body: queries),
         .init(name: "input filters compare numbers exactly, beyond a Double's precision", body: exactNumberFilters),
-        .init(name: "outbox rows are written with the step, taken by one relayer, and finished", body: outbox),
-        .init(name: "the leader lease is held by one app and moves on shutdown", body: leader),
-        .init(name: "an event delivered by another app wakes the waiting instance in its own app", body: crossAppDelivery),
+        .init(name: "outbox rows are written with the step, taken by one relayer, and finished", needs: .outbox, body: outbox),
+        .init(name: "the leader lease is held by one app and moves on shutdown", needs: .systemLocks, body: leader),
+        .init(name: "an event delivered by another app wakes the waiting instance in its own app", needs: .channels, body: crossAppDelivery),
         .init(name: "migrating again changes nothing and the schema reads as current", body: migrations),
     ]
+
+    /// For a driver without `capability`: the app refuses its calls with a clear error, or
+    /// runs without it.
+    static func refuses(_ capability: StoreConformance.Capability, _ harness: ConformanceHarness) async throws {
+        func expectUnsupported(_ what: String, _ body: () async throws -> Void) async throws {
+            do {
+                try await body()
+            } catch let error as EddaUsageError where error.kind == .unsupportedByStore {
+                return
+            }
+            throw ConformanceFailure("\(what) on a store without \(capability): expected EddaUsageError.unsupportedByStore")
+        }
+        switch capability {
+        case .channels:
+            try await harness.withApp { app in
+                try await expectUnsupported("publishing") { _ = try await app.publish(to: "news", data: Job(number: 1)) }
+            }
+        case .outbox:
+            try await expectUnsupported("an app with an outbox publisher") {
+                _ = try await harness.withApp(configure: { $0.outboxPublisher = DiscardingPublisher() }) { _ in }
+            }
+        case .systemLocks:
+            try await runAndCompensate(harness)
+        }
+    }
 
     static func runAndCompensate(_ harness: ConformanceHarness) async throws {
         let trail = Recorder()
@@ -252,18 +277,19 @@ enum ConformanceChecks {
             }
             _ = try await app.run(flow, input: "A")
             let claim = OutboxClaim(limit: 10, maxRetries: 3, reclaimProcessingBefore: Date().addingTimeInterval(-60))
-            let taken = try await app.store.claimOutboxEvents(claim, now: Date())
+            guard let store = app.store as? any OutboxStore else { throw ConformanceFailure("the store is not an OutboxStore") }
+            let taken = try await store.claimOutboxEvents(claim, now: Date())
             try expectEqual(taken.count, 1, "events claimed")
             try expect(
                 taken.allSatisfy { OutboxEventID.isWrittenHere($0.eventID) },
                 "claimed event IDs have the form of this library's (\(taken.map(\.eventID)))")
             try expectEqual(taken.first?.payload, .json(#"{"id":"A"}"#), "the event's payload")
-            try expect(try await app.store.claimOutboxEvents(claim, now: Date()).isEmpty, "a claimed event is not claimed again")
-            try await app.store.finishOutboxEvent(eventID: taken[0].eventID, outcome: .failed("HTTP 503"), now: Date())
-            let retried = try await app.store.claimOutboxEvents(claim, now: Date())
+            try expect(try await store.claimOutboxEvents(claim, now: Date()).isEmpty, "a claimed event is not claimed again")
+            try await store.finishOutboxEvent(eventID: taken[0].eventID, outcome: .failed("HTTP 503"), now: Date())
+            let retried = try await store.claimOutboxEvents(claim, now: Date())
             try expectEqual(retried.first?.retryCount, 1, "the retry count after a failure")
-            try await app.store.finishOutboxEvent(eventID: taken[0].eventID, outcome: .published, now: Date())
-            try expectEqual(try await app.store.outboxEvent(id: taken[0].eventID)?.status, .published, "the finished event's status")
+            try await store.finishOutboxEvent(eventID: taken[0].eventID, outcome: .published, now: Date())
+            try expectEqual(try await store.outboxEvent(id: taken[0].eventID)?.status, .published, "the finished event's status")
         }
     }
 
@@ -317,4 +343,9 @@ enum ConformanceChecks {
             try expectEqual(try await app.instance(id)?.status, .completed, "an instance written before reopening")
         }
     }
+}
+
+/// An outbox publisher that accepts every event and sends it nowhere.
+struct DiscardingPublisher: OutboxPublisher {
+    func publish(_ event: OutboxEvent) async -> OutboxOutcome { .published }
 }

@@ -52,11 +52,43 @@ public enum StoreConformance {
         }
     }
 
+    /// A capability a driver may adopt beside ``Edda/WorkflowStore`` (see its documentation).
+    public enum Capability: String, Sendable, CustomStringConvertible {
+        /// ``Edda/ChannelStore``: channels and events.
+        case channels
+        /// ``Edda/OutboxStore``: the transactional outbox.
+        case outbox
+        /// ``Edda/SystemLockStore``: named locks for leader election.
+        case systemLocks
+
+        /// Whether `store` adopts it.
+        public func isAdopted(by store: any WorkflowStore) -> Bool {
+            switch self {
+            case .channels: store is any ChannelStore
+            case .outbox: store is any OutboxStore
+            case .systemLocks: store is any SystemLockStore
+            }
+        }
+
+        public var description: String { rawValue }
+    }
+
     /// One behaviour the engine relies on.
     public struct Check: Sendable, CustomStringConvertible {
         /// What it checks, in a sentence.
         public let name: String
+        /// The capability the behaviour belongs to, or `nil` for the core every driver provides.
+        /// For a driver without it, the check verifies instead that the app refuses the
+        /// capability's calls with ``Edda/EddaUsageError/Kind/unsupportedByStore`` (channels,
+        /// outbox) or runs without it (system locks).
+        public let capability: Capability?
         let body: @Sendable (ConformanceHarness) async throws -> Void
+
+        init(name: String, needs capability: Capability? = nil, body: @escaping @Sendable (ConformanceHarness) async throws -> Void) {
+            self.name = name
+            self.capability = capability
+            self.body = body
+        }
 
         /// The check's name.
         public var description: String { name }
@@ -68,7 +100,17 @@ public enum StoreConformance {
         public func run(_ makeDatabase: @Sendable () async throws -> ConformanceDatabase) async throws {
             let database = try await makeDatabase()
             defer { database.remove() }
-            try await body(ConformanceHarness(location: database.location))
+            let harness = ConformanceHarness(location: database.location)
+            if let capability {
+                let store = try await database.location.makeStore()
+                let adopted = capability.isAdopted(by: store)
+                try await store.close()
+                guard adopted else {
+                    try await ConformanceChecks.refuses(capability, harness)
+                    return
+                }
+            }
+            try await body(harness)
         }
     }
 }

@@ -164,7 +164,7 @@ extension PostgresStore {
     }
 
     public func releaseLock(instanceID: String, workerID: String, now: Date) async throws {
-        try await read { connection in
+        _ = try await read { connection in
             try await connection.query(
                 """
                 WITH u AS (UPDATE workflow_instances SET locked_by = NULL, locked_at = NULL, lock_expires_at = NULL, updated_at = \(now)

@@ -17,7 +17,7 @@ import Synchronization
 /// let app = try await EddaApp(configuration: .init(
 ///     serviceName: "orders", database: try .postgres(url: "postgresql://edda@db.local:5432/edda")))
 /// ```
-public final class PostgresStore: WorkflowStore {
+public final class PostgresStore: WorkflowStore, ChannelStore, OutboxStore, SystemLockStore, WakeUpSource {
     /// The connection pool and the task running it; replaced when the pool stops answering.
     private struct Pool: Sendable {
         let client: PostgresClient
@@ -175,7 +175,7 @@ public final class PostgresStore: WorkflowStore {
         await running.value
     }
 
-    public func wakeUps() -> AsyncStream<StoreWakeUp>? {
+    public func wakeUps() -> AsyncStream<StoreWakeUp> {
         listener.start()
     }
 

@@ -10,7 +10,7 @@ import GRDB
 ///
 /// Most users never create one directly: ``EddaApp/Configuration/database`` with
 /// ``DatabaseLocation/sqlite(path:durability:)`` does it.
-public final class SQLiteStore: WorkflowStore {
+public final class SQLiteStore: WorkflowStore, ChannelStore, OutboxStore, SystemLockStore {
     /// How hard each commit works to survive power loss.
     public struct Durability: Sendable, Hashable {
         let pragma: String

@@ -153,11 +153,12 @@ struct OutboxTests {
                     try await context.run(shipping(), input: orderID)
                 }
                 _ = try await app.run(flow, input: "H-1")
-                let claimed = try await app.store.claimOutboxEvents(
+                let store = try #require(app.store as? any OutboxStore)
+                let claimed = try await store.claimOutboxEvents(
                     OutboxClaim(limit: 10, maxRetries: 3, reclaimProcessingBefore: Date().addingTimeInterval(-60)), now: Date())
                 #expect(claimed.count == 1)
                 #expect(try outboxRows(database).first?["status"] as String? == "processing")
-                try await app.store.finishOutboxEvent(eventID: claimed[0].eventID, outcome: .postponed, now: Date())
+                try await store.finishOutboxEvent(eventID: claimed[0].eventID, outcome: .postponed, now: Date())
                 let row = try #require(try outboxRows(database).first)
                 #expect(row["status"] as String == "pending")
                 #expect(row["retry_count"] as Int == 0)

@@ -71,6 +71,16 @@ struct ConformanceTests {
         }
     }
 
+    @Test("A driver with only the core protocol passes the kit: each capability's check verifies its refusal instead")
+    func coreOnlyDriver() async throws {
+        try await StoreConformance.verify {
+            let database = try TemporaryDatabase()
+            let path = database.path
+            let location = DatabaseLocation(description: "core-only") { CoreOnlyStore(try SQLiteStore(path: path)) }
+            return ConformanceDatabase(location: location, remove: database.remove)
+        }
+    }
+
     @Test("verify runs every check and names each one that failed")
     func verifyReportsEveryFailure() async throws {
         let broken = DatabaseLocation(description: "broken") { throw ConformanceFailure("this database cannot open") }
@@ -254,4 +264,43 @@ struct PostgresSpecificTests {
         }
         #expect(versions == ["20251217000000"])
     }
+}
+
+/// A driver that adopts only ``WorkflowStore``: no channels, outbox, system locks or wake-ups.
+/// (It hides `SQLiteStore`'s capabilities, so the engine and the kit see the core alone.)
+struct CoreOnlyStore: WorkflowStore {
+    let base: SQLiteStore
+    init(_ base: SQLiteStore) { self.base = base }
+
+    func migrate() async throws { try await base.migrate() }
+    func hasCurrentSchema() async throws -> Bool { try await base.hasCurrentSchema() }
+    func createInstance(_ instance: NewInstance, now: Date) async throws -> CreateInstanceOutcome {
+        try await base.createInstance(instance, now: now)
+    }
+    func claim(instanceID: String, workerID: String, leaseUntil: Date, now: Date) async throws -> ClaimedInstance? {
+        try await base.claim(instanceID: instanceID, workerID: workerID, leaseUntil: leaseUntil, now: now)
+    }
+    func apply(_ transition: InstanceTransition, now: Date) async throws -> TransitionOutcome { try await base.apply(transition, now: now) }
+    func releaseLock(instanceID: String, workerID: String, now: Date) async throws {
+        try await base.releaseLock(instanceID: instanceID, workerID: workerID, now: now)
+    }
+    func renewLocks(instanceIDs: [String], workerID: String, leaseUntil: Date, now: Date) async throws -> [String: WorkflowStatus] {
+        try await base.renewLocks(instanceIDs: instanceIDs, workerID: workerID, leaseUntil: leaseUntil, now: now)
+    }
+    func requestCancellation(instanceID: String, cancelledBy: String, now: Date) async throws -> CancellationOutcome {
+        try await base.requestCancellation(instanceID: instanceID, cancelledBy: cancelledBy, now: now)
+    }
+    func resumableInstances(workflowNames: [String], limit: Int, now: Date) async throws -> [ResumableInstance] {
+        try await base.resumableInstances(workflowNames: workflowNames, limit: limit, now: now)
+    }
+    func instance(id: String) async throws -> WorkflowInstance? { try await base.instance(id: id) }
+    func history(instanceID: String) async throws -> [HistoryEvent] { try await base.history(instanceID: instanceID) }
+    func compensations(instanceID: String) async throws -> [CompensationRecord] { try await base.compensations(instanceID: instanceID) }
+    func findInstances(_ query: InstanceQuery) async throws -> InstancePage { try await base.findInstances(query) }
+    func successor(of instanceID: String) async throws -> String? { try await base.successor(of: instanceID) }
+    func fireDueWaits(claim: ClaimPolicy, deadline: Date, now: Date, limit: Int) async throws -> [ClaimedInstance] {
+        try await base.fireDueWaits(claim: claim, deadline: deadline, now: now, limit: limit)
+    }
+    func nextWaitDeadline(workflowNames: [String]) async throws -> Date? { try await base.nextWaitDeadline(workflowNames: workflowNames) }
+    func close() async throws { try await base.close() }
 }

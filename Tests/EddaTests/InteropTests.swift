@@ -293,7 +293,8 @@ struct InteropTests {
             #expect(emitted["status"] == "completed")
             let pythonEventID = try #require(emitted["output"]?["result"]?.stringValue)
             try await database.withApp(configure: { $0.runsBackgroundRecovery = false }) { app in
-                #expect(try await app.store.outboxEvent(id: pythonEventID)?.status == .pending)
+                let store = try #require(app.store as? any OutboxStore)
+                #expect(try await store.outboxEvent(id: pythonEventID)?.status == .pending)
                 let emit = ActivityDefinition<String, String>(name: "emit") { id, context in
                     try context.sendEventTransactional(type: "swift.event", source: "/swift", data: ["id": id])
                 }
@@ -303,9 +304,9 @@ struct InteropTests {
                 let swiftEventID = try await app.run(flow, input: "A")
                 // Taken back from `processing` at once if it were anyone's: reclaim everything.
                 let claim = OutboxClaim(limit: 10, maxRetries: 3, reclaimProcessingBefore: Date().addingTimeInterval(3_600))
-                #expect(try await app.store.claimOutboxEvents(claim, now: Date()).map(\.eventID) == [swiftEventID])
-                #expect(try await app.store.claimOutboxEvents(claim, now: Date()).map(\.eventID) == [swiftEventID])
-                #expect(try await app.store.outboxEvent(id: pythonEventID)?.status == .pending)
+                #expect(try await store.claimOutboxEvents(claim, now: Date()).map(\.eventID) == [swiftEventID])
+                #expect(try await store.claimOutboxEvents(claim, now: Date()).map(\.eventID) == [swiftEventID])
+                #expect(try await store.outboxEvent(id: pythonEventID)?.status == .pending)
             }
         }
     }

@@ -61,6 +61,7 @@ struct ExecutionScope: Sendable {
                 try Self.checkWork(transition.work, for: engine.store)
                 transition.messages = context.messages
                 transition.outboxEvents = context.outboxEvents
+                try engine.checkCapabilities(messages: transition.messages, outboxEvents: transition.outboxEvents)
                 if !transition.messages.isEmpty { transition.claimPolicy = engine.claimPolicy }
                 let outcome = try await applyStep(transition)
                 if case .applied(_, let deliveries) = outcome {

@@ -298,6 +298,7 @@ extension WorkflowContext {
         let message = try guarded {
             try OutgoingMessage.make(channel: channel, data: data, metadata: metadata, target: target)
         }
+        _ = try guarded { try scope.engine.channelStore() }
         var transition = scope.stepTransition(currentActivityID: activityID)
         transition.compensations = bufferedCompensations
         transition.messages = [message]

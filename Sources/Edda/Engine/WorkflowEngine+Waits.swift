@@ -8,13 +8,37 @@ extension WorkflowEngine {
         instanceID: String, workerID: String, channel: String, mode: SubscriptionMode?
     ) async throws -> SubscriptionOutcome {
         try await storeOperation {
-            try await store.updateSubscription(instanceID: instanceID, workerID: workerID, channel: channel, mode: mode, now: Date())
+            try await channelStore().updateSubscription(
+                instanceID: instanceID, workerID: workerID, channel: channel, mode: mode, now: Date())
         }
     }
 
     /// Takes the next pending message for a held instance, or registers its wait and suspends it.
     func receive(_ request: ReceiveRequest) async throws -> ReceiveOutcome {
-        try await storeOperation { try await store.receive(request, now: Date()) }
+        let channels = try channelStore()
+        return try await storeOperation { try await channels.receive(request, now: Date()) }
+    }
+
+    /// The app's store as a ``ChannelStore``, or a usage error if its driver has no channels.
+    func channelStore() throws -> any ChannelStore {
+        guard let channels = store as? any ChannelStore else {
+            throw EddaUsageError(
+                .unsupportedByStore,
+                "\(type(of: store)) does not support channels and events (it is not a ChannelStore); "
+                    + "subscribe, receive, publish, sendTo and waitEvent need a database driver that does.")
+        }
+        return channels
+    }
+
+    /// Refuses a step's messages or outbox events when the store cannot keep them: the step
+    /// could never commit, so it fails at once (an ``EddaUsageError`` is not retried).
+    func checkCapabilities(messages: [OutgoingMessage], outboxEvents: [OutboxEvent]) throws {
+        if !messages.isEmpty { _ = try channelStore() }
+        if !outboxEvents.isEmpty, !(store is any OutboxStore) {
+            throw EddaUsageError(
+                .unsupportedByStore,
+                "\(type(of: store)) has no transactional outbox (it is not an OutboxStore); sendEvent needs a database driver that has one.")
+        }
     }
 
     /// Runs a store operation; its failure becomes an ``EngineStoreError``, which stops the

@@ -25,6 +25,9 @@ public struct EddaUsageError: Error, Sendable, Hashable, CustomStringConvertible
         public static let schemaMissing = Kind(rawValue: "schemaMissing")
         /// A configuration value is out of range.
         public static let invalidConfiguration = Kind(rawValue: "invalidConfiguration")
+        /// The app's database driver does not provide the capability the call needs (channels,
+        /// the outbox); see ``WorkflowStore``.
+        public static let unsupportedByStore = Kind(rawValue: "unsupportedByStore")
         public var description: String { rawValue }
     }
 

@@ -41,6 +41,7 @@ struct OutboxRelayer {
     /// The key ``WorkflowEngine/outboxWakeup`` is signalled with.
     static let wakeupKey = "outbox"
     let engine: WorkflowEngine
+    let store: any OutboxStore
     let publisher: any OutboxPublisher
     let configuration: OutboxRelayerConfiguration
 
@@ -74,7 +75,7 @@ struct OutboxRelayer {
         let now = Date()
         let events: [OutboxEvent]
         do {
-            events = try await engine.store.claimOutboxEvents(
+            events = try await store.claimOutboxEvents(
                 OutboxClaim(
                     limit: configuration.batchSize, maxRetries: configuration.maxRetries,
                     reclaimProcessingBefore: now.addingTimeInterval(-configuration.processingTimeout.seconds)),
@@ -94,7 +95,7 @@ struct OutboxRelayer {
                 outcome = await publisher.publish(event)
             }
             do {
-                try await engine.store.finishOutboxEvent(eventID: event.eventID, outcome: outcome, now: Date())
+                try await store.finishOutboxEvent(eventID: event.eventID, outcome: outcome, now: Date())
             } catch {
                 engine.logger.warning("Recording the outcome of outbox event \(event.eventID) failed: \(error)")
             }

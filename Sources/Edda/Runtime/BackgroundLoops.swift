@@ -166,6 +166,8 @@ struct WaitScheduler {
 /// retention. Releases the lease at shutdown, so another worker takes over at its next heartbeat.
 struct LeaderElection {
     let engine: WorkflowEngine
+    /// The store's named locks, or `nil` if it has none (then every worker leads).
+    let locks: (any SystemLockStore)?
     let lockName: String
     let heartbeat: Duration
     let lease: Duration
@@ -178,8 +180,9 @@ struct LeaderElection {
             let now = Date()
             let isLeader: Bool
             do {
-                isLeader = try await engine.store.acquireSystemLock(
-                    name: lockName, workerID: engine.workerID, until: now.addingTimeInterval(lease.seconds), now: now)
+                // Without named locks every worker leads (the housekeeping is idempotent).
+                isLeader = try await locks?.acquireSystemLock(
+                    name: lockName, workerID: engine.workerID, until: now.addingTimeInterval(lease.seconds), now: now) ?? true
             } catch {
                 engine.logger.warning("Leader election failed; retrying: \(error)")
                 isLeader = false
@@ -191,11 +194,11 @@ struct LeaderElection {
             if isLeader != was {
                 engine.logger.debug(isLeader ? "This worker is now the leader" : "This worker is no longer the leader")
             }
-            if isLeader, let retention = messageRetention,
+            if isLeader, let retention = messageRetention, let channels = engine.store as? any ChannelStore,
                lastCleanup.map({ ContinuousClock.now - $0 >= cleanupInterval }) ?? true {
                 lastCleanup = .now
                 do {
-                    let deleted = try await engine.store.deleteChannelMessages(
+                    let deleted = try await channels.deleteChannelMessages(
                         publishedBefore: Date().addingTimeInterval(-retention.seconds))
                     if deleted > 0 { engine.logger.info("Deleted \(deleted) channel messages past their retention") }
                 } catch {
@@ -205,7 +208,7 @@ struct LeaderElection {
             try? await Task.sleep(for: heartbeat)
         }
         if engine.leadership.withLock({ $0 }) {
-            try? await engine.store.releaseSystemLock(name: lockName, workerID: engine.workerID)
+            try? await locks?.releaseSystemLock(name: lockName, workerID: engine.workerID)
             engine.leadership.withLock { $0 = false }
         }
     }

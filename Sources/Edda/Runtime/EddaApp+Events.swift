@@ -107,7 +107,7 @@ extension EddaApp {
                 messageID: Self.uuidString(fromHex: key), channel: event.attributes.type,
                 payload: event.data ?? .json("null"), metadataJSON: try JSON.encode(metadata),
                 targetInstanceID: event.attributes.extensions["eddainstanceid"]?.stringValue)
-            let reports = try await store.publish([message], claim: engine.claimPolicy, now: Date())
+            let reports = try await engine.channelStore().publish([message], claim: engine.claimPolicy, now: Date())
             let report = reports.first
             await engine.delivered(reports, channel: message.channel, dataJSON: message.payload.jsonDescription)
             let isDuplicate = report?.isDuplicate ?? false

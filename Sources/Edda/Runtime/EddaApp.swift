@@ -46,6 +46,11 @@ public final class EddaApp: Service, Sendable {
     /// Runs on a store you created (for example, one shared by several apps in tests).
     public init(configuration: Configuration, store: any WorkflowStore) async throws {
         try configuration.validate()
+        if configuration.outboxPublisher != nil, !(store is any OutboxStore) {
+            throw EddaUsageError(
+                .unsupportedByStore,
+                "An outbox publisher is configured, but \(type(of: store)) has no transactional outbox (it is not an OutboxStore).")
+        }
         if configuration.migratesSchema {
             try await store.migrate()
         } else if try await !store.hasCurrentSchema() {
@@ -83,12 +88,15 @@ public final class EddaApp: Service, Sendable {
                     engine: engine, pollInterval: configuration.recoveryInterval, batchSize: configuration.resumeBatchSize
                 ).run()
             }
-            if let publisher = configuration.outboxPublisher {
+            if let publisher = configuration.outboxPublisher, let outbox = store as? any OutboxStore {
                 tasks.spawn { [engine, configuration] in
-                    await OutboxRelayer(engine: engine, publisher: publisher, configuration: configuration.outboxRelayer).run()
+                    await OutboxRelayer(
+                        engine: engine, store: outbox, publisher: publisher, configuration: configuration.outboxRelayer
+                    ).run()
                 }
             }
-            if let wakeUps = store.wakeUps() {
+            if let source = store as? any WakeUpSource {
+                let wakeUps = source.wakeUps()
                 tasks.spawn { [engine] in
                     for await wakeUp in wakeUps {
                         engine.wake(for: wakeUp)
@@ -97,7 +105,7 @@ public final class EddaApp: Service, Sendable {
             }
             tasks.spawn { [engine, configuration] in
                 await LeaderElection(
-                    engine: engine, lockName: configuration.leaderLockName, heartbeat: configuration.leaderHeartbeatInterval,
+                    engine: engine, locks: store as? any SystemLockStore, lockName: configuration.leaderLockName, heartbeat: configuration.leaderHeartbeatInterval,
                     lease: configuration.leaderLeaseDuration, messageRetention: configuration.messageRetention,
                     cleanupInterval: configuration.messageCleanupInterval
                 ).run()
@@ -403,7 +411,7 @@ public final class EddaApp: Service, Sendable {
         } catch {
             throw EddaUsageError(.unencodableValue, "The message for channel '\(channel)' could not be encoded to JSON: \(error)")
         }
-        let reports = try await store.publish([message], claim: engine.claimPolicy, now: Date())
+        let reports = try await engine.channelStore().publish([message], claim: engine.claimPolicy, now: Date())
         await engine.delivered(reports, channel: channel, dataJSON: message.payload.jsonDescription)
         return PublishReceipt(messageID: message.messageID, deliveredTo: reports.first?.deliveredTo ?? [])
     }

@@ -2,13 +2,29 @@ import Foundation
 
 /// The database behind an ``EddaApp``: every durable change the engine makes goes through it.
 ///
-/// Each method is one transaction, executed in one hop (one closure on SQLite, one round-trip
-/// sequence on PostgreSQL). Claims are compare-and-set inside the transaction that reads them.
-/// Implementations write `framework = 'swift'` and act only on instances of that framework,
-/// while they read any instance.
+/// A driver persists; the engine decides. Each operation is one transaction (one statement
+/// where the database allows it), and every claim is a compare-and-set inside the transaction
+/// that reads it. The decisions (which instance to wake or claim, what a cancellation does,
+/// every stored payload's shape) come from the core: ``ClaimPolicy``, ``CancellationPlan``,
+/// ``StepPayloads``, ``InstanceTransition``'s named constructors. Drivers write
+/// `framework = 'swift'` and act only on instances of that framework, while they read any.
 ///
-/// EddaSQLite's `SQLiteStore` and EddaPostgres's `PostgresStore` implement it; another backend
-/// implements it in its own module and passes the shared conformance suite.
+/// This protocol is what every driver provides: instances, steps, locks, timers, cancellation
+/// and queries. Further capabilities are separate protocols, and the app uses only those a
+/// driver adopts:
+///
+/// - ``ChannelStore``: channels and events (`subscribe`, `receive`, `publish`, `sendTo`,
+///   `waitEvent`, CloudEvents delivery). Without it those calls throw an ``EddaUsageError``
+///   (`.unsupportedByStore`).
+/// - ``OutboxStore``: the transactional outbox and its relayer.
+/// - ``SystemLockStore``: one leader among the workers for housekeeping (without it, every
+///   worker does the housekeeping).
+/// - ``WakeUpSource``: announcements of work made claimable by other processes (without it,
+///   other processes' work is found by polling).
+///
+/// EddaSQLite's `SQLiteStore` and EddaPostgres's `PostgresStore` adopt all of them. A driver in
+/// its own module proves itself with the `EddaConformance` kit, which runs each capability's
+/// checks when the driver adopts it.
 public protocol WorkflowStore: Sendable {
     /// Creates or upgrades the shared schema (idempotent), recording versions in
     /// `schema_migrations`.
@@ -59,8 +75,23 @@ public protocol WorkflowStore: Sendable {
     /// An instance's direct successor after `recur` (the instance whose `continued_from` is it).
     func successor(of instanceID: String) async throws -> String?
 
-    // MARK: Waiting and messaging
+    // MARK: Waits
 
+    /// Ends the waits that are due: timers that expired by `deadline` (recorded as
+    /// `TimerExpired`) and, for a ``ChannelStore``, receives whose timeout passed
+    /// (`MessageTimeout`) and waiting subscribers that missed a pending message. Only
+    /// instances `claim` allows are touched; they are returned locked by its worker.
+    func fireDueWaits(claim: ClaimPolicy, deadline: Date, now: Date, limit: Int) async throws -> [ClaimedInstance]
+
+    /// The earliest timer expiry or receive timeout among waiting instances of `workflowNames`.
+    func nextWaitDeadline(workflowNames: [String]) async throws -> Date?
+
+    /// Closes connections. The store is unusable afterwards.
+    func close() async throws
+}
+
+/// Channels and events: subscriptions, receives, publishing and delivery.
+public protocol ChannelStore: WorkflowStore {
     /// Subscribes an executing instance to a channel (`mode` non-`nil`; idempotent, and a
     /// broadcast subscription's cursor starts after the channel's newest message) or
     /// unsubscribes it (`mode` `nil`). `mode` is `broadcast` or `competing`.
@@ -77,20 +108,13 @@ public protocol WorkflowStore: Sendable {
     /// become `running`; those `claim` allows are returned locked by its worker.
     func publish(_ messages: [OutgoingMessage], claim: ClaimPolicy, now: Date) async throws -> [DeliveryReport]
 
-    /// Ends the waits that are due: timers that expired by `deadline` (recorded as
-    /// `TimerExpired`) and receives whose timeout passed (`MessageTimeout`), and delivers
-    /// pending messages to waiting subscribers that missed them. Only instances `claim` allows
-    /// are touched; they are returned locked by its worker.
-    func fireDueWaits(claim: ClaimPolicy, deadline: Date, now: Date, limit: Int) async throws -> [ClaimedInstance]
-
-    /// The earliest timer expiry or receive timeout among waiting instances of `workflowNames`.
-    func nextWaitDeadline(workflowNames: [String]) async throws -> Date?
-
     /// Deletes channel messages published before `cutoff`; returns how many.
     func deleteChannelMessages(publishedBefore cutoff: Date) async throws -> Int
+}
 
-    // MARK: Outbox
-
+/// The transactional outbox: rows written with a step (``InstanceTransition/outboxEvents``) and
+/// taken by the relayer.
+public protocol OutboxStore: WorkflowStore {
     /// Takes outbox rows to send, marking them `processing`: pending ones, failed ones with
     /// retries left, and ones left `processing` by a relayer that stopped (oldest first).
     /// Concurrent relayers never take the same row.
@@ -101,26 +125,22 @@ public protocol WorkflowStore: Sendable {
 
     /// One outbox row.
     func outboxEvent(id: String) async throws -> OutboxEvent?
+}
 
-    // MARK: System locks
-
+/// Named locks in `system_locks`, with which the workers elect one leader for housekeeping.
+public protocol SystemLockStore: WorkflowStore {
     /// Takes or renews the named lock in `system_locks` until `until`, if it is free, expired
     /// or already held by `workerID`. Returns whether `workerID` holds it.
     func acquireSystemLock(name: String, workerID: String, until: Date, now: Date) async throws -> Bool
 
     /// Releases the named lock if `workerID` holds it.
     func releaseSystemLock(name: String, workerID: String) async throws
-
-    /// Closes connections. The store is unusable afterwards.
-    func close() async throws
-
-    /// Wake-ups from other processes (PostgreSQL `LISTEN`), or `nil` if the store has none and
-    /// the app relies on its in-process wake-ups and polling. Called once, by the app.
-    func wakeUps() -> AsyncStream<StoreWakeUp>?
 }
 
-extension WorkflowStore {
-    public func wakeUps() -> AsyncStream<StoreWakeUp>? { nil }
+/// A store that announces work other processes made claimable (PostgreSQL `LISTEN`).
+public protocol WakeUpSource: WorkflowStore {
+    /// The announcements. Called once, by the app, which stops listening when it shuts down.
+    func wakeUps() -> AsyncStream<StoreWakeUp>
 }
 
 /// Work another process made claimable, announced by the store.

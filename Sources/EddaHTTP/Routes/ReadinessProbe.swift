@@ -8,7 +8,8 @@ import Synchronization
 /// A database can answer reads while every write fails: a read-only file or mount, a full
 /// disk, a PostgreSQL standby, or another process holding SQLite's write lock. The probe
 /// therefore commits one small write — it takes and at once lets expire the `system_locks` row
-/// ``lockName`` for this worker — and reports ready only if that commits within the timeout.
+/// ``lockName`` for this worker (on a driver without named locks, a lock release that matches no
+/// row) — and reports ready only if that commits within the timeout.
 /// Concurrent checks share one probe write, so a burst of readiness requests costs one commit.
 final class ReadinessProbe: Sendable {
     /// The `system_locks` row the probe writes. Its lease ends the moment it is taken, so it
@@ -33,8 +34,13 @@ final class ReadinessProbe: Sendable {
                 let result: Result<Void, any Error>
                 do {
                     let now = Date()
-                    // Whether the lock is taken does not matter: the transaction committed.
-                    _ = try await app.store.acquireSystemLock(name: Self.lockName, workerID: app.workerID, until: now, now: now)
+                    if let locks = app.store as? any SystemLockStore {
+                        // Whether the lock is taken does not matter: the transaction committed.
+                        _ = try await locks.acquireSystemLock(name: Self.lockName, workerID: app.workerID, until: now, now: now)
+                    } else {
+                        // A driver without named locks: a write transaction that matches no row.
+                        try await app.store.releaseLock(instanceID: "", workerID: app.workerID, now: now)
+                    }
                     result = .success(())
                 } catch {
                     result = .failure(error)
