@@ -1,15 +1,14 @@
+import Edda
+
 /// The shared schema's PostgreSQL DDL (migration `20251217000000_initial_schema`), statement by
 /// statement, as the reference applies it.
 enum PostgresSchema {
-    static let migrationVersion = "20251217000000"
     /// The key of the advisory lock that serialises migrations across workers (the reference's).
     static let advisoryLockKey: Int64 = 20_251_217_000_000
-    static let currentSchemaVersion = 1
-    static let schemaVersionDescription = "Initial schema with workflow_definitions"
+    /// One for each of ``Edda/SchemaMigrator/versions``.
+    static let migrations = [SchemaMigration(version: "20251217000000", statements: initialSchema)]
 
-    static let createMigrationsTable = "CREATE TABLE IF NOT EXISTS schema_migrations (version VARCHAR(255) PRIMARY KEY)"
-
-    static let statements: [String] = [
+    private static let initialSchema: [String] = [
         """
         CREATE TABLE IF NOT EXISTS schema_version (
             version INTEGER PRIMARY KEY,

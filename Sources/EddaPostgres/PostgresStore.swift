@@ -188,10 +188,8 @@ public final class PostgresStore: WorkflowStore, ChannelStore, OutboxStore, Syst
                 logger: self.logger
             ).collect()
             guard let row = tables.first, try row.decode(Bool.self) else { return false }
-            let applied = try await connection.query(
-                "SELECT 1 FROM schema_migrations WHERE version = \(PostgresSchema.migrationVersion)", logger: self.logger
-            ).collect()
-            return !applied.isEmpty
+            let applied = try await connection.rows("SELECT version FROM schema_migrations", logger: self.logger)
+            return SchemaMigrator.isCurrent(applied: Set(try applied.map { try $0.value("version", as: String.self) }))
         }
     }
 
@@ -202,7 +200,7 @@ public final class PostgresStore: WorkflowStore, ChannelStore, OutboxStore, Syst
             // One worker migrates at a time; the others wait for it and then find nothing to do.
             try await connection.query("SELECT pg_advisory_lock(\(PostgresSchema.advisoryLockKey))", logger: self.logger)
             do {
-                try await self.migrateLocked(connection)
+                try await SchemaMigrator.migrate(PostgresSchema.migrations, on: MigrationSession(connection: connection, logger: self.logger))
                 try await connection.query("SELECT pg_advisory_unlock(\(PostgresSchema.advisoryLockKey))", logger: self.logger)
             } catch {
                 _ = try? await connection.query("SELECT pg_advisory_unlock(\(PostgresSchema.advisoryLockKey))", logger: self.logger)
@@ -211,32 +209,38 @@ public final class PostgresStore: WorkflowStore, ChannelStore, OutboxStore, Syst
         }
     }
 
-    private func migrateLocked(_ connection: PostgresConnection) async throws {
-        try await connection.query(PostgresQuery(unsafeSQL: PostgresSchema.createMigrationsTable), logger: logger)
-        let applied = try await connection.query(
-            "SELECT 1 FROM schema_migrations WHERE version = \(PostgresSchema.migrationVersion)", logger: logger
-        ).collect()
-        if applied.isEmpty {
+    /// On one connection that holds the migration advisory lock.
+    private struct MigrationSession: Edda.MigrationSession {
+        let connection: PostgresConnection
+        let logger: Logger
+
+        func appliedVersions() async throws -> Set<String> {
+            try await connection.query(PostgresQuery(unsafeSQL: SchemaMigrator.migrationsTable), logger: logger)
+            return Set(try await connection.rows("SELECT version FROM schema_migrations", logger: logger).map { try $0.value("version") })
+        }
+
+        func apply(_ migration: SchemaMigration) async throws {
             try await connection.query("BEGIN", logger: logger)
             do {
-                for statement in PostgresSchema.statements {
+                for statement in migration.statements {
                     try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                 }
                 try await connection.query(
-                    "INSERT INTO schema_migrations (version) VALUES (\(PostgresSchema.migrationVersion)) ON CONFLICT DO NOTHING",
-                    logger: logger)
+                    "INSERT INTO schema_migrations (version) VALUES (\(migration.version)) ON CONFLICT DO NOTHING", logger: logger)
                 try await connection.query("COMMIT", logger: logger)
             } catch {
                 _ = try? await connection.query("ROLLBACK", logger: logger)
                 throw error
             }
         }
-        try await connection.query(
-            """
-            INSERT INTO schema_version (version, applied_at, description)
-            SELECT \(PostgresSchema.currentSchemaVersion), \(Date()), \(PostgresSchema.schemaVersionDescription)
-            WHERE NOT EXISTS (SELECT 1 FROM schema_version)
-            """, logger: logger)
+
+        func seedSchemaVersion(_ version: Int, description: String, appliedAt: Date) async throws {
+            try await connection.query(
+                """
+                INSERT INTO schema_version (version, applied_at, description)
+                SELECT \(version), \(appliedAt), \(description) WHERE NOT EXISTS (SELECT 1 FROM schema_version)
+                """, logger: logger)
+        }
     }
 }
 

@@ -3,24 +3,8 @@ import Edda
 /// The shared "Durax" schema for SQLite, as versioned migrations in the dbmate layout used by
 /// the sibling implementations (`schema_migrations.version`).
 enum SQLiteSchema {
-    struct Migration {
-        let version: String
-        let statements: [String]
-    }
-
-    /// The `schema_version` row the reference seeds on a fresh database.
-    static let currentSchemaVersion = 1
-    static let schemaVersionDescription = "Initial schema with workflow_definitions"
-
-    static let migrations: [Migration] = [
-        Migration(version: "20251217000000", statements: initialSchema),
-    ]
-
-    static let createMigrationsTable = """
-        CREATE TABLE IF NOT EXISTS schema_migrations (
-            version VARCHAR(255) PRIMARY KEY
-        )
-        """
+    /// One for each of ``Edda/SchemaMigrator/versions``.
+    static let migrations = [SchemaMigration(version: "20251217000000", statements: initialSchema)]
 
     private static let initialSchema: [String] = [
         """

@@ -70,37 +70,49 @@ public final class SQLiteStore: WorkflowStore, ChannelStore, OutboxStore, System
             guard try database.tableExists("schema_migrations"), try database.tableExists("workflow_instances") else {
                 return false
             }
-            let applied = Set(try String.fetchAll(database, sql: "SELECT version FROM schema_migrations"))
-            return SQLiteSchema.migrations.allSatisfy { applied.contains($0.version) }
+            return SchemaMigrator.isCurrent(applied: Set(try String.fetchAll(database, sql: "SELECT version FROM schema_migrations")))
         }
     }
 
     public func migrate() async throws {
-        try await pool.writeWithoutTransaction { database in
-            try database.execute(sql: SQLiteSchema.createMigrationsTable)
-            let applied = Set(try String.fetchAll(database, sql: "SELECT version FROM schema_migrations"))
-            for migration in SQLiteSchema.migrations where !applied.contains(migration.version) {
+        try await SchemaMigrator.migrate(SQLiteSchema.migrations, on: SQLiteMigrationSession(pool: pool))
+    }
+
+    /// Each step in its own transaction; SQLite's write lock serialises processes migrating at
+    /// once, and ``apply(_:)`` re-checks under it.
+    private struct SQLiteMigrationSession: MigrationSession {
+        let pool: DatabasePool
+
+        func appliedVersions() async throws -> Set<String> {
+            try await pool.write { database in
+                try database.execute(sql: SchemaMigrator.migrationsTable)
+                return Set(try String.fetchAll(database, sql: "SELECT version FROM schema_migrations"))
+            }
+        }
+
+        func apply(_ migration: SchemaMigration) async throws {
+            try await pool.writeWithoutTransaction { database in
                 try database.inTransaction(.immediate) {
-                    // Another process may have applied it while this one waited for the lock.
                     let done = try Bool.fetchOne(
-                        database, sql: "SELECT 1 FROM schema_migrations WHERE version = ?",
-                        arguments: [migration.version]) ?? false
+                        database, sql: "SELECT 1 FROM schema_migrations WHERE version = ?", arguments: [migration.version]) ?? false
                     if !done {
-                        for statement in migration.statements {
-                            try database.execute(sql: statement)
-                        }
-                        try database.execute(
-                            sql: "INSERT INTO schema_migrations (version) VALUES (?)", arguments: [migration.version])
+                        for statement in migration.statements { try database.execute(sql: statement) }
+                        try database.execute(sql: "INSERT INTO schema_migrations (version) VALUES (?)", arguments: [migration.version])
                     }
                     return .commit
                 }
             }
-            try database.execute(
-                sql: """
-                    INSERT INTO schema_version (version, applied_at, description)
-                    SELECT ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM schema_version)
-                    """,
-                arguments: [SQLiteSchema.currentSchemaVersion, Timestamp.database(Date()), SQLiteSchema.schemaVersionDescription])
+        }
+
+        func seedSchemaVersion(_ version: Int, description: String, appliedAt: Date) async throws {
+            try await pool.write { database in
+                try database.execute(
+                    sql: """
+                        INSERT INTO schema_version (version, applied_at, description)
+                        SELECT ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM schema_version)
+                        """,
+                    arguments: [version, Timestamp.database(appliedAt), description])
+            }
         }
     }
 
