@@ -158,6 +158,7 @@ let package = Package(
             name: "EddaViewerTests",
             dependencies: [
                 "Edda", "EddaSQLite", "EddaTesting", "EddaDiagram", "EddaViewer", "EddaVisualizer", "EddaCLI", "EddaPostgres", "TestSupport",
+                "Quickstart",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

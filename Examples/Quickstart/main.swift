@@ -1,7 +1,9 @@
 // The quickstart: a trip-booking saga on an embedded SQLite file.
 //
-//   swift run edda-quickstart            book a trip (and watch a failed one roll back)
-//   swift run edda-quickstart --crash    stop the process in the middle; run again to finish
+//   swift run edda-quickstart            finish any trip a crash interrupted, then book a trip
+//                                        (and watch a failed one roll back)
+//   swift run edda-quickstart --crash    start a new trip and kill the process once its first
+//                                        step is recorded; run again without the flag to finish
 import Edda
 import EddaSQLite
 import Foundation
@@ -22,11 +24,7 @@ struct Itinerary: Codable, Sendable {
 struct BookFlight: CompensatableActivity {
     static let name = "book_flight"
     func run(_ trip: Trip, context: ActivityContext) async throws -> String {
-        print("  booking flight to \(trip.destination) for \(trip.traveller)")
-        if CommandLine.arguments.contains("--crash") {
-            print("  -- crashing now; run `swift run edda-quickstart` again to finish the trip --")
-            exit(1)
-        }
+        print("  ▶ book_flight runs: flight to \(trip.destination) for \(trip.traveller)")
         return "FL-\(trip.destination.prefix(3).uppercased())-\(context.attempt)"
     }
     func compensate(_ trip: Trip, output: String, context: CompensationContext) async throws {
@@ -37,7 +35,13 @@ struct BookFlight: CompensatableActivity {
 struct BookHotel: CompensatableActivity {
     static let name = "book_hotel"
     func run(_ trip: Trip, context: ActivityContext) async throws -> String {
-        print("  booking hotel in \(trip.destination)")
+        if context.instanceID == Demo.crashingTripID {
+            // The flight's step is committed; this one never will be.
+            print("  ✖ crashing inside book_hotel (the process dies now, as with kill -9)")
+            print("    run `swift run edda-quickstart` to finish the trip")
+            exit(1)
+        }
+        print("  ▶ book_hotel runs: hotel in \(trip.destination)")
         return "HT-\(trip.destination.prefix(3).uppercased())"
     }
     func compensate(_ trip: Trip, output: String, context: CompensationContext) async throws {
@@ -49,7 +53,7 @@ struct RentCar: Activity {
     static let name = "rent_car"
     func run(_ trip: Trip, context: ActivityContext) async throws -> String {
         guard trip.carAvailable else { throw TerminalError("no cars left in \(trip.destination)") }
-        print("  renting a car in \(trip.destination)")
+        print("  ▶ rent_car runs: car in \(trip.destination)")
         return "CAR-1"
     }
 }
@@ -64,12 +68,42 @@ struct BookTrip: Workflow {
     }
 }
 
+/// Says which steps were read back from history instead of running (a resumed trip's).
+struct ReplayReporter: WorkflowHooks {
+    func activityCompleted(instanceID: String, activityID: String, activityName: String, resultJSON: String, cacheHit: Bool) async {
+        if cacheHit { print("  ↺ \(activityName) replayed from history (done before the crash; not run again): \(resultJSON)") }
+    }
+}
+
+/// With `--crash`, the trip this run starts and crashes (a new one each time, so the crash
+/// always comes after a completed step, whatever the folder holds).
+enum Demo {
+    static let crashingTripID: String? =
+        CommandLine.arguments.contains("--crash") ? "trip-porto-\(Int(Date().timeIntervalSince1970))" : nil
+}
+
 let path = ProcessInfo.processInfo.environment["EDDA_DB"] ?? "quickstart.db"
 var configuration = EddaApp.Configuration(serviceName: "quickstart", database: .sqlite(path: path))
 // A short lease, so that after `--crash` the next run takes the trip over within seconds.
 configuration.lockTimeout = .seconds(3)
+configuration.hooks = ReplayReporter()
 let app = try await EddaApp(configuration: configuration)
 app.register(BookTrip())
+
+if let tripID = Demo.crashingTripID {
+    print("Trip \(tripID): Porto (this run crashes after the flight is booked)")
+    _ = try await app.run(BookTrip.self, input: Trip(traveller: "Grace", destination: "Porto", carAvailable: true), instanceID: tripID)
+}
+
+// Trips a crash interrupted: this app resumes them once the dead process's lease lapses.
+var interrupted = InstanceQuery()
+interrupted.workflowName = BookTrip.name
+interrupted.status = .running
+for trip in try await app.findInstances(interrupted).instances {
+    print("Resuming \(trip.instanceID), interrupted by a crash (its lease lapses within \(configuration.lockTimeout))")
+    let itinerary = try await app.result(of: trip.instanceID, as: Itinerary.self)
+    print("  itinerary: \(itinerary.flight), \(itinerary.hotel), \(itinerary.car)")
+}
 
 print("Trip 1: Lisbon")
 let itinerary = try await app.run(BookTrip.self, input: Trip(traveller: "Ada", destination: "Lisbon", carAvailable: true), instanceID: "trip-lisbon")

@@ -25,14 +25,18 @@ struct CommandResult {
 
 /// Runs `edda` with `arguments` to completion, on a thread of its own.
 func edda(_ arguments: [String], environment: [String: String] = [:]) async throws -> CommandResult {
-    try await onOwnThread { try runEdda(arguments, environment: environment) }
+    try await onOwnThread { try runProgram(eddaPath, arguments, environment: environment) }
 }
 
-private func runEdda(_ arguments: [String], environment: [String: String]) throws -> CommandResult {
+/// Runs the program at `path` to completion (in `directory`, if given), capturing its output.
+func runProgram(
+    _ path: String, _ arguments: [String], environment: [String: String] = [:], directory workingDirectory: URL? = nil
+) throws -> CommandResult {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: eddaPath)
+    process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+    if let workingDirectory { process.currentDirectoryURL = workingDirectory }
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edda-cli-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }

@@ -230,8 +230,12 @@ public final class WorkflowContext {
                     detail: "the recorded result does not decode as \(Output.self) (\(error))"))
             }
             try checkName(envelope.activityName, expected: name, at: id)
-            await hooks.activityCompleted(
-                instanceID: instanceID, activityID: id, activityName: name, resultJSON: text, cacheHit: true)
+            if !(hooks is NoHooks) {
+                // The result alone, as a live step reports it (the row holds the whole envelope).
+                let resultJSON = JSONValue(jsonText: text)?["result"]?.jsonText ?? "null"
+                await hooks.activityCompleted(
+                    instanceID: instanceID, activityID: id, activityName: name, resultJSON: resultJSON, cacheHit: true)
+            }
             return envelope.result
         case HistoryEventType.activityFailed:
             let envelope = (try? JSON.decode(FailedEnvelope.self, from: text))
