@@ -118,8 +118,12 @@ do {
     }
 
     var configuration = EddaApp.Configuration(serviceName: "crash-worker", database: .sqlite(path: path))
-    configuration.lockTimeout = .seconds(1)
+    // EDDA_TEST_LOCK_TIMEOUT (seconds) lengthens the lease, for tests of takeover before it lapses.
+    configuration.lockTimeout = .seconds(ProcessInfo.processInfo.environment["EDDA_TEST_LOCK_TIMEOUT"].flatMap(Double.init) ?? 1)
     configuration.recoveryInterval = .milliseconds(100)
+    if let markers = ProcessInfo.processInfo.environment["EDDA_TEST_LIVENESS_DIR"] {
+        configuration.workerLivenessDirectory = markers
+    }
     let app = try await EddaApp(configuration: configuration)
     app.register(CrashSteps(delay: .milliseconds(150), gate: Gate(queue: queue)))
     app.register(Waiter())

@@ -13,10 +13,11 @@ struct CrashTests {
         return bundle.appendingPathComponent("edda-test-worker").path
     }
 
-    static func launch(_ arguments: [String]) throws -> Process {
+    static func launch(_ arguments: [String], environment: [String: String] = [:]) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: workerPath)
         process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         return process
@@ -74,6 +75,55 @@ struct CrashTests {
             let executions = try rows(database, "SELECT activity_id, COUNT(*) AS n FROM executions GROUP BY activity_id ORDER BY activity_id")
             #expect(executions.map { $0["activity_id"] as String } == ["step:1", "step:2"])
             #expect(executions.allSatisfy { $0["n"] as Int == 1 })
+        }
+    }
+
+    @Test("a worker restarted on the same host resumes a killed worker's instance at once, not when its 60 s lease lapses")
+    func restartTakesOverAtOnce() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.workerPath), "edda-test-worker not built at \(Self.workerPath)")
+        try await withDatabase { database in
+            let markers = FileManager.default.temporaryDirectory.appendingPathComponent("edda-markers-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: markers) }
+            let environment = ["EDDA_TEST_LOCK_TIMEOUT": "60", "EDDA_TEST_LIVENESS_DIR": markers]
+            func completedSteps() -> Int {
+                (try? rows(database, "SELECT COUNT(*) AS n FROM executions").first?["n"] as Int?) ?? 0
+            }
+            let queue = try openDatabase(database.path)
+            try await queue.write { db in
+                try db.execute(sql: "CREATE TABLE IF NOT EXISTS gate (allowed INTEGER NOT NULL)")
+                try db.execute(sql: "INSERT INTO gate (allowed) VALUES (2)")
+            }
+            try queue.close()
+            var current = try Self.launch([database.path, "start", "takeover-1", "3"], environment: environment)
+            defer {
+                if current.isRunning {
+                    kill(current.processIdentifier, SIGKILL)
+                    current.waitUntilExit()
+                }
+            }
+            // Killed inside step 3 (held at the gate), with 60 s left on its lease.
+            try await eventually("two steps", timeout: .seconds(90)) { completedSteps() == 2 }
+            kill(current.processIdentifier, SIGKILL)
+            current.waitUntilExit()
+            let held: String? = try rows(database, "SELECT locked_by FROM workflow_instances WHERE instance_id = 'takeover-1'")
+                .first?["locked_by"]
+            #expect(held != nil, "the killed worker's lock is still in the database")
+            let gate = try openDatabase(database.path)
+            try await gate.write { db in try db.execute(sql: "UPDATE gate SET allowed = 3") }
+            try gate.close()
+
+            let restarted = ContinuousClock.now
+            current = try Self.launch([database.path, "serve"], environment: environment)
+            // Far sooner than the lease (60 s), even on a loaded machine.
+            try await eventually("completion after the restart", timeout: .seconds(40)) {
+                try rows(database, "SELECT status FROM workflow_instances WHERE instance_id = 'takeover-1'").first?["status"]
+                    as String? == "completed"
+            }
+            let elapsed = ContinuousClock.now - restarted
+            print("Restart to completion of the interrupted instance: \(elapsed)")
+            #expect(elapsed < .seconds(40))
+            let executions = try rows(database, "SELECT activity_id, COUNT(*) AS n FROM executions GROUP BY activity_id")
+            #expect(executions.count == 3 && executions.allSatisfy { $0["n"] as Int == 1 })
         }
     }
 

@@ -62,9 +62,17 @@ struct RecoveryLoop {
     let tasks: TaskTracker
     let interval: Duration
     let batchSize: Int
+    /// This host's worker markers, or `nil` if takeover on restart is off.
+    let liveness: WorkerLiveness?
 
     func run() async {
+        var reportedHolders = false
         while !Task.isCancelled {
+            if let liveness { await takeOverEndedWorkers(liveness) }
+            if !reportedHolders, !engine.registeredNames.isEmpty {
+                reportedHolders = true
+                await reportHeldInstances()
+            }
             await pass()
             let jitter = Duration.milliseconds(Int.random(in: 0...max(Int(interval.seconds * 100), 1)))
             await engine.recoveryWakeup.wait(for: Self.wakeupKey, timeout: interval + jitter)
@@ -98,6 +106,60 @@ struct RecoveryLoop {
         } catch {
             engine.logger.warning("Recovery pass failed: \(error)")
         }
+    }
+}
+
+extension RecoveryLoop {
+    /// Releases the locks of workers on this host whose process has ended, so that their
+    /// instances resume now rather than when their leases lapse.
+    func takeOverEndedWorkers(_ liveness: WorkerLiveness) async {
+        for worker in liveness.endedWorkers() {
+            do {
+                let held = try await instancesLocked { $0.lockedBy == worker.workerID }
+                for instance in held {
+                    try await engine.store.releaseLock(instanceID: instance.instanceID, workerID: worker.workerID, now: Date())
+                }
+                if !held.isEmpty {
+                    engine.logger.info(
+                        "Worker \(worker.workerID) on this host is no longer running; resuming the \(held.count) instances it held now")
+                }
+                liveness.forget(worker)
+            } catch {
+                // The marker stays, and stays ended: the next pass tries again.
+                liveness.letGo(worker)
+                engine.logger.warning("Taking over the instances of ended worker \(worker.workerID) failed: \(error)")
+            }
+        }
+    }
+
+    /// Says once, at start, which instances other workers hold and when they resume if those
+    /// workers have ended where this one cannot tell (another host, or no marker).
+    func reportHeldInstances() async {
+        let now = Date()
+        guard let held = try? await instancesLocked({ ($0.lockExpiresAt ?? .distantPast) > now && $0.lockedBy != engine.workerID })
+        else { return }
+        for (holder, instances) in Dictionary(grouping: held, by: { $0.lockedBy ?? "" }).sorted(by: { $0.key < $1.key }) {
+            let until = instances.compactMap(\.lockExpiresAt).max() ?? now
+            engine.logger.info(
+                "\(instances.count) instances held by worker \(holder) resume when its lease ends at \(Timestamp.iso8601(until)), unless it is still running")
+        }
+    }
+
+    /// This implementation's running and compensating instances whose lock passes `filter`.
+    private func instancesLocked(_ filter: (WorkflowInstance) -> Bool) async throws -> [WorkflowInstance] {
+        var found: [WorkflowInstance] = []
+        for status in [WorkflowStatus.running, .compensating] {
+            var query = InstanceQuery()
+            query.status = status
+            query.limit = 1_000
+            while true {
+                let page = try await engine.store.findInstances(query)
+                found += page.instances.filter { $0.lockedBy != nil && filter($0) }
+                guard page.hasMore, let token = page.nextPageToken else { break }
+                query.pageToken = token
+            }
+        }
+        return found
     }
 }
 

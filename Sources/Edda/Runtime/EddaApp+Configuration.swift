@@ -26,6 +26,13 @@ extension EddaApp {
         /// How often to look for instances left unfinished (by a crashed worker, or resumable
         /// after a wait) when nothing wakes the app sooner. Default 1 s.
         public var recoveryInterval: Duration = .seconds(1)
+        /// Where the workers of this host leave their liveness markers, so that after a crash a
+        /// restarted (or any other) worker on the same host resumes the dead one's instances at
+        /// once instead of when their leases lapse. Default: `edda-workers-<uid>` in the
+        /// temporary directory; `nil` turns this off (instances then wait for their leases).
+        /// It must be on a local file system. Workers it cannot see (another host, another
+        /// user, another container) are never taken for dead.
+        public var workerLivenessDirectory: String? = WorkerLiveness.defaultDirectory
         /// How many instances one recovery pass resumes at most. Default 10.
         public var resumeBatchSize = 10
         /// Whether the app runs its background services: resuming unfinished instances, ending

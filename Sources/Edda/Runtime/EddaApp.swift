@@ -30,6 +30,8 @@ public final class EddaApp: Service, Sendable {
     let tasks: TaskTracker
     /// Renews locks until every execution has stopped; stopped last at shutdown.
     private let renewer: Task<Void, Never>
+    /// This worker's liveness marker, if takeover on restart is on.
+    private let liveness: WorkerLiveness?
     private let isShutDown = Mutex(false)
     let eventHandlers = Mutex(EventHandlers())
 
@@ -62,9 +64,19 @@ public final class EddaApp: Service, Sendable {
         }
         self.configuration = configuration
         self.store = store
-        self.workerID = "\(configuration.serviceName)-\(ProcessInfo.processInfo.processIdentifier)-\(WorkflowEngine.randomHex32().prefix(8))"
+        let workerID = "\(configuration.serviceName)-\(ProcessInfo.processInfo.processIdentifier)-\(WorkflowEngine.randomHex32().prefix(8))"
+        self.workerID = workerID
         var logger = configuration.logger
         logger[metadataKey: "edda.worker"] = .string(workerID)
+        var liveness: WorkerLiveness?
+        if configuration.runsBackgroundRecovery, let directory = configuration.workerLivenessDirectory {
+            do {
+                liveness = try WorkerLiveness(directory: directory, workerID: workerID)
+            } catch {
+                logger.warning("Takeover on restart is off: \(error)")
+            }
+        }
+        self.liveness = liveness
         let tasks = TaskTracker()
         self.tasks = tasks
         self.engine = WorkflowEngine(
@@ -77,10 +89,10 @@ public final class EddaApp: Service, Sendable {
             }
         }
         if configuration.runsBackgroundRecovery {
-            tasks.spawn { [engine, tasks, configuration] in
+            tasks.spawn { [engine, tasks, configuration, liveness] in
                 await RecoveryLoop(
                     engine: engine, tasks: tasks, interval: configuration.recoveryInterval,
-                    batchSize: configuration.resumeBatchSize
+                    batchSize: configuration.resumeBatchSize, liveness: liveness
                 ).run()
             }
             tasks.spawn { [engine, configuration] in
@@ -492,5 +504,7 @@ public final class EddaApp: Service, Sendable {
         await renewer.value
         engine.renewalExecutor.shutdown()
         try? await store.close()
+        // Last: until here, this worker's instances were its own.
+        liveness?.remove()
     }
 }
