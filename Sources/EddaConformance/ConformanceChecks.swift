@@ -276,16 +276,28 @@ enum ConformanceChecks {
                 try await context.run(emit, input: id)
             }
             _ = try await app.run(flow, input: "A")
-            let claim = OutboxClaim(limit: 10, maxRetries: 3, reclaimProcessingBefore: Date().addingTimeInterval(-60))
+            let start = Date()
+            let claim = OutboxClaim(limit: 10, leaseUntil: start.addingTimeInterval(60))
             guard let store = app.store as? any OutboxStore else { throw ConformanceFailure("the store is not an OutboxStore") }
-            let taken = try await store.claimOutboxEvents(claim, now: Date())
+            let taken = try await store.claimOutboxEvents(claim, now: start)
             try expectEqual(taken.count, 1, "events claimed")
             try expect(
                 taken.allSatisfy { OutboxEventID.isWrittenHere($0.eventID) },
                 "claimed event IDs have the form of this library's (\(taken.map(\.eventID)))")
             try expectEqual(taken.first?.payload, .json(#"{"id":"A"}"#), "the event's payload")
-            try expect(try await store.claimOutboxEvents(claim, now: Date()).isEmpty, "a claimed event is not claimed again")
-            try await store.finishOutboxEvent(eventID: taken[0].eventID, outcome: .failed("HTTP 503"), now: Date())
+            try expectEqual(try await store.outboxEvent(id: taken[0].eventID)?.status, .processing, "a claimed event's status")
+            try expect(try await store.claimOutboxEvents(claim, now: start).isEmpty, "a claimed event is not claimed again")
+            // Renewed, the lease holds past its first end; once it ends, the row is taken again.
+            try await store.renewOutboxEvents(eventIDs: [taken[0].eventID], until: start.addingTimeInterval(120))
+            try expect(
+                try await store.claimOutboxEvents(claim, now: start.addingTimeInterval(90)).isEmpty, "a renewed lease holds")
+            let retaken = try await store.claimOutboxEvents(
+                OutboxClaim(limit: 10, leaseUntil: start.addingTimeInterval(200)), now: start.addingTimeInterval(121))
+            try expectEqual(retaken.map(\.eventID), [taken[0].eventID], "a row whose lease ended is taken again")
+            try await store.finishOutboxEvent(eventID: taken[0].eventID, outcome: .retrying("HTTP 503"), now: Date())
+            let pending = try await store.outboxEvent(id: taken[0].eventID)
+            try expectEqual(pending?.status, .pending, "a row that will be retried is pending")
+            try expectEqual(pending?.lastError, "HTTP 503", "its last error")
             let retried = try await store.claimOutboxEvents(claim, now: Date())
             try expectEqual(retried.first?.retryCount, 1, "the retry count after a failure")
             try await store.finishOutboxEvent(eventID: taken[0].eventID, outcome: .published, now: Date())

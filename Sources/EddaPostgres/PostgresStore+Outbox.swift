@@ -6,17 +6,15 @@ import PostgresNIO
 /// The transactional outbox on PostgreSQL.
 extension PostgresStore {
     public func claimOutboxEvents(_ claim: OutboxClaim, now: Date) async throws -> [OutboxEvent] {
-        try await transaction { connection in
-            // While a row is `processing`, `published_at` holds when it was taken. Only rows this
+        try await read { connection in
+            // While a row is `processing`, `published_at` holds when its lease ends. Only rows this
             // library wrote are taken (`OutboxEventID`).
             try await connection.rows(
                 """
-                UPDATE outbox_events SET status = 'processing', published_at = \(now)
+                UPDATE outbox_events SET status = 'processing', published_at = \(claim.leaseUntil)
                 WHERE event_id IN (
                     SELECT event_id FROM outbox_events
-                    WHERE (status = 'pending'
-                           OR (status = 'failed' AND COALESCE(retry_count, 0) < \(claim.maxRetries))
-                           OR (status = 'processing' AND published_at IS NOT NULL AND published_at < \(claim.reclaimProcessingBefore)))
+                    WHERE (status = 'pending' OR (status = 'processing' AND (published_at IS NULL OR published_at < \(now))))
                       AND event_id LIKE \(OutboxEventID.likePattern)
                     ORDER BY created_at, event_id LIMIT \(claim.limit)
                     FOR UPDATE SKIP LOCKED)
@@ -27,8 +25,17 @@ extension PostgresStore {
         }
     }
 
+    public func renewOutboxEvents(eventIDs: [String], until: Date) async throws {
+        guard !eventIDs.isEmpty else { return }
+        _ = try await read { connection in
+            try await connection.query(
+                "UPDATE outbox_events SET published_at = \(until) WHERE status = 'processing' AND event_id = ANY(\(eventIDs))",
+                logger: self.logger)
+        }
+    }
+
     public func finishOutboxEvent(eventID: String, outcome: OutboxOutcome, now: Date) async throws {
-        try await transaction { connection in
+        _ = try await read { connection in
             let query: PostgresQuery
             switch outcome {
             case .published:
@@ -36,9 +43,10 @@ extension PostgresStore {
                     UPDATE outbox_events SET status = 'published', published_at = \(now), last_error = NULL
                     WHERE event_id = \(eventID) AND status = 'processing'
                     """
-            case .failed(let error):
+            case .failed(let error), .retrying(let error):
+                let status = if case .failed = outcome { "failed" } else { "pending" }
                 query = """
-                    UPDATE outbox_events SET status = 'failed', retry_count = COALESCE(retry_count, 0) + 1, last_error = \(error),
+                    UPDATE outbox_events SET status = \(status), retry_count = COALESCE(retry_count, 0) + 1, last_error = \(error),
                         published_at = NULL
                     WHERE event_id = \(eventID) AND status = 'processing'
                     """
@@ -54,7 +62,7 @@ extension PostgresStore {
                     WHERE event_id = \(eventID) AND status = 'processing'
                     """
             }
-            try await connection.query(query, logger: self.logger)
+            return try await connection.query(query, logger: self.logger)
         }
     }
 

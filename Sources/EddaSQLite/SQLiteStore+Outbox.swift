@@ -8,13 +8,19 @@ extension SQLiteStore {
         try await writer.write { database in
             try Row.fetchAll(
                 database.cachedStatement(sql: OutboxStatements.claim),
-                arguments: [
-                    Timestamp.database(now), claim.maxRetries, Timestamp.database(claim.reclaimProcessingBefore), claim.limit,
-                    OutboxEventID.likePattern,
-                ]
+                arguments: [Timestamp.database(claim.leaseUntil), Timestamp.database(now), claim.limit, OutboxEventID.likePattern]
             ).map(Self.outboxEvent(from:))
             // RETURNING gives no order: send the oldest first.
             .sorted { ($0.createdAt, $0.eventID) < ($1.createdAt, $1.eventID) }
+        }
+    }
+
+    public func renewOutboxEvents(eventIDs: [String], until: Date) async throws {
+        guard !eventIDs.isEmpty else { return }
+        try await writer.write { database in
+            try database.execute(
+                sql: "UPDATE outbox_events SET published_at = ? WHERE status = 'processing' AND event_id IN (SELECT value FROM json_each(?))",
+                arguments: [Timestamp.database(until), JSONValue.array(eventIDs.map(JSONValue.string)).jsonText])
         }
     }
 
@@ -24,7 +30,9 @@ extension SQLiteStore {
             case .published:
                 try database.cachedStatement(sql: OutboxStatements.published).execute(arguments: [Timestamp.database(now), eventID])
             case .failed(let error):
-                try database.cachedStatement(sql: OutboxStatements.failed).execute(arguments: [error, eventID])
+                try database.cachedStatement(sql: OutboxStatements.failed).execute(arguments: ["failed", error, eventID])
+            case .retrying(let error):
+                try database.cachedStatement(sql: OutboxStatements.failed).execute(arguments: ["pending", error, eventID])
             case .invalid(let error):
                 try database.cachedStatement(sql: OutboxStatements.ended).execute(arguments: ["invalid", error, eventID])
             case .expired(let error):
@@ -78,18 +86,16 @@ enum OutboxStatements {
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0)
         """
 
-    /// While a row is `processing`, `published_at` holds when it was taken, so that a row left
-    /// by a relayer that crashed can be told from one being sent. Arguments: now, max retries,
-    /// reclaim-before, limit, the pattern of the event IDs written here (`OutboxEventID`).
+    /// While a row is `processing`, `published_at` holds when its lease ends (`OutboxClaim`).
+    /// Arguments: lease end, now, limit, the pattern of the event IDs written here
+    /// (`OutboxEventID`).
     static let claim = """
         UPDATE outbox_events SET status = 'processing', published_at = ?1
         WHERE event_id IN (
             SELECT event_id FROM outbox_events
-            WHERE (status = 'pending'
-                   OR (status = 'failed' AND COALESCE(retry_count, 0) < ?2)
-                   OR (status = 'processing' AND published_at IS NOT NULL AND published_at < ?3))
-              AND event_id LIKE ?5
-            ORDER BY created_at, event_id LIMIT ?4)
+            WHERE (status = 'pending' OR (status = 'processing' AND (published_at IS NULL OR published_at < ?2)))
+              AND event_id LIKE ?4
+            ORDER BY created_at, event_id LIMIT ?3)
         RETURNING *
         """
 
@@ -98,8 +104,9 @@ enum OutboxStatements {
         WHERE event_id = ? AND status = 'processing'
         """
 
+    /// `failed` (given up) or `pending` (will retry), with the attempt counted.
     static let failed = """
-        UPDATE outbox_events SET status = 'failed', retry_count = COALESCE(retry_count, 0) + 1, last_error = ?, published_at = NULL
+        UPDATE outbox_events SET status = ?, retry_count = COALESCE(retry_count, 0) + 1, last_error = ?, published_at = NULL
         WHERE event_id = ? AND status = 'processing'
         """
 

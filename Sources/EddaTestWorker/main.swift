@@ -9,6 +9,9 @@
 //                                                             falls due at <deadline>, seconds since
 //                                                             1970), then serve
 //   edda-test-worker <db-path> serve                          resume whatever is unfinished
+//   edda-test-worker <db-path> relay-hang                     relay outbox events to a broker that
+//                                                             never answers (prints "sending <id>");
+//                                                             lease EDDA_TEST_OUTBOX_LEASE seconds
 //   edda-test-worker <db-path-or-url> block-pool <seconds>    block every cooperative thread for
 //                                                             <seconds> in activities with a 1.5 s
 //                                                             lease; prints the lock samples (see
@@ -85,6 +88,14 @@ struct Waiter: Workflow {
     }
 }
 
+/// A broker that never answers: the event stays `processing` until the process dies.
+struct HangingPublisher: OutboxPublisher {
+    func publish(_ event: OutboxEvent) async -> OutboxOutcome {
+        FileHandle.standardOutput.write(Data("sending \(event.eventID)\n".utf8))
+        while true { try? await Task.sleep(for: .seconds(3600)) }
+    }
+}
+
 let arguments = CommandLine.arguments
 if arguments.count == 5, arguments[1] == "chaos" {
     do {
@@ -123,6 +134,11 @@ do {
     configuration.recoveryInterval = .milliseconds(100)
     if let markers = ProcessInfo.processInfo.environment["EDDA_TEST_LIVENESS_DIR"] {
         configuration.workerLivenessDirectory = markers
+    }
+    if arguments[2] == "relay-hang" {
+        configuration.outboxPublisher = HangingPublisher()
+        configuration.outboxRelayer.lease = .seconds(
+            ProcessInfo.processInfo.environment["EDDA_TEST_OUTBOX_LEASE"].flatMap(Double.init) ?? 10)
     }
     let app = try await EddaApp(configuration: configuration)
     app.register(CrashSteps(delay: .milliseconds(150), gate: Gate(queue: queue)))

@@ -115,7 +115,7 @@ struct OutboxTests {
 
     @Test("5xx answers are retried up to maxRetries, then the event stays failed and is not fetched again")
     func failedThenPermanent() async throws {
-        let broker = TestBroker(statuses: [503])
+        let broker = TestBroker(statuses: Array(repeating: 503, count: 10))
         try await withBroker(broker, configure: { $0.outboxRelayer.maxRetries = 3 }) { app, database in
             let flow = app.register(workflow: "shipper") { (orderID: String, context) -> String in
                 try await context.run(shipping(), input: orderID)
@@ -155,7 +155,7 @@ struct OutboxTests {
                 _ = try await app.run(flow, input: "H-1")
                 let store = try #require(app.store as? any OutboxStore)
                 let claimed = try await store.claimOutboxEvents(
-                    OutboxClaim(limit: 10, maxRetries: 3, reclaimProcessingBefore: Date().addingTimeInterval(-60)), now: Date())
+                    OutboxClaim(limit: 10, leaseUntil: Date().addingTimeInterval(60)), now: Date())
                 #expect(claimed.count == 1)
                 #expect(try outboxRows(database).first?["status"] as String? == "processing")
                 try await store.finishOutboxEvent(eventID: claimed[0].eventID, outcome: .postponed, now: Date())
@@ -180,22 +180,53 @@ struct OutboxTests {
         }
     }
 
-    @Test("An unreachable broker (connection refused) is a retryable network error")
+    @Test("An unreachable broker (connection refused) is noticed at once, recorded as pending with its error, and given up after maxRetries")
     func connectionRefused() async throws {
         // A port that was just free: nothing listens on it.
         let closedPort = try await withServer(Router()) { base in base }
-        // AsyncHTTPClient retries a refused connection until the request's deadline, so the
-        // failure is recorded after this timeout; the other tests keep the 30 s default, which
-        // no stall of a loaded machine reaches.
-        let unreachable = HTTPOutboxPublisher(brokerURL: "\(closedPort)/events", timeout: .seconds(3))
-        try await withBroker(TestBroker(), configure: { $0.outboxPublisher = unreachable }) { app, database in
+        // The default request timeout (30 s): the refusal must be noticed long before it.
+        let unreachable = HTTPOutboxPublisher(brokerURL: "\(closedPort)/events")
+        try await withBroker(TestBroker(), configure: {
+            $0.outboxPublisher = unreachable
+            $0.outboxRelayer.maxRetries = 2
+            $0.outboxRelayer.pollInterval = .milliseconds(50)
+            $0.outboxRelayer.maxPollInterval = .milliseconds(100)
+        }) { app, database in
             let flow = app.register(workflow: "shipper") { (orderID: String, context) -> String in
                 try await context.run(shipping(), input: orderID)
             }
             _ = try await app.run(flow, input: "F-1")
-            try await eventually("a recorded failure") { (try outboxRows(database).first?["retry_count"] as Int? ?? 0) >= 1 }
+            let started = ContinuousClock.now
+            try await eventually("a recorded failure", timeout: .seconds(20)) {
+                (try outboxRows(database).first?["retry_count"] as Int? ?? 0) >= 1
+            }
+            #expect(ContinuousClock.now - started < .seconds(20))
+            // Given up after the second attempt: `failed`, with the error and the attempts.
+            try await eventually("given up", timeout: .seconds(20)) { try outboxRows(database).first?["status"] as String? == "failed" }
             let row = try #require(try outboxRows(database).first)
-            #expect((row["last_error"] as String?)?.hasPrefix("Network error") == true)
+            #expect(row["retry_count"] as Int == 2)
+            let error = row["last_error"] as String? ?? ""
+            #expect(error.hasPrefix("Network error") && error.hasSuffix("(gave up after 2 attempts)"), "\(error)")
+        }
+    }
+
+    @Test("A failure with attempts left leaves the row pending, with its error and the attempt counted")
+    func failureWillRetry() async throws {
+        let broker = TestBroker(statuses: Array(repeating: 503, count: 10))
+        try await withBroker(broker, configure: {
+            $0.outboxRelayer.pollInterval = .seconds(30)
+            $0.outboxRelayer.maxPollInterval = .seconds(30)
+        }) { app, database in
+            let flow = app.register(workflow: "shipper") { (orderID: String, context) -> String in
+                try await context.run(shipping(), input: orderID)
+            }
+            _ = try await app.run(flow, input: "R-1")
+            // Between attempts (the relayer backs off), the row says it will be retried.
+            try await eventually("a failure recorded as pending") {
+                guard let row = try outboxRows(database).first else { return false }
+                return row["status"] as String == "pending" && row["retry_count"] as Int >= 1
+                    && (row["last_error"] as String?)?.contains("503") == true
+            }
         }
     }
 
@@ -203,7 +234,8 @@ struct OutboxTests {
     func reclaimsProcessing() async throws {
         let broker = TestBroker()
         try await TemporaryDatabase.with { database in
-            // As a crashed relayer leaves it: processing, taken ten minutes ago.
+            // As a crashed relayer leaves it: processing, its lease ended ten minutes ago; and one
+            // whose lease runs for five more minutes (its relayer is sending it).
             try await database.withApp(configure: { $0.runsBackgroundRecovery = false }) { _ in }
             let stuck = OutboxEventID.make()
             let busy = OutboxEventID.make()
@@ -216,19 +248,19 @@ struct OutboxTests {
                             '2026-01-01 00:00:00.000000', ?, 'processing', 0),
                            (?, 'order.shipped', '/shop', 'json', '{"n":2}', 'application/json',
                             '2026-01-01 00:00:00.000000', ?, 'processing', 0)
-                    """, arguments: [stuck, Timestamp.database(Date().addingTimeInterval(-600)), busy, Timestamp.database(Date())])
+                    """, arguments: [stuck, Timestamp.database(Date().addingTimeInterval(-600)), busy, Timestamp.database(Date().addingTimeInterval(300))])
             }
             try queue.close()
             try await withServer(broker.router()) { base in
                 try await database.withApp(configure: { configuration in
                     configuration.outboxPublisher = HTTPOutboxPublisher(brokerURL: "\(base)/events")
                     configuration.outboxRelayer.pollInterval = .milliseconds(50)
-                    configuration.outboxRelayer.processingTimeout = .seconds(300)
+                    configuration.outboxRelayer.lease = .seconds(300)
                 }) { _ in
                     try await eventually("the stuck row published") {
                         try rows(database, "SELECT status FROM outbox_events WHERE event_id = ?", [stuck]).first?["status"] as String? == "published"
                     }
-                    // One being sent right now (taken moments ago) is left to its relayer.
+                    // One being sent right now (its lease runs) is left to its relayer.
                     #expect(try rows(database, "SELECT status FROM outbox_events WHERE event_id = ?", [busy]).first?["status"] as String? == "processing")
                     #expect(broker.received.count == 1)
                 }

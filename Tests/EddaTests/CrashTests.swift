@@ -127,6 +127,57 @@ struct CrashTests {
         }
     }
 
+    @Test("an outbox row a killed relayer was sending is taken again when its lease ends (seconds), and sent once")
+    func outboxLeaseAfterKill() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.workerPath), "edda-test-worker not built at \(Self.workerPath)")
+        try await withDatabase { database in
+            let eventID = try await database.withApp(configure: { $0.runsBackgroundRecovery = false }) { app in
+                let emit = ActivityDefinition<String, String>(name: "emit") { id, context in
+                    try context.sendEventTransactional(type: "order.shipped", source: "/shop", data: ["id": id])
+                }
+                let flow = app.register(workflow: "emitter") { (id: String, context) -> String in
+                    try await context.run(emit, input: id)
+                }
+                return try await app.run(flow, input: "A")
+            }
+            func status() throws -> String? {
+                let found = try rows(database, "SELECT status FROM outbox_events WHERE event_id = ?", [eventID])
+                return found.first?["status"]
+            }
+            let relayer = try Self.launch([database.path, "relay-hang"], environment: ["EDDA_TEST_OUTBOX_LEASE": "2"])
+            defer {
+                if relayer.isRunning {
+                    kill(relayer.processIdentifier, SIGKILL)
+                    relayer.waitUntilExit()
+                }
+            }
+            try await eventually("the relayer sending", timeout: .seconds(90)) { try status() == "processing" }
+            kill(relayer.processIdentifier, SIGKILL)
+            relayer.waitUntilExit()
+            let killed = ContinuousClock.now
+
+            let sent = Recorder()
+            struct Recording: OutboxPublisher {
+                let sent: Recorder
+                func publish(_ event: OutboxEvent) async -> OutboxOutcome {
+                    sent.record(event.eventID)
+                    return .published
+                }
+            }
+            try await database.withApp(configure: { configuration in
+                configuration.outboxPublisher = Recording(sent: sent)
+                configuration.outboxRelayer.lease = .seconds(2)
+                configuration.outboxRelayer.pollInterval = .milliseconds(100)
+                configuration.outboxRelayer.maxPollInterval = .milliseconds(500)
+            }) { _ in
+                // Well before the old ten-minute reclaim, and on a loaded machine too.
+                try await eventually("published after the lease ended", timeout: .seconds(30)) { try status() == "published" }
+            }
+            print("Kill to publication of the row the dead relayer held: \(ContinuousClock.now - killed)")
+            #expect(sent.all == [eventID])
+        }
+    }
+
     @Test("a worker killed with SIGKILL mid-workflow is resumed by a new process; no completed step runs twice")
     func killAndRestart() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.workerPath), "edda-test-worker not built at \(Self.workerPath)")

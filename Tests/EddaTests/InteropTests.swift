@@ -302,10 +302,12 @@ struct InteropTests {
                     try await context.run(emit, input: id)
                 }
                 let swiftEventID = try await app.run(flow, input: "A")
-                // Taken back from `processing` at once if it were anyone's: reclaim everything.
-                let claim = OutboxClaim(limit: 10, maxRetries: 3, reclaimProcessingBefore: Date().addingTimeInterval(3_600))
+                // Taken back from `processing` at once if it were anyone's: every lease has ended an
+                // hour from now.
+                let later = Date().addingTimeInterval(3_600)
+                let claim = OutboxClaim(limit: 10, leaseUntil: Date().addingTimeInterval(60))
                 #expect(try await store.claimOutboxEvents(claim, now: Date()).map(\.eventID) == [swiftEventID])
-                #expect(try await store.claimOutboxEvents(claim, now: Date()).map(\.eventID) == [swiftEventID])
+                #expect(try await store.claimOutboxEvents(claim, now: later).map(\.eventID) == [swiftEventID])
                 #expect(try await store.outboxEvent(id: pythonEventID)?.status == .pending)
             }
         }

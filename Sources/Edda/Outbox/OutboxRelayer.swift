@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// How the app's outbox relayer sends `outbox_events` rows (see
 /// ``EddaApp/Configuration/outboxPublisher``).
@@ -14,29 +15,33 @@ public struct OutboxRelayerConfiguration: Sendable {
     public var maxRetries = 3
     /// Rows older than this are marked `expired` instead of sent. Default `nil` (no limit).
     public var maxAge: Duration?
-    /// How long a row may stay `processing` before another relayer takes it again (after a
-    /// crash while sending). A batch is sent one event at a time, so keep it well above
-    /// `batchSize` × the publisher's request timeout. Default 10 minutes.
-    public var processingTimeout: Duration = .seconds(600)
+    /// The lease on the rows a relayer takes: renewed every third of it while they are being
+    /// sent, so a row is taken again by another relayer (or this app after a restart) within
+    /// this time after the relayer sending it died. Default 10 s.
+    public var lease: Duration = .seconds(10)
 
     /// The defaults documented on each property.
     public init() {}
 
     func validate() throws {
         guard pollInterval > .zero, maxPollInterval >= pollInterval, batchSize > 0, maxRetries > 0,
-              processingTimeout > .zero
+              lease > .zero
         else {
             throw EddaUsageError(
                 .invalidConfiguration,
                 "The outbox relayer needs a positive pollInterval, maxPollInterval ≥ pollInterval, and positive "
-                    + "batchSize, maxRetries and processingTimeout.")
+                    + "batchSize, maxRetries and lease.")
         }
     }
 }
 
 /// Sends the rows of `outbox_events` through an ``OutboxPublisher`` until the app shuts down:
 /// woken by commits that write outbox events, backing off while idle, retrying failures up to a
-/// limit, and taking back rows a crashed relayer left `processing`.
+/// limit, and taking back rows whose relayer died (their lease ended).
+///
+/// Delivery is at least once: a relayer that dies after the broker accepted an event but before
+/// recording it leaves the row to be sent again. The event ID (the CloudEvent's `id`) is the
+/// consumer's key for dropping the repeat.
 struct OutboxRelayer {
     /// The key ``WorkflowEngine/outboxWakeup`` is signalled with.
     static let wakeupKey = "outbox"
@@ -72,18 +77,31 @@ struct OutboxRelayer {
     /// Takes one batch and sends it, oldest first; returns how many rows it took and how many
     /// the broker accepted. Rows not yet sent when the app shuts down go back to `pending`.
     func relayBatch() async -> (taken: Int, published: Int) {
-        let now = Date()
         let events: [OutboxEvent]
         do {
             events = try await store.claimOutboxEvents(
-                OutboxClaim(
-                    limit: configuration.batchSize, maxRetries: configuration.maxRetries,
-                    reclaimProcessingBefore: now.addingTimeInterval(-configuration.processingTimeout.seconds)),
-                now: now)
+                OutboxClaim(limit: configuration.batchSize, leaseUntil: Date().addingTimeInterval(configuration.lease.seconds)),
+                now: Date())
         } catch {
             engine.logger.warning("Taking outbox events failed; retrying: \(error)")
             return (0, 0)
         }
+        guard !events.isEmpty else { return (0, 0) }
+        let unsent = Mutex(Set(events.map(\.eventID)))
+        // Renews the leases of the rows not yet finished while the batch is sent.
+        let renewer = Task { [store, configuration, engine] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: configuration.lease / 3)
+                let ids = unsent.withLock { Array($0) }
+                guard !Task.isCancelled, !ids.isEmpty else { return }
+                do {
+                    try await store.renewOutboxEvents(eventIDs: ids, until: Date().addingTimeInterval(configuration.lease.seconds))
+                } catch {
+                    engine.logger.warning("Renewing the lease of outbox events failed; retrying: \(error)")
+                }
+            }
+        }
+        defer { renewer.cancel() }
         var published = 0
         for event in events {
             let outcome: OutboxOutcome
@@ -92,8 +110,16 @@ struct OutboxRelayer {
             } else if let maxAge = configuration.maxAge, Date().timeIntervalSince(event.createdAt) > maxAge.seconds {
                 outcome = .expired("Exceeded max age (\(maxAge), age=\(Int(Date().timeIntervalSince(event.createdAt))) s)")
             } else {
-                outcome = await publisher.publish(event)
+                switch await publisher.publish(event) {
+                case .failed(let error) where event.retryCount + 1 < configuration.maxRetries:
+                    outcome = .retrying(error)
+                case .failed(let error):
+                    outcome = .failed("\(error) (gave up after \(event.retryCount + 1) attempts)")
+                case let other:
+                    outcome = other
+                }
             }
+            unsent.withLock { _ = $0.remove(event.eventID) }
             do {
                 try await store.finishOutboxEvent(eventID: event.eventID, outcome: outcome, now: Date())
             } catch {
@@ -103,12 +129,12 @@ struct OutboxRelayer {
             case .published:
                 published += 1
                 await engine.hooks.eventSent(eventType: event.eventType, eventSource: event.eventSource, dataJSON: event.payload.jsonDescription)
-            case .failed(let error):
+            case .retrying(let error):
                 engine.logger.warning(
                     "Outbox event not sent; it will be retried",
                     metadata: ["edda.event_id": .string(event.eventID), "edda.error": .string(error),
                                "edda.attempt": .stringConvertible(event.retryCount + 1)])
-            case .invalid(let error), .expired(let error):
+            case .failed(let error), .invalid(let error), .expired(let error):
                 engine.logger.error(
                     "Outbox event dropped", metadata: ["edda.event_id": .string(event.eventID), "edda.error": .string(error)])
             case .postponed:

@@ -101,8 +101,15 @@ public struct OutboxEvent: Sendable, Hashable {
 public enum OutboxOutcome: Sendable, Hashable {
     /// The broker accepted it.
     case published
-    /// Sending failed and may succeed later; the retry count goes up.
+    /// Sending failed and may succeed later. From a publisher, this is all it says; the relayer
+    /// then records ``retrying(_:)`` while attempts are left and `failed` (given up) after the
+    /// last one. Recorded as is, the row is `failed` for good, with the retry count up by one.
     case failed(String)
+    /// Sending failed and will be tried again: the row goes back to `pending` with the retry
+    /// count up by one and the error in `last_error`. (The shared schema has no separate status
+    /// for this: `pending` with a `last_error` is a row that will be retried.) The relayer
+    /// records it; a publisher returns ``failed(_:)``.
+    case retrying(String)
     /// The broker refused it; it is never retried.
     case invalid(String)
     /// It is too old to send.
@@ -111,19 +118,23 @@ public enum OutboxOutcome: Sendable, Hashable {
     case postponed
 }
 
-/// Which outbox rows a relayer takes (see ``WorkflowStore/claimOutboxEvents(_:now:)``).
+/// Which outbox rows a relayer takes, and for how long (see
+/// ``OutboxStore/claimOutboxEvents(_:now:)``).
+///
+/// A taken row is `processing` with a lease: its `published_at` holds when the lease ends (the
+/// shared schema has no lease column; `published_at` is otherwise set only once the row is
+/// `published`). The relayer renews the leases of the rows it is still sending
+/// (``OutboxStore/renewOutboxEvents(eventIDs:until:)``); a row whose lease ended belongs to a
+/// relayer that stopped and is taken again.
 public struct OutboxClaim: Sendable {
     /// At most this many rows.
     public var limit: Int
-    /// Failed rows are retried until they have failed this many times.
-    public var maxRetries: Int
-    /// Rows left `processing` since before this time (by a relayer that crashed) are taken again.
-    public var reclaimProcessingBefore: Date
+    /// When the leases of the rows taken end unless renewed.
+    public var leaseUntil: Date
 
     /// Creates a value with every field given.
-    public init(limit: Int, maxRetries: Int, reclaimProcessingBefore: Date) {
+    public init(limit: Int, leaseUntil: Date) {
         self.limit = limit
-        self.maxRetries = maxRetries
-        self.reclaimProcessingBefore = reclaimProcessingBefore
+        self.leaseUntil = leaseUntil
     }
 }

@@ -115,10 +115,14 @@ public protocol ChannelStore: WorkflowStore {
 /// The transactional outbox: rows written with a step (``InstanceTransition/outboxEvents``) and
 /// taken by the relayer.
 public protocol OutboxStore: WorkflowStore {
-    /// Takes outbox rows to send, marking them `processing`: pending ones, failed ones with
-    /// retries left, and ones left `processing` by a relayer that stopped (oldest first).
-    /// Concurrent relayers never take the same row.
+    /// Takes outbox rows this library wrote (``OutboxEventID``) to send, oldest first, marking
+    /// them `processing` with a lease until ``OutboxClaim/leaseUntil``: `pending` rows, and
+    /// `processing` rows whose lease ended before `now` (their relayer stopped). Concurrent
+    /// relayers never take the same row.
     func claimOutboxEvents(_ claim: OutboxClaim, now: Date) async throws -> [OutboxEvent]
+
+    /// Extends the leases of `processing` rows the relayer is still sending.
+    func renewOutboxEvents(eventIDs: [String], until: Date) async throws
 
     /// Records how sending a `processing` row ended.
     func finishOutboxEvent(eventID: String, outcome: OutboxOutcome, now: Date) async throws

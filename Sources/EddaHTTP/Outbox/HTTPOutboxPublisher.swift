@@ -20,12 +20,26 @@ public struct HTTPOutboxPublisher: OutboxPublisher {
     public let timeout: Duration
     private let client: CloudEventClient
 
-    /// Creates a publisher that POSTs to `brokerURL` with `httpClient` (default: the shared client).
-    public init(brokerURL: String, httpClient: HTTPClient = .shared, timeout: Duration = .seconds(30)) {
+    /// Creates a publisher that POSTs to `brokerURL` with `httpClient`.
+    ///
+    /// The default client gives up on a broker it cannot connect to at once (connection
+    /// refused) or within 5 s (no answer), instead of retrying the connection until the
+    /// request's timeout: the relayer records the failure and retries the event on its own
+    /// schedule, and a broker that is down shows in the logs within seconds.
+    public init(brokerURL: String, httpClient: HTTPClient = HTTPOutboxPublisher.brokerClient, timeout: Duration = .seconds(30)) {
         self.brokerURL = brokerURL
         self.timeout = timeout
         self.client = CloudEventClient(brokerURL: brokerURL, httpClient: httpClient, timeout: timeout)
     }
+
+    /// The default client: one per process, never shut down (as `HTTPClient.shared`), without
+    /// retries of a failed connection and with a 5 s connect timeout.
+    public static let brokerClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout.connect = .seconds(5)
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
 
     public func publish(_ event: OutboxEvent) async -> OutboxOutcome {
         do {
