@@ -90,9 +90,12 @@ let package = Package(
         .executableTarget(
             name: "EddaCLI",
             dependencies: [
-                "Edda", "EddaSQLite", "EddaPostgres", "EddaDiagram", "EddaViewer", "EddaVisualizer",
+                "Edda", "EddaSQLite", "EddaPostgres", "EddaDiagram", "EddaViewer", "EddaVisualizer", "EddaHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .executableTarget(

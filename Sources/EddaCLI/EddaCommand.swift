@@ -1,5 +1,7 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Edda
+import EddaHTTP
 import EddaSQLite
 import EddaDiagram
 import EddaPostgres
@@ -8,6 +10,8 @@ import EddaVisualizer
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
+import NIOPosix
 
 @main
 struct EddaCommand: AsyncParsableCommand {
@@ -42,6 +46,7 @@ struct DatabaseOptions: ParsableArguments {
     /// only reads and changes rows, as a tool should. Only `.migrate` creates the schema; the
     /// others refuse a database without it.
     func configuration(service: String = "edda-cli", access: Access) throws -> EddaApp.Configuration {
+        CommandLogging.setUp()
         let mustExist = access != .migrate
         guard let given = db ?? ProcessInfo.processInfo.environment["EDDA_DB_URL"], !given.isEmpty else {
             throw ValidationError("No database: pass --db <path or URL>, or set EDDA_DB_URL.")
@@ -64,7 +69,49 @@ struct DatabaseOptions: ParsableArguments {
     }
 }
 
+/// The command's log output: warnings and errors only (a driver's retries while a server is
+/// unreachable would otherwise fill the terminal).
+enum CommandLogging {
+    private static let once: Void = {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .warning
+            return handler
+        }
+    }()
+
+    static func setUp() { once }
+}
+
 extension DatabaseOptions {
+    /// Fails at once, naming the address, when a database server cannot be reached (connection
+    /// refused, unknown host, no answer within 5 s), instead of letting the driver retry.
+    func checkReachable() async throws {
+        guard let given = db ?? ProcessInfo.processInfo.environment["EDDA_DB_URL"], !DatabaseURL.isSQLite(given),
+              DatabaseURL.scheme(of: given) != nil
+        else { return }
+        let configuration = try PostgresURL.configuration(from: given)
+        guard let host = configuration.host else { return }
+        let port = configuration.port ?? 5432
+        do {
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(.seconds(5))
+                .connect(host: host, port: port).get()
+            try? await channel.close()
+        } catch {
+            throw CommandError("Cannot reach the database server at \(host):\(port): \(Self.reason(error)). Is it running, and is --db right?")
+        }
+    }
+
+    /// A connection failure in a few words.
+    static func reason(_ error: any Error) -> String {
+        let text = "\(error)"
+        if text.contains("refused") { return "connection refused" }
+        if text.lowercased().contains("timeout") || text.contains("timed out") { return "no answer within 5 s" }
+        if text.contains("UnknownHost") || text.contains("resolve") || text.contains("getaddrinfo") { return "unknown host" }
+        return text
+    }
+
     /// The file of a SQLite location, `nil` for other databases.
     static func sqlitePath(_ given: String) throws -> String? {
         if DatabaseURL.isSQLite(given) { return try DatabaseURL.sqlitePath(of: given) }
@@ -77,6 +124,7 @@ func withApp<T>(
     _ options: DatabaseOptions, access: DatabaseOptions.Access, _ body: (EddaApp) async throws -> T
 ) async throws -> T {
     let configuration = try options.configuration(access: access)
+    try await options.checkReachable()
     do {
         try await options.requireSchemaBeforeWriting(access)
         return try await EddaApp.running(configuration, body)
@@ -110,6 +158,14 @@ extension DatabaseOptions {
 struct CommandError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// `word` as one word of a POSIX shell command line: as is when it is plainly safe, else in
+/// single quotes.
+func shellQuoted(_ word: String) -> String {
+    let plain = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@%+,")
+    if !word.isEmpty, word.allSatisfy(plain.contains) { return word }
+    return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }
 
 func printJSON(_ value: JSONValue) {
@@ -209,8 +265,20 @@ struct List: AsyncParsableCommand {
             ["INSTANCE ID", "WORKFLOW", "STATUS", "STARTED", "UPDATED"],
             page.instances.map { [$0.instanceID, $0.workflowName, $0.status.rawValue, Table.date($0.startedAt), Table.date($0.updatedAt)] }))
         if let next = page.nextPageToken {
-            print("\nMore: edda list --after '\(next)'")
+            print("\nMore: " + nextPageCommand(after: next))
         }
+    }
+
+    /// The command that prints the next page: this one's database and filters, and the token.
+    func nextPageCommand(after token: String) -> String {
+        var words = ["edda", "list"]
+        if let db = database.db { words += ["--db", db] }
+        if let status { words += ["--status", status] }
+        if let search { words += ["--search", search] }
+        for filter in input { words += ["--input", filter] }
+        if limit != 50 { words += ["--limit", String(limit)] }
+        words += ["--after", token]
+        return words.map(shellQuoted).joined(separator: " ")
     }
 }
 
@@ -257,8 +325,19 @@ struct Show: AsyncParsableCommand {
             print("\nHistory:")
             print(Table.render(
                 ["AT", "STEP", "EVENT"],
-                history.map { [Table.date($0.createdAt), $0.activityID, $0.eventType] }))
+                history.map { [Table.date($0.createdAt), Self.stepName($0), $0.eventType] }))
         }
+    }
+}
+
+extension Show {
+    /// A history row's step as a reader names it: a compensation by its name (its row ID is
+    /// storage detail), every other step by its ID.
+    static func stepName(_ event: HistoryEvent) -> String {
+        if event.eventType.hasPrefix("Compensation"), let name = event.data?["activity_name"]?.stringValue {
+            return "\(name) (compensation)"
+        }
+        return event.activityID
     }
 }
 
@@ -278,7 +357,13 @@ struct Cancel: AsyncParsableCommand {
             guard let status else { throw CommandError("No workflow instance has the ID '\(instanceID)'.") }
             throw CommandError("Cannot cancel \(instanceID): it is \(status.rawValue); only running or waiting instances can be cancelled.")
         }
-        print("Cancelled \(instanceID).")
+        if status == .cancelled {
+            print("Cancelled \(instanceID).")
+        } else {
+            print(
+                "Cancellation of \(instanceID) requested: it is \(status?.rawValue ?? "gone") while its compensations run on the worker "
+                    + "that executes it; `edda show \(instanceID)` says when it is cancelled.")
+        }
     }
 }
 
@@ -317,20 +402,61 @@ func printReceipt(_ receipt: PublishReceipt) {
 
 struct SendEvent: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "send-event", abstract: "Send a CloudEvent to the instances waiting for its type.")
+        commandName: "send-event", abstract: "Send a CloudEvent to the instances waiting for its type.",
+        discussion: """
+            With --db the event goes straight into the database: it reaches the instances waiting for its type \
+            (waitEvent). Workflows an app starts for an event type (its event handlers) are known only to that app: \
+            to start them, post the event through the app's CloudEvents endpoint with --url instead.
+            """)
 
     @OptionGroup var database: DatabaseOptions
     @Argument(help: "The event type.") var type: String
     @Option(help: "The event source.") var source = "/edda-cli"
     @Option(help: "The event data as JSON.") var data = "{}"
     @Option(help: "Deliver to this instance only (the eddainstanceid extension).") var to: String?
+    @Option(help: ArgumentHelp(
+        "Post the event to an app's CloudEvents endpoint (e.g. http://127.0.0.1:8080/events) instead of writing it to --db, "
+            + "so that the app also starts the workflows it handles the type with.",
+        valueName: "endpoint"))
+    var url: String?
 
     func run() async throws {
         let payload = try parseJSON(data, option: "--data")
+        if let url {
+            try await post(payload, to: url)
+            return
+        }
         let receipt = try await withApp(database, access: .write) {
             try await $0.sendEvent(CloudEventAttributes(type: type, source: source), data: payload, to: to)
         }
         printReceipt(receipt)
+        if receipt.deliveredTo.isEmpty {
+            print("Workflows an app starts for '\(type)' were not started: only that app knows them. Use --url <its events endpoint>.")
+        }
+    }
+
+    /// POSTs the event in structured mode and prints the app's answer.
+    func post(_ payload: JSONValue, to url: String) async throws {
+        var extensions: [String: JSONValue] = [:]
+        if let to { extensions["eddainstanceid"] = .string(to) }
+        let event = CloudEvent(
+            attributes: CloudEventAttributes(type: type, source: source, dataContentType: "application/json", extensions: extensions),
+            data: .json(payload.jsonText))
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: CloudEventEncoder.structuredContentType)
+        request.body = .bytes(ByteBuffer(string: try CloudEventEncoder().structured(event)))
+        let response: HTTPClientResponse
+        do {
+            response = try await HTTPOutboxPublisher.brokerClient.execute(request, timeout: .seconds(30))
+        } catch {
+            throw CommandError("Cannot post to \(url): \(DatabaseOptions.reason(error)).")
+        }
+        let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
+        guard (200..<300).contains(Int(response.status.code)) else {
+            throw CommandError("\(url) answered HTTP \(response.status.code): \(body)")
+        }
+        print("Posted event \(event.attributes.id) to \(url): HTTP \(response.status.code) \(body)")
     }
 }
 
@@ -340,11 +466,21 @@ struct Migrate: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        let description = try await withApp(database, access: .migrate) { app in
-            try await app.store.migrate()
-            return app.configuration.database.description
+        let location = try database.configuration(access: .migrate).database
+        try await database.checkReachable()
+        let store = try await location.makeStore()
+        let hadSchema: Bool
+        do {
+            hadSchema = try await store.hasCurrentSchema()
+            try await store.migrate()
+        } catch {
+            try? await store.close()
+            throw error
         }
-        print("The schema is up to date in \(description).")
+        try await store.close()
+        print(hadSchema
+            ? "The Edda schema in \(location.description) is up to date; nothing was changed."
+            : "Created the Edda schema in \(location.description).")
     }
 }
 
@@ -358,7 +494,8 @@ struct Visualize: AsyncParsableCommand {
 
     @Argument(help: "Swift files or directories.") var paths: [String]
     @Option(help: "Only the workflow with this name.") var workflow: String?
-    @Option(help: "mermaid or svg.") var format: Format = .mermaid
+    @Option(help: "mermaid or svg. Mermaid of several workflows is Markdown with a fenced block per workflow.")
+    var format: Format = .mermaid
     @Option(name: .shortAndLong, help: "Write to this file instead of standard output.") var output: String?
 
     func run() async throws {
@@ -370,8 +507,13 @@ struct Visualize: AsyncParsableCommand {
         guard !flows.isEmpty else { throw CommandError("No workflows found in \(paths.joined(separator: ", ")).") }
         let text: String
         switch format {
+        case .mermaid where flows.count == 1:
+            text = "%% \(flows[0].workflowName)\n" + MermaidRenderer().render(flows[0])
         case .mermaid:
-            text = flows.map { "%% \($0.workflowName)\n" + MermaidRenderer().render($0) }.joined(separator: "\n")
+            // One Mermaid document holds one diagram: several become Markdown, a fenced block each
+            // (as GitHub renders them, and as `mmdc` reads a .md file).
+            text = flows.map { "## \($0.workflowName)\n\n```mermaid\n" + MermaidRenderer().render($0) + "```\n" }
+                .joined(separator: "\n")
         case .svg:
             guard flows.count == 1 else {
                 throw ValidationError(
@@ -393,7 +535,8 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
     @Option(help: "The address to listen on.") var host = "127.0.0.1"
-    @Option(help: "The port to listen on (0 picks a free one).") var port = 8080
+    @Option(help: "The port to listen on (0 picks a free one). The default, 8070, keeps clear of the apps' usual 8080.")
+    var port = 8070
     @Flag(help: "Refuse every change: no cancel button.") var readOnly = false
     @Option(help: "Require this token for changes (default: $EDDA_VIEWER_TOKEN).") var token: String?
     @Flag(help: "Require the token to read pages too, not only for changes.") var protectReads = false
@@ -421,8 +564,10 @@ struct Serve: AsyncParsableCommand {
             for flow in try WorkflowAnalyzer().analyze(paths: source) { viewerConfiguration.flows[flow.workflowName] = flow }
         }
         let access: DatabaseOptions.Access = readOnly ? .read : .write
+        let configuration = try database.configuration(service: "edda-viewer", access: access)
+        try await database.checkReachable()
         try await database.requireSchemaBeforeWriting(access)
-        let app = try await EddaApp(configuration: try database.configuration(service: "edda-viewer", access: access))
+        let app = try await EddaApp(configuration: configuration)
         let router = Router()
         EddaViewer(app: app, configuration: viewerConfiguration).addRoutes(to: router)
         let host = self.host
@@ -433,6 +578,12 @@ struct Serve: AsyncParsableCommand {
                 let port = channel.localAddress?.port ?? 0
                 FileHandle.standardOutput.write(Data("Edda viewer on http://\(host):\(port)/\n".utf8))
             })
-        try await server.runService()
+        do {
+            try await server.runService()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            throw CommandError("Port \(port) on \(host) is in use by another program; choose another with --port (0 picks a free one).")
+        } catch let error as IOError {
+            throw CommandError("Cannot listen on \(host):\(port): \(error.description)")
+        }
     }
 }

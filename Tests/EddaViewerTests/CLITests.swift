@@ -53,6 +53,39 @@ func runProgram(
         errors: try String(contentsOf: err, encoding: .utf8))
 }
 
+/// Splits a command line printed for a POSIX shell into words (plain words and single-quoted
+/// ones, as `shellQuoted` writes them).
+func shellWords(_ line: String) -> [String] {
+    var words: [String] = []
+    var current = ""
+    var inWord = false
+    var quoted = false
+    var escaped = false
+    for character in line {
+        if escaped {
+            current.append(character)
+            escaped = false
+        } else if quoted {
+            if character == "'" { quoted = false } else { current.append(character) }
+        } else if character == "'" {
+            quoted = true
+            inWord = true
+        } else if character == " " {
+            if inWord { words.append(current) }
+            current = ""
+            inWord = false
+        } else if character == "\\" {
+            escaped = true
+            inWord = true
+        } else {
+            current.append(character)
+            inWord = true
+        }
+    }
+    if inWord { words.append(current) }
+    return words
+}
+
 /// A seeded database file, with no app open on it.
 func withSeededDatabase<T>(_ body: (TemporaryDatabase) async throws -> T) async throws -> T {
     try await TemporaryDatabase.with { database in
@@ -84,6 +117,18 @@ struct CLITests {
             let token = try #require(JSONValue(jsonText: paged.output)?["next_page_token"]?.stringValue)
             let next = try await edda(["list", "--limit", "2", "--after", token, "--json"] + db)
             #expect(JSONValue(jsonText: next.output)?["instances"]?.arrayValue?.count == 2)
+            // The hint under a page is a command that works as printed: database, filters and all.
+            let firstPage = try await edda(["list", "--limit", "2", "--search", "t"] + db)
+            let hint = try #require(firstPage.output.split(separator: "\n").first { $0.hasPrefix("More: ") })
+            let words = shellWords(String(hint.dropFirst("More: ".count)))
+            #expect(Array(words.prefix(2)) == ["edda", "list"])
+            #expect(words.contains("--db") && words.contains("--search") && words.contains("--limit"), "\(hint)")
+            let secondPage = try await edda(Array(words.dropFirst()))
+            #expect(secondPage.status == 0, "\(secondPage.errors)")
+            #expect(secondPage.output.hasPrefix("INSTANCE ID"))
+            let firstIDs = Set(firstPage.output.split(separator: "\n").dropFirst().prefix(2).map { $0.split(separator: " ").first ?? "" })
+            let secondIDs = Set(secondPage.output.split(separator: "\n").dropFirst().prefix(2).map { $0.split(separator: " ").first ?? "" })
+            #expect(firstIDs.isDisjoint(with: secondIDs))
 
             let shown = try await edda(["show", "ticket-ok", "--json"] + db)
             let instance = try #require(JSONValue(jsonText: shown.output))
@@ -92,10 +137,16 @@ struct CLITests {
             let text = try await edda(["show", "ticket-ok"] + db)
             #expect(text.output.contains("Status:    completed"))
             #expect(text.output.contains("ActivityCompleted"))
+            // Compensations by name, not by their row ID.
+            let failedSaga = try await edda(["show", "ticket-failed"] + db)
+            #expect(failedSaga.output.contains("(compensation)"), "\(failedSaga.output)")
+            #expect(!failedSaga.output.contains("compensation_"), "\(failedSaga.output)")
 
             let sent = try await edda(["send-event", "payment.done", "--data", #"{"amount": 5}"#, "--to", "wait-1"] + db)
             #expect(sent.status == 0)
             #expect(sent.output.contains("delivered to wait-1"))
+            let unheard = try await edda(["send-event", "order.placed", "--data", "{}"] + db)
+            #expect(unheard.output.contains("Use --url"), "\(unheard.output)")
             let published = try await edda(["publish", "nobody.listens", "--data", "[1, 2]"] + db)
             #expect(published.output.contains("no instance was waiting"))
 
@@ -104,6 +155,10 @@ struct CLITests {
             #expect(cancelled.output == "Cancelled nap-1.\n")
             let napStatus: [String] = try rows(database, "SELECT status FROM workflow_instances WHERE instance_id = 'nap-1'").map { $0["status"] }
             #expect(napStatus == ["cancelled"])
+            // With compensations to run, cancelling is a request: it says so, not "Cancelled".
+            let requested = try await edda(["cancel", "ticket-premium"] + db)
+            #expect(requested.status == 0)
+            #expect(requested.output.hasPrefix("Cancellation of ticket-premium requested: it is compensating"), "\(requested.output)")
             let again = try await edda(["cancel", "nap-1"] + db)
             #expect(again.status != 0)
             #expect(again.errors.contains("Error: Cannot cancel nap-1: it is cancelled"))
@@ -127,6 +182,9 @@ struct CLITests {
             let fresh = database.directory.appendingPathComponent("fresh.db").path
             let migrated = try await edda(["migrate", "--db", "sqlite:///" + fresh])
             #expect(migrated.status == 0)
+            #expect(migrated.output.hasPrefix("Created the Edda schema"), "\(migrated.output)")
+            let remigrated = try await edda(["migrate", "--db", "sqlite:///" + fresh])
+            #expect(remigrated.output.contains("is up to date; nothing was changed"), "\(remigrated.output)")
             let tables = try rows(fresh, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'workflow_instances'")
             #expect(tables.count == 1)
             let empty = try await edda(["list", "--db", fresh])
@@ -187,7 +245,17 @@ struct CLITests {
         let shown = try await edda(["show", "nap-1", "--json"], environment: ["EDDA_DB_URL": url])
         #expect(JSONValue(jsonText: shown.output)?["status"] == "cancelled")
 
+        // An unreachable server is named at once, not after the driver's retries.
+        let refused = try await edda(["list", "--db", "postgresql://postgres@127.0.0.1:1/none"])
+        #expect(refused.status != 0)
+        #expect(refused.errors.contains("Cannot reach the database server at 127.0.0.1:1: connection refused"), "\(refused.errors)")
+
         let server = try ServeProcess(arguments: ["serve", "--db", url, "--port", "0", "--read-only"])
+        // A second server on the same port says which port is taken.
+        let port = try #require(URLComponents(string: server.baseURL)?.port)
+        let clash = try await edda(["serve", "--db", url, "--port", "\(port)", "--read-only"])
+        #expect(clash.status != 0)
+        #expect(clash.errors.contains("Port \(port) on 127.0.0.1 is in use"), "\(clash.errors)")
         let page = try await httpRequest(server.baseURL + "/workflow/ticket-failed", method: .GET)
         #expect(page.status == 200)
         #expect(page.body.contains("the mail server refused Customer c-2"))
@@ -198,11 +266,16 @@ struct CLITests {
     func visualize() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: eddaPath), "edda not built at \(eddaPath)")
         let source = packageRoot.appendingPathComponent("Examples/OrderService/OrderWorkflows.swift").path
+        // Two workflows: Markdown with one fenced Mermaid block each (one diagram per document).
         let mermaid = try await edda(["visualize", source])
         #expect(mermaid.status == 0)
-        #expect(mermaid.output.contains("%% order_saga\nflowchart TD"))
+        #expect(mermaid.output.contains("## order_saga\n\n```mermaid\nflowchart TD"))
         #expect(mermaid.output.contains("[\"reserve_inventory ⚠\"]"))
-        #expect(mermaid.output.contains("%% payment_received"))
+        #expect(mermaid.output.contains("## payment_received\n\n```mermaid\nflowchart TD"))
+        #expect(mermaid.output.components(separatedBy: "```mermaid").count == 3)
+        let one = try await edda(["visualize", source, "--workflow", "order_saga"])
+        #expect(one.output.hasPrefix("%% order_saga\nflowchart TD"))
+        #expect(one.output.components(separatedBy: "flowchart").count == 2)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edda-viz-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
