@@ -100,3 +100,52 @@ struct WakeDecisionTests {
         #expect(policy.wake(framework: "swift", workflowName: "billing", storedSeconds: nil, now: now) == .release)
     }
 }
+
+/// The transitions the engine makes, each kind's rules checked without a database.
+@Suite("Transition kinds")
+struct TransitionKindTests {
+    let until = Date(timeIntervalSince1970: 1_000)
+
+    @Test("A step keeps and renews the lock and is accepted while running or being cancelled")
+    func step() {
+        let step = InstanceTransition.step(instanceID: "i", workerID: "w", leaseUntil: until, currentActivityID: "a:1")
+        #expect(step.expectedStatuses == [.running, .compensating])
+        guard case .renew(let renewed) = step.lock else { Issue.record("the lock is not kept"); return }
+        #expect(renewed == until)
+        #expect(step.newStatus == nil && !step.removeSubscriptions && step.currentActivityID == "a:1")
+    }
+
+    @Test("Suspending on a timer releases the lock, registers the timer, and only from running")
+    func suspend() {
+        let timer = TimerRegistration(timerID: "t", activityID: "sleep:1", expiresAt: until)
+        let suspend = InstanceTransition.suspend(instanceID: "i", workerID: "w", onTimer: timer)
+        #expect(suspend.expectedStatuses == [.running])
+        #expect(suspend.newStatus == .waitingForTimer && suspend.currentActivityID == "sleep:1" && suspend.timer?.timerID == "t")
+        guard case .release = suspend.lock else { Issue.record("the lock is kept"); return }
+    }
+
+    @Test("Finishing releases the lock and removes subscriptions; completing only from running")
+    func finish() {
+        for status in [WorkflowStatus.completed, .failed, .cancelled] {
+            let finish = InstanceTransition.finish(instanceID: "i", workerID: "w", as: status, outputJSON: "{}")
+            #expect(finish.newStatus == status && finish.removeSubscriptions && finish.outputJSON == "{}")
+            #expect(finish.expectedStatuses == (status == .completed ? [.running] : [.running, .compensating]))
+            guard case .release = finish.lock else { Issue.record("the lock is kept"); return }
+        }
+    }
+
+    @Test("Recur and compensation bookkeeping have the reference's shapes")
+    func recurAndCompensation() {
+        let successor = NewInstance(
+            instanceID: "s", workflowName: "wf", sourceHash: "h", sourceCode: "", ownerService: "svc", inputJSON: #"{"n":2}"#)
+        let recur = InstanceTransition.recur(instanceID: "i", workerID: "w", inputJSON: #"{"n":2}"#, successor: successor)
+        #expect(recur.newStatus == .recurred && recur.outputJSON == #"{"recur_kwargs":{"n":2}}"# && recur.successor?.instanceID == "s")
+        #expect(recur.expectedStatuses == [.running] && recur.removeSubscriptions)
+        let begin = InstanceTransition.beginCompensating(instanceID: "i", workerID: "w", leaseUntil: until, startedAt: until)
+        #expect(begin.newStatus == .compensating && begin.outputJSON == #"{"started_at":"\#(Timestamp.iso8601(until))"}"#)
+        let recorded = InstanceTransition.compensationRecorded(
+            instanceID: "i", workerID: "w", leaseUntil: until,
+            event: NewHistoryEvent(activityID: "compensation_1", eventType: "CompensationExecuted", payload: .json("{}")))
+        #expect(recorded.expectedStatuses == [.compensating] && recorded.history.count == 1)
+    }
+}

@@ -172,12 +172,11 @@ struct ExecutionScope: Sendable {
     /// A transition of a step that keeps the lock, accepted while the instance runs or is
     /// being cancelled (so a step finishing during a cancellation is recorded and compensated).
     func stepTransition(currentActivityID: String?) -> InstanceTransition {
-        var transition = InstanceTransition(
-            instanceID: instanceID, workerID: workerID, expectedStatuses: [.running, .compensating],
-            lock: .renew(until: Date().addingTimeInterval(control.lease.seconds)))
-        transition.currentActivityID = currentActivityID
-        return transition
+        .step(instanceID: instanceID, workerID: workerID, leaseUntil: leaseUntil, currentActivityID: currentActivityID)
     }
+
+    /// When a lease taken or renewed now ends.
+    var leaseUntil: Date { Date().addingTimeInterval(control.lease.seconds) }
 
     /// Applies an engine-written transition; store failures stop the execution.
     ///

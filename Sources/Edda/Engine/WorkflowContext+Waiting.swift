@@ -47,11 +47,9 @@ extension WorkflowContext {
             bufferedCompensationsWritten()
             return
         }
-        var transition = InstanceTransition(
-            instanceID: instanceID, workerID: scope.workerID, expectedStatuses: [.running], lock: .release)
-        transition.newStatus = .waitingForTimer
-        transition.currentActivityID = activityID
-        transition.timer = TimerRegistration(timerID: activityID, activityID: activityID, expiresAt: expiresAt)
+        var transition = InstanceTransition.suspend(
+            instanceID: instanceID, workerID: scope.workerID,
+            onTimer: TimerRegistration(timerID: activityID, activityID: activityID, expiresAt: expiresAt))
         transition.compensations = bufferedCompensations
         try await guarded { _ = try await scope.commit(transition) }
         bufferedCompensationsWritten()

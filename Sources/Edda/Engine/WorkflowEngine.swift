@@ -543,18 +543,13 @@ final class WorkflowEngine: Sendable {
             return .finished(await stop(context, because: EngineStoreError(underlying: EddaUsageError(
                 .instanceIDConflict, "recur: the generated successor ID \(successorID) is in use"))))
         }
-        var transition = InstanceTransition(
-            instanceID: scope.instanceID, workerID: workerID, expectedStatuses: [.running], lock: .release)
-        transition.newStatus = .recurred
-        var output = JSONObjectWriter()
-        output.add("recur_kwargs", raw: inputJSON)
-        transition.outputJSON = output.finish()
-        transition.removeSubscriptions = true
-        transition.successor = NewInstance(
-            instanceID: successorID, workflowName: workflow.name, sourceHash: workflow.sourceHash,
-            sourceCode: workflow.sourceCode, ownerService: serviceName, inputJSON: inputJSON,
-            continuedFrom: scope.instanceID, lockTimeoutSeconds: start.lockTimeoutSeconds, lockedBy: workerID,
-            lockExpiresAt: Date().addingTimeInterval(lease.seconds))
+        let transition = InstanceTransition.recur(
+            instanceID: scope.instanceID, workerID: workerID, inputJSON: inputJSON,
+            successor: NewInstance(
+                instanceID: successorID, workflowName: workflow.name, sourceHash: workflow.sourceHash,
+                sourceCode: workflow.sourceCode, ownerService: serviceName, inputJSON: inputJSON,
+                continuedFrom: scope.instanceID, lockTimeoutSeconds: start.lockTimeoutSeconds, lockedBy: workerID,
+                lockExpiresAt: Date().addingTimeInterval(lease.seconds)))
         do {
             try await scope.commit(transition, isStep: false)
         } catch {
@@ -570,12 +565,10 @@ final class WorkflowEngine: Sendable {
 
     private func complete(_ context: WorkflowContext, output: EncodedValue) async -> ExecutionResult {
         let scope = context.scope
-        var transition = InstanceTransition(
-            instanceID: scope.instanceID, workerID: workerID, expectedStatuses: [.running], lock: .release)
-        transition.newStatus = .completed
-        transition.outputJSON = StepPayloads.completedOutput(resultJSON: output.json)
+        var transition = InstanceTransition.finish(
+            instanceID: scope.instanceID, workerID: workerID, as: .completed,
+            outputJSON: StepPayloads.completedOutput(resultJSON: output.json))
         transition.compensations = context.bufferedCompensations
-        transition.removeSubscriptions = true
         do {
             switch try await store.apply(transition, now: Date()) {
             case .applied:
@@ -597,24 +590,20 @@ final class WorkflowEngine: Sendable {
         let scope = context.scope
         do {
             if context.hasCompensations || context.mode == .recoveringFailure {
-                var begin = scope.stepTransition(currentActivityID: nil)
-                begin.newStatus = .compensating
-                begin.outputJSON = "{\"started_at\":\(JSONObjectWriter.quoted(Timestamp.iso8601(Date())))}"
+                var begin = InstanceTransition.beginCompensating(
+                    instanceID: scope.instanceID, workerID: workerID, leaseUntil: scope.leaseUntil, startedAt: Date())
                 begin.compensations = context.bufferedCompensations
                 try await scope.commit(begin, isStep: false)
                 context.bufferedCompensationsWritten()
                 try await runCompensations(context, isCancellation: false)
             }
-            var finish = InstanceTransition(
-                instanceID: scope.instanceID, workerID: workerID, expectedStatuses: [.running, .compensating], lock: .release)
             let failureJSON = StepPayloads.workflowFailed(error)
-            finish.newStatus = .failed
-            finish.outputJSON = failureJSON
+            var finish = InstanceTransition.finish(
+                instanceID: scope.instanceID, workerID: workerID, as: .failed, outputJSON: failureJSON)
             finish.history = [NewHistoryEvent(
                 activityID: ReservedActivityID.workflowFailed, eventType: HistoryEventType.workflowFailed,
                 payload: .json(failureJSON))]
             finish.compensations = context.bufferedCompensations
-            finish.removeSubscriptions = true
             try await scope.commit(finish, isStep: false)
         } catch let control where control is WorkflowCancelledError {
             return await finishCancellation(context)
@@ -632,7 +621,6 @@ final class WorkflowEngine: Sendable {
             if !context.bufferedCompensations.isEmpty {
                 // Registrations made before the cancellation stopped the body must run too.
                 var flush = scope.stepTransition(currentActivityID: nil)
-                flush.expectedStatuses = [.compensating, .running]
                 flush.compensations = context.bufferedCompensations
                 try await scope.commit(flush, isStep: false)
                 context.bufferedCompensationsWritten()
@@ -646,11 +634,8 @@ final class WorkflowEngine: Sendable {
                 details = ReplayLog(history: history).cancellation
                     ?? CancellationDetails(cancelledBy: "user", cancelledAt: Timestamp.iso8601(Date()), previousStatus: "running")
             }
-            var finish = InstanceTransition(
-                instanceID: scope.instanceID, workerID: workerID, expectedStatuses: [.compensating, .running], lock: .release)
-            finish.newStatus = .cancelled
-            finish.outputJSON = try JSON.encode(details)
-            finish.removeSubscriptions = true
+            let finish = InstanceTransition.finish(
+                instanceID: scope.instanceID, workerID: workerID, as: .cancelled, outputJSON: try JSON.encode(details))
             try await scope.commit(finish, isStep: false)
         } catch {
             return await stop(context, because: error, cancelling: true)
@@ -695,13 +680,12 @@ final class WorkflowEngine: Sendable {
                 payload = StepPayloads.compensationFailed(name: record.name, id: rowID, error: error)
                 succeeded = false
             }
-            var transition = InstanceTransition(
-                instanceID: scope.instanceID, workerID: workerID, expectedStatuses: [.compensating],
-                lock: .renew(until: Date().addingTimeInterval(scope.control.lease.seconds)))
-            transition.history = [NewHistoryEvent(
-                activityID: activityID,
-                eventType: succeeded ? HistoryEventType.compensationExecuted : HistoryEventType.compensationFailed,
-                payload: .json(payload))]
+            let transition = InstanceTransition.compensationRecorded(
+                instanceID: scope.instanceID, workerID: workerID, leaseUntil: scope.leaseUntil,
+                event: NewHistoryEvent(
+                    activityID: activityID,
+                    eventType: succeeded ? HistoryEventType.compensationExecuted : HistoryEventType.compensationFailed,
+                    payload: .json(payload)))
             let outcome: TransitionOutcome
             do {
                 outcome = try await store.apply(transition, now: Date())
