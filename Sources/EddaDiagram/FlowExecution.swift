@@ -64,7 +64,8 @@ public enum FlowStatus: String, Sendable, Hashable, Codable, CaseIterable {
 ///
 /// Build it from the instance's history with ``record(stepName:activityID:label:kind:status:)``
 /// and ``recordCompensation(activityID:label:status:)`` in history order; later rows for the
-/// same step name replace the status, as the reference viewer does.
+/// same step name replace the status, as the reference viewer does. Set ``outcome`` once the
+/// instance has ended.
 public struct FlowExecution: Sendable, Hashable {
     /// What happened to one step name.
     public struct StepRecord: Sendable, Hashable {
@@ -96,8 +97,27 @@ public struct FlowExecution: Sendable, Hashable {
     public private(set) var order: [String] = []
     /// The compensations that ran, in order.
     public private(set) var compensations: [CompensationRun] = []
-    /// The instance's overall outcome, when it has one: ends the diagram's path.
-    public var finished: Bool = false
+    /// How the instance ended, when it has: ``FlowStatus/completed``, ``FlowStatus/failed`` or
+    /// ``FlowStatus/cancelled``. A completed run's path ends at the flow's "Complete" node; a
+    /// failed or cancelled run's path leaves the flow at the step it stopped at, runs through
+    /// its compensations and ends at a node with that status, never at "Complete".
+    public var outcome: FlowStatus?
+
+    /// Whether the instance completed: ``outcome`` is ``FlowStatus/completed``.
+    public var finished: Bool {
+        get { outcome == .completed }
+        set {
+            if newValue {
+                outcome = .completed
+            } else if outcome == .completed {
+                outcome = nil
+            }
+        }
+    }
+
+    /// The step name of the latest ``record(stepName:activityID:label:kind:status:)``: where a run
+    /// that stopped early stopped.
+    private(set) var lastStepName: String?
 
     /// An empty execution: every node is ``FlowStatus/notExecuted``.
     public init() {}
@@ -112,6 +132,7 @@ public struct FlowExecution: Sendable, Hashable {
             steps[stepName] = StepRecord(status: status, activityIDs: [activityID], label: label, kind: kind)
             order.append(stepName)
         }
+        lastStepName = stepName
     }
 
     /// Records a compensation that ran (or failed).

@@ -53,6 +53,10 @@ struct FlowGraph {
     static let armGap = 28.0
     static let armLabelSpace = 18.0
     static let loopSide = 34.0
+    /// How far right of the flow the lane of a rollback that leaves a step in mid-flow runs, and
+    /// the room for its label beside it.
+    static let laneGap = 24.0
+    static let laneLabelSpace = 64.0
     static let dotSize = 8.0
     static let characterWidth = 7.4
     static let maximumLabel = 60
@@ -60,49 +64,126 @@ struct FlowGraph {
     init(flow: WorkflowFlow, execution: FlowExecution?) {
         self.execution = execution
         let body = Self.size(of: flow.steps)
-        let start = Self.boxWidth(flow.workflowName)
-        var contentWidth = max(body.width, start, Self.boxWidth("Complete"))
         let compensations = execution?.compensations ?? []
+        let outcome = execution?.outcome
+        // A run that failed, was cancelled or is rolling back left the flow at the step it
+        // stopped at: its path goes from there through the compensations, never to "Complete".
+        let endsEarly = outcome == .failed || outcome == .cancelled
+        let stoppedEarly = execution != nil && outcome != .completed && (endsEarly || !compensations.isEmpty)
+        var contentWidth = max(body.width, Self.boxWidth(flow.workflowName), Self.boxWidth("Complete"))
         for run in compensations { contentWidth = max(contentWidth, Self.boxWidth(Self.compensationLabel(run))) }
         let centre = Self.margin + contentWidth / 2
         var y = Self.margin
 
-        let anyExecuted = execution.map { !$0.steps.isEmpty || $0.finished } ?? false
+        let anyExecuted = execution.map { !$0.steps.isEmpty || $0.outcome != nil } ?? false
         let startID = addVertex(.stadium, label: flow.workflowName, centre: centre, y: y, executed: anyExecuted)
         y += Self.nodeHeight + Self.verticalGap
         var previous = startID
-        if let ports = place(flow.steps, centre: centre, top: y, reachedAfter: execution?.finished ?? false) {
+        if let ports = place(flow.steps, centre: centre, top: y, reachedAfter: outcome == .completed) {
             connect(previous, ports.entry)
             previous = ports.exit
             y += body.height + Self.verticalGap
         }
-        let endID = addVertex(.stadium, label: "Complete", centre: centre, y: y, executed: execution?.finished ?? false)
-        connect(previous, endID)
-        y += Self.nodeHeight
 
-        if !compensations.isEmpty {
-            y += Self.verticalGap
-            var last = addVertex(.hexagon, label: "Compensation", centre: centre, y: y, executed: true)
-            edges.append(Edge(
-                from: endID, to: last, label: "rollback", dashed: true, executed: true,
-                points: [(centre, y - Self.verticalGap), (centre, y)],
-                labelPosition: (centre + 6, y - Self.verticalGap / 2 + 4, "start")))
+        // The chain a run that stopped early ends with, top to bottom.
+        var chain: [ChainNode] = []
+        if !compensations.isEmpty { chain.append(ChainNode(shape: .hexagon, label: "Compensation")) }
+        for run in compensations {
+            chain.append(ChainNode(
+                shape: .box, label: Self.compensationLabel(run), status: run.status,
+                node: FlowNode(kind: .compensation, label: run.label, stepName: nil), activityIDs: [run.activityID]))
+        }
+        if endsEarly, let outcome { chain.append(ChainNode(shape: .stadium, label: outcome.label, status: outcome)) }
+
+        var lane: Double?
+        if stoppedEarly {
+            let stop = stopVertex() ?? startID
+            if stop != previous {
+                // The steps after the stop did not run: the flow's end stays, not reached, and
+                // the rollback leaves the stop on a lane to the right of the flow.
+                let endID = addVertex(.stadium, label: "Complete", centre: centre, y: y, executed: false)
+                connect(previous, endID)
+                y += Self.nodeHeight + Self.verticalGap
+                lane = Self.margin + contentWidth + Self.laneGap
+            }
+            var last = stop
+            for (index, item) in chain.enumerated() {
+                let id = addVertex(item, centre: centre, y: y)
+                if index == 0 {
+                    rollback(from: stop, to: id, lane: lane, label: compensations.isEmpty ? nil : "rollback")
+                } else {
+                    connect(last, id)
+                }
+                last = id
+                y += Self.nodeHeight + Self.verticalGap
+            }
+            y -= Self.verticalGap
+        } else {
+            let endID = addVertex(.stadium, label: "Complete", centre: centre, y: y, executed: outcome == .completed)
+            connect(previous, endID)
             y += Self.nodeHeight
-            for run in compensations {
+            // Compensations of a run that completed anyway (not written by Edda): below its end.
+            var last = endID
+            for (index, item) in chain.enumerated() {
                 y += Self.verticalGap
-                let id = addVertex(
-                    .box, label: Self.compensationLabel(run), centre: centre, y: y, executed: true, status: run.status,
-                    node: FlowNode(kind: .compensation, label: run.label, stepName: nil), activityIDs: [run.activityID])
-                connect(last, id)
+                let id = addVertex(item, centre: centre, y: y)
+                if index == 0 {
+                    rollback(from: endID, to: id, lane: nil, label: "rollback")
+                } else {
+                    connect(last, id)
+                }
                 last = id
                 y += Self.nodeHeight
             }
         }
-        width = contentWidth + 2 * Self.margin
+        width = contentWidth + 2 * Self.margin + (lane == nil ? 0 : Self.laneGap + Self.laneLabelSpace)
         height = y + Self.margin
         // In reading order: by source, then target.
         let order = positions
         edges.sort { (order[$0.from] ?? 0, order[$0.to] ?? 0) < (order[$1.from] ?? 0, order[$1.to] ?? 0) }
+    }
+
+    /// A node of the chain below the flow: the rollback and the end of a run that stopped early.
+    private struct ChainNode {
+        var shape: Shape
+        var label: String
+        var status: FlowStatus? = nil
+        var node: FlowNode? = nil
+        var activityIDs: [String] = []
+    }
+
+    /// The vertex a run that stopped early stopped at: the last one of the step it recorded last,
+    /// or the last executed step if the flow does not have that one.
+    private func stopVertex() -> String? {
+        guard let execution else { return nil }
+        let executed = vertices.filter { $0.node != nil && $0.executed }
+        if let name = execution.lastStepName, let match = executed.last(where: { $0.node?.stepName == name }) {
+            return match.id
+        }
+        return executed.last?.id
+    }
+
+    /// The dashed, executed edge from where a run stopped to the first node of its rollback:
+    /// straight down when `from` is on the axis right above `to`, otherwise out of `from`'s right
+    /// side, down a lane at `lane`, and into `to`'s right side.
+    private mutating func rollback(from: String, to: String, lane: Double?, label: String?) {
+        guard let source = positions[from].map({ vertices[$0] }), let target = positions[to].map({ vertices[$0] }) else { return }
+        if let lane {
+            let sourceMiddle = source.y + source.height / 2
+            let targetMiddle = target.y + target.height / 2
+            edges.append(Edge(
+                from: from, to: to, label: label, dashed: true, executed: true,
+                points: [
+                    (source.x + source.width, sourceMiddle), (lane, sourceMiddle), (lane, targetMiddle),
+                    (target.x + target.width, targetMiddle),
+                ],
+                labelPosition: label == nil ? nil : (lane + 6, (sourceMiddle + targetMiddle) / 2 + 4, "start")))
+        } else {
+            edges.append(Edge(
+                from: from, to: to, label: label, dashed: true, executed: true,
+                points: [(source.midX, source.bottom), (target.midX, target.y)],
+                labelPosition: label == nil ? nil : (target.midX + 6, (source.bottom + target.y) / 2 + 4, "start")))
+        }
     }
 
     static func compensationLabel(_ run: FlowExecution.CompensationRun) -> String {
@@ -295,6 +376,12 @@ struct FlowGraph {
             id: id, shape: shape, label: Self.truncated(label), node: node, status: status,
             executed: executed, x: centre - width / 2, y: y, width: width, height: height, activityIDs: activityIDs))
         return id
+    }
+
+    private mutating func addVertex(_ item: ChainNode, centre: Double, y: Double) -> String {
+        addVertex(
+            item.shape, label: item.label, centre: centre, y: y, executed: true, status: item.status, node: item.node,
+            activityIDs: item.activityIDs)
     }
 
     /// A straight edge from the bottom of `from` to the top of `to` (both on one axis).

@@ -1,8 +1,8 @@
 /// Renders a ``WorkflowFlow`` as Mermaid `flowchart TD` text, for export to any Mermaid tool.
 ///
 /// With a ``FlowExecution``, nodes get the reference viewer's status icons and colours, executed
-/// edges are drawn solid green and the rest dotted, and executed compensations hang off the end
-/// as a rollback chain.
+/// edges are drawn solid green and the rest dotted, and a failed or cancelled run leaves the flow
+/// at the step it stopped at for its rollback chain (the compensations that ran) and its end.
 public struct MermaidRenderer: Sendable {
     /// Creates a renderer.
     public init() {}
@@ -28,7 +28,8 @@ public struct MermaidRenderer: Sendable {
                 let width = status == .notExecuted ? "1px" : "3px"
                 lines.append("    classDef \(status.rawValue) fill:\(colours.fill),stroke:\(colours.stroke),stroke-width:\(width)\(dash)")
             }
-            for vertex in graph.vertices where vertex.node != nil {
+            // Steps, and the end of a run that failed or was cancelled.
+            for vertex in graph.vertices where vertex.node != nil || vertex.status != nil {
                 lines.append("    class \(vertex.id) \((vertex.status ?? .notExecuted).rawValue)")
             }
             if !executedLinks.isEmpty {

@@ -89,7 +89,8 @@ public struct SVGRenderer: Sendable {
             shape += "<text x=\"\(number(x + w / 2))\" y=\"\(number(y + h / 2 + 4.5))\">\(Markup.escape(label))</text>"
         }
         var title = vertex.label
-        if coloured, let status = vertex.status { title += " — \(status.label)" }
+        // The end of a failed or cancelled run is labelled with its status already.
+        if coloured, let status = vertex.status, status.label != vertex.label { title += " — \(status.label)" }
         if vertex.node?.registersCompensation == true { title += " (registers a compensation)" }
         if !title.isEmpty { shape = "<title>\(Markup.escape(title))</title>" + shape }
         if let node = vertex.node, !vertex.activityIDs.isEmpty, let href = link?(node, vertex.activityIDs) {

@@ -156,14 +156,30 @@ enum HTML {
         });
         """
 
+    /// The dark theme's colours, for a system that prefers dark (unless Light is chosen) and for
+    /// Dark. `color-scheme: dark` gives form controls (the date pickers' icons among them) their
+    /// dark look; status pills and notices get dark fills with light text.
+    private static let darkColours = """
+        color-scheme: dark; --bg: #0b1120; --panel: #111827; --ink: #e2e8f0; --muted: #94a3b8; --line: #1f2937;
+          --accent: #60a5fa; --danger: #f87171; --code: #0f172a;
+          --completed-bg: #064e3b; --completed-ink: #a7f3d0; --failed-bg: #7f1d1d; --failed-ink: #fecaca;
+          --running-bg: #78350f; --running-ink: #fde68a; --cancelled-bg: #7c2d12; --cancelled-ink: #fed7aa;
+          --waiting-bg: #1e3a8a; --waiting-ink: #bfdbfe; --timer-bg: #0c4a6e; --timer-ink: #bae6fd;
+          --compensating-bg: #581c87; --compensating-ink: #e9d5ff;
+        """
+
+    /// Every page's styles. Browsers that know `color-scheme` draw the date pickers' icons light
+    /// on the dark theme; older ones draw them dark whatever the scheme, so only there the icons
+    /// are inverted (inverting everywhere would make them dark again).
     static let stylesheet = """
         :root { color-scheme: light; --bg: #f8fafc; --panel: #ffffff; --ink: #0f172a; --muted: #64748b; --line: #e2e8f0;
-          --accent: #2563eb; --danger: #dc2626; --code: #f1f5f9; }
-        @media (prefers-color-scheme: dark) { :root:not([data-theme="light"]) { color-scheme: dark; --bg: #0b1120;
-          --panel: #111827; --ink: #e2e8f0; --muted: #94a3b8; --line: #1f2937; --accent: #60a5fa; --danger: #f87171;
-          --code: #0f172a; } }
-        :root[data-theme="dark"] { color-scheme: dark; --bg: #0b1120; --panel: #111827; --ink: #e2e8f0; --muted: #94a3b8;
-          --line: #1f2937; --accent: #60a5fa; --danger: #f87171; --code: #0f172a; }
+          --accent: #2563eb; --danger: #dc2626; --code: #f1f5f9;
+          --completed-bg: #ecfdf5; --completed-ink: #065f46; --failed-bg: #fee2e2; --failed-ink: #991b1b;
+          --running-bg: #fef3c7; --running-ink: #92400e; --cancelled-bg: #ffedd5; --cancelled-ink: #9a3412;
+          --waiting-bg: #dbeafe; --waiting-ink: #1e40af; --timer-bg: #e0f2fe; --timer-ink: #075985;
+          --compensating-bg: #f3e8ff; --compensating-ink: #6b21a8; }
+        @media (prefers-color-scheme: dark) { :root:not([data-theme="light"]) { \(darkColours) } }
+        :root[data-theme="dark"] { \(darkColours) }
         * { box-sizing: border-box; }
         body { margin: 0; background: var(--bg); color: var(--ink); font: 14px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; }
         a { color: var(--accent); }
@@ -188,23 +204,30 @@ enum HTML {
         .badge::before { content: "●"; margin-right: .3rem; }
         .badge { display: inline-block; padding: .1rem .5rem; border-radius: 999px; font-size: 12px; border: 1px solid var(--line);
           white-space: nowrap; }
-        .status-completed { background: #ECFDF5; color: #065f46; } .status-failed { background: #FEE2E2; color: #991b1b; }
-        .status-running { background: #FEF3C7; color: #92400e; } .status-cancelled { background: #FFEDD5; color: #9a3412; }
-        .status-waiting_for_event, .status-waiting_for_message { background: #DBEAFE; color: #1e40af; }
-        .status-waiting_for_timer { background: #E0F2FE; color: #075985; }
-        .status-compensating, .status-recurred { background: #F3E8FF; color: #6b21a8; }
+        .status-completed { background: var(--completed-bg); color: var(--completed-ink); }
+        .status-failed { background: var(--failed-bg); color: var(--failed-ink); }
+        .status-running { background: var(--running-bg); color: var(--running-ink); }
+        .status-cancelled { background: var(--cancelled-bg); color: var(--cancelled-ink); }
+        .status-waiting_for_event, .status-waiting_for_message { background: var(--waiting-bg); color: var(--waiting-ink); }
+        .status-waiting_for_timer { background: var(--timer-bg); color: var(--timer-ink); }
+        .status-compensating, .status-recurred { background: var(--compensating-bg); color: var(--compensating-ink); }
         form.filters { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: .75rem; align-items: end; }
         label { display: flex; flex-direction: column; gap: .25rem; font-size: 12px; color: var(--muted); }
         label.check { flex-direction: row; align-items: center; gap: .5rem; color: var(--ink); font-size: 14px; }
         input, select, textarea, button { font: inherit; color: var(--ink); background: var(--panel); border: 1px solid var(--line);
           border-radius: 6px; padding: .4rem .5rem; }
+        @supports not (color-scheme: dark) {
+          @media (prefers-color-scheme: dark) { :root:not([data-theme="light"]) ::-webkit-calendar-picker-indicator { filter: invert(1); } }
+          :root[data-theme="dark"] ::-webkit-calendar-picker-indicator { filter: invert(1); }
+        }
         textarea { min-height: 6rem; font-family: ui-monospace, monospace; font-size: 12px; }
         button, .button { cursor: pointer; background: var(--accent); color: #fff; border: none; padding: .45rem .9rem;
           border-radius: 6px; text-decoration: none; display: inline-block; }
         button.danger { background: var(--danger); }
         .pager { display: flex; gap: 1rem; justify-content: space-between; margin-top: 1rem; }
-        .notice { padding: .6rem .9rem; border-radius: 6px; margin-bottom: 1rem; background: #ECFDF5; color: #065f46; }
-        .error { padding: .6rem .9rem; border-radius: 6px; margin-bottom: 1rem; background: #FEE2E2; color: #991b1b; }
+        .notice { padding: .6rem .9rem; border-radius: 6px; margin-bottom: 1rem; background: var(--completed-bg);
+          color: var(--completed-ink); }
+        .error { padding: .6rem .9rem; border-radius: 6px; margin-bottom: 1rem; background: var(--failed-bg); color: var(--failed-ink); }
         .grid2 { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 1rem; }
         @media (max-width: 900px) { .grid2 { grid-template-columns: 1fr; } }
         dl.info { display: grid; grid-template-columns: max-content 1fr; gap: .3rem 1rem; margin: 0; }

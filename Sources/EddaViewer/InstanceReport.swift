@@ -92,7 +92,12 @@ struct InstanceReport {
                 execution.record(stepName: step, activityID: current, label: step, kind: Self.kind(ofStep: step), status: status)
             }
         }
-        execution.finished = instance.status == .completed
+        switch instance.status {
+        case .completed: execution.outcome = .completed
+        case .failed: execution.outcome = .failed
+        case .cancelled: execution.outcome = .cancelled
+        default: break
+        }
         return execution
     }
 }

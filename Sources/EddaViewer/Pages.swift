@@ -308,9 +308,10 @@ struct Pages: Sendable {
         var rows = ""
         for instance in page.instances {
             rows += """
-                <tr><td><a class="instance-link" data-instance-id="\(HTML.text(instance.instanceID))" \
-                href="\(instanceLink(instance.instanceID))">\(HTML.text(instance.workflowName))</a></td>
-                <td><code>\(HTML.text(instance.instanceID))</code></td><td>\(HTML.badge(instance.status.rawValue))</td>
+                <tr><td>\(HTML.text(instance.workflowName))</td>
+                <td><a class="instance-link" data-instance-id="\(HTML.text(instance.instanceID))" \
+                href="\(instanceLink(instance.instanceID))"><code>\(HTML.text(instance.instanceID))</code></a></td>
+                <td>\(HTML.badge(instance.status.rawValue))</td>
                 <td class="date">\(HTML.date(instance.startedAt))</td><td class="date">\(HTML.date(instance.updatedAt))</td>
                 <td class="muted">\(HTML.text(instance.framework))</td></tr>
 
@@ -452,7 +453,13 @@ struct Pages: Sendable {
             <dt>Status</dt><dd>\(HTML.badge(instance.status.rawValue))</dd>
             <dt>Started</dt><dd>\(HTML.date(instance.startedAt))</dd>
             <dt>Updated</dt><dd>\(HTML.date(instance.updatedAt))</dd>
-            <dt>Current step</dt><dd>\(instance.currentActivityID.map { "<code>\(HTML.text($0))</code>" } ?? "—")</dd>
+            """
+        // An ended instance has no step in progress; the column keeps the last one it ran.
+        if !instance.status.isTerminal {
+            let step = instance.currentActivityID.map { "<code>\(HTML.text($0))</code>" } ?? "—"
+            info += "<dt>Current step</dt><dd id=\"current-step\">\(step)</dd>"
+        }
+        info += """
             <dt>Service</dt><dd>\(HTML.text(instance.ownerService)) <span class="muted">(\(HTML.text(instance.framework)))</span></dd>
             <dt>Locked by</dt><dd>\(instance.lockedBy.map(HTML.text) ?? "—")</dd>
             """
@@ -501,16 +508,36 @@ struct Pages: Sendable {
 
     private func errorDetails(_ output: JSONValue?) -> String {
         guard let output else { return "<p class=\"muted\">No error was recorded.</p>" }
-        // The reference's legacy form is {"error": "..."}.
-        let type = output["error_type"]?.stringValue
-        let message = output["error_message"]?.stringValue ?? output["error"]?.stringValue
+        let error = StoredError(output)
         var out = "<dl class=\"info\">"
-        if let type { out += "<dt>Type</dt><dd><code>\(HTML.text(type))</code></dd>" }
-        out += "<dt>Message</dt><dd id=\"error-message\">\(HTML.text(message ?? output.jsonText))</dd></dl>"
-        if let stack = output["stack_trace"]?.stringValue, !stack.isEmpty {
-            out += "<details><summary>Stack trace</summary><pre class=\"stack\">\(HTML.text(stack))</pre></details>"
-        }
+        if let type = error.type { out += "<dt>Type</dt><dd><code>\(HTML.text(type))</code></dd>" }
+        out += "<dt>Message</dt><dd id=\"error-message\">\(HTML.text(error.message ?? output.jsonText))</dd>"
+        for cause in error.causes { out += "<dt>Caused by</dt><dd class=\"cause\">\(HTML.text(cause))</dd>" }
+        out += "</dl>"
+        if let stack = error.stack { out += Self.stackDisclosure(stack) }
         return out
+    }
+
+    static func stackDisclosure(_ stack: String) -> String {
+        "<details class=\"stack-trace\"><summary>Stack trace</summary><pre class=\"stack\">\(HTML.text(stack))</pre></details>"
+    }
+
+    /// A step's input or a compensation's arguments as the caller wrote them (see
+    /// ``CallArguments``).
+    static func arguments(_ stored: JSONValue) -> String {
+        switch CallArguments(stored: stored) {
+        case .value(let value):
+            return HTML.json(value.jsonText)
+        case .several(let positional, let keyword):
+            var out = "<p class=\"muted\">Positional arguments</p>\(HTML.json(JSONValue.array(positional).jsonText))"
+            if !keyword.isEmpty { out += "<p class=\"muted\">Keyword arguments</p>\(HTML.json(JSONValue.object(keyword).jsonText))" }
+            return out
+        }
+    }
+
+    /// The stored JSON text as it is, one click away.
+    static func rawRow(_ json: String) -> String {
+        "<details class=\"raw-row\"><summary>Raw row</summary>\(HTML.json(json))</details>"
     }
 
     private func stepDetails(_ steps: [InstanceReport.Step]) -> String {
@@ -529,18 +556,19 @@ struct Pages: Sendable {
                 rows += "<dt>Rows</dt><dd>\(HTML.text(step.events.map(\.eventType).joined(separator: " → ")))</dd>"
             }
             var blocks = ""
-            if let input = data?["input"] { blocks += "<h3>Input</h3>\(HTML.json(input.jsonText))" }
+            if let input = data?["input"] { blocks += "<h3>Input</h3><div class=\"step-input\">\(Self.arguments(input))</div>" }
             if let result = data?["result"], event?.eventType != "TimerExpired" { blocks += "<h3>Output</h3>\(HTML.json(result.jsonText))" }
             if case .binary(let bytes) = event?.payload { blocks += "<p class=\"muted\">Binary payload, \(bytes.count) bytes.</p>" }
-            if let message = data?["error_message"]?.stringValue {
-                blocks += "<h3>Error</h3><p><code>\(HTML.text(data?["error_type"]?.stringValue ?? "Error"))</code>: \(HTML.text(message))</p>"
-            }
-            if let stack = data?["stack_trace"]?.stringValue, !stack.isEmpty {
-                blocks += "<details><summary>Stack trace</summary><pre class=\"stack\">\(HTML.text(stack))</pre></details>"
+            if let data, let message = data["error_message"]?.stringValue {
+                let error = StoredError(data)
+                blocks += "<h3>Error</h3><p><code>\(HTML.text(error.type ?? "Error"))</code>: \(HTML.text(message))</p>"
+                for cause in error.causes { blocks += "<p class=\"cause\">Caused by \(HTML.text(cause))</p>" }
+                if let stack = error.stack { blocks += Self.stackDisclosure(stack) }
             }
             if let retry = data?["retry_metadata"], retry != .null {
                 blocks += "<details><summary>Retries</summary>\(HTML.json(retry.jsonText))</details>"
             }
+            if case .json(let text) = event?.payload { blocks += Self.rawRow(text) }
             out += """
                 <div class="step" id="\(step.anchor)" data-activity-id="\(HTML.text(step.activityID))">
                 <h3>\(HTML.text(step.name)) <code class="muted">\(HTML.text(step.activityID))</code></h3>
@@ -560,7 +588,9 @@ struct Pages: Sendable {
         if !report.compensations.isEmpty {
             out += "<h3>Registered (run newest first on failure or cancellation)</h3><table><thead><tr><th>Compensation</th><th>Registered by</th><th>Arguments</th></tr></thead><tbody>"
             for record in report.compensations.reversed() {
-                out += "<tr><td>\(HTML.text(record.name))</td><td><code>\(HTML.text(record.activityID))</code></td><td>\(HTML.json(record.argsJSON))</td></tr>"
+                let arguments = JSONValue(jsonText: record.argsJSON).map { Self.arguments($0) + Self.rawRow(record.argsJSON) }
+                out += "<tr><td>\(HTML.text(record.name))</td><td><code>\(HTML.text(record.activityID))</code></td>"
+                    + "<td>\(arguments ?? HTML.json(record.argsJSON))</td></tr>"
             }
             out += "</tbody></table>"
         }

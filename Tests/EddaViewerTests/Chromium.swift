@@ -116,6 +116,11 @@ final class Chromium: @unchecked Sendable {
         try waitForNewPage()
     }
 
+    /// Makes the page see `scheme` (`"dark"` or `"light"`) as the system's preferred colour scheme.
+    func emulateColorScheme(_ scheme: String) throws {
+        _ = try send("Emulation.setEmulatedMedia", ["features": [["name": "prefers-color-scheme", "value": .string(scheme)]]])
+    }
+
     /// A PNG screenshot of the whole page, written to `path`.
     func screenshot(to path: String) throws {
         let shot = try send("Page.captureScreenshot", ["format": "png", "captureBeyondViewport": true])

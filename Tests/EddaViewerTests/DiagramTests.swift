@@ -89,6 +89,57 @@ struct DiagramTests {
         }
     }
 
+    @Test("A run that failed in mid-flow leaves it at the failing step for its rollback and ends Failed; Complete is not reached")
+    func failedInMidFlow() throws {
+        let flow = WorkflowFlow(workflowName: "shop", steps: [
+            .node(FlowNode(kind: .activity, label: "reserve", stepName: "reserve", registersCompensation: true)),
+            .node(FlowNode(kind: .activity, label: "charge", stepName: "charge")),
+            .node(FlowNode(kind: .activity, label: "ship", stepName: "ship")),
+        ])
+        var execution = FlowExecution()
+        execution.record(stepName: "reserve", activityID: "reserve:1", label: "reserve", kind: .activity, status: .completed)
+        execution.record(stepName: "charge", activityID: "charge:1", label: "charge", kind: .activity, status: .failed)
+        execution.recordCompensation(activityID: "compensation_1", label: "unreserve", status: .compensated)
+        execution.outcome = .failed
+        let lines = MermaidRenderer().render(flow, execution: execution).split(separator: "\n").map(String.init)
+        #expect(lines.contains("    N3[\"❌ charge\"]"))
+        #expect(lines.contains("    N4[\"ship\"]"))
+        #expect(lines.contains("    N5([\"Complete\"])"))
+        #expect(lines.contains("    N6{{\"Compensation\"}}"))
+        #expect(lines.contains("    N7[\"🔄 Compensate: unreserve\"]"))
+        #expect(lines.contains("    N8([\"Failed\"])"))
+        // Nothing executed reaches ship or Complete; the rollback leaves charge.
+        #expect(lines.contains("    N3 -.-> N4"))
+        #expect(lines.contains("    N4 -.-> N5"))
+        #expect(lines.contains("    N3 -.->|rollback| N6"))
+        #expect(lines.contains("    N7 --> N8"))
+        #expect(lines.contains("    class N8 failed"))
+        #expect(!lines.contains { $0.hasPrefix("    N5 ") })  // nothing leaves Complete
+
+        let svg = SVGRenderer().render(flow, execution: execution)
+        #expect(svg.contains("<g class=\"vertex shape-stadium pending\"><title>Complete</title>"))
+        #expect(svg.contains("<g class=\"vertex shape-stadium st-failed executed\"><title>Failed</title>"))
+        #expect(svg.contains(">rollback</text>"))
+        let boxes = Self.rectangles(in: svg)
+        for (index, a) in boxes.enumerated() {
+            for b in boxes[(index + 1)...] {
+                #expect(!(a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h), "\(a) overlaps \(b)")
+            }
+        }
+
+        // Cancelled in the last step, nothing to compensate: straight on to Cancelled.
+        var cancelled = FlowExecution()
+        cancelled.record(stepName: "reserve", activityID: "reserve:1", label: "reserve", kind: .activity, status: .completed)
+        cancelled.record(stepName: "charge", activityID: "charge:1", label: "charge", kind: .activity, status: .completed)
+        cancelled.record(stepName: "ship", activityID: "ship:1", label: "ship", kind: .activity, status: .cancelled)
+        cancelled.outcome = .cancelled
+        let text = MermaidRenderer().render(flow, execution: cancelled)
+        #expect(!text.contains("Complete"))
+        #expect(text.contains("    N4 -.-> N5\n"))
+        #expect(text.contains("    N5([\"Cancelled\"])\n"))
+        #expect(text.contains("    class N5 cancelled\n"))
+    }
+
     @Test("Labels cannot break out of SVG or Mermaid")
     func hostileLabels() {
         let flow = WorkflowFlow(workflowName: "<script>alert(1)</script>", steps: [
