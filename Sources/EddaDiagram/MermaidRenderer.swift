@@ -11,6 +11,9 @@ public struct MermaidRenderer: Sendable {
     public func render(_ flow: WorkflowFlow, execution: FlowExecution? = nil) -> String {
         let graph = FlowGraph(flow: flow, execution: execution)
         var lines = ["flowchart TD"]
+        if graph.vertices.contains(where: { $0.node?.registersCompensation == true }) {
+            lines.append("    %% ⚠ registers a compensation (undone if the workflow fails)")
+        }
         for vertex in graph.vertices {
             lines.append("    " + declaration(of: vertex, execution: execution))
         }

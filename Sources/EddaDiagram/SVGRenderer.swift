@@ -28,8 +28,9 @@ public struct SVGRenderer: Sendable {
         let graph = FlowGraph(flow: flow, execution: execution)
         let prefix = Markup.escape(idPrefix)
         let statuses = execution == nil ? [] : Self.statuses(in: graph)
-        let width = max(graph.width, 150)
-        let height = graph.height + Double(statuses.count) * Self.legendRow
+        let marksCompensation = graph.vertices.contains { $0.node?.registersCompensation == true }
+        let width = max(graph.width, marksCompensation ? 200 : 150)
+        let height = graph.height + Double(statuses.count + (marksCompensation ? 1 : 0)) * Self.legendRow
         var out = """
             <svg xmlns="http://www.w3.org/2000/svg" class="edda-flow" width="\(number(width))" \
             height="\(number(height))" viewBox="0 0 \(number(width)) \(number(height))" \
@@ -55,7 +56,7 @@ public struct SVGRenderer: Sendable {
         for vertex in graph.vertices {
             out += element(for: vertex, coloured: execution != nil)
         }
-        out += legend(statuses, top: graph.height)
+        out += legend(statuses, marksCompensation: marksCompensation, top: graph.height)
         out += "</svg>\n"
         return out
     }
@@ -107,14 +108,18 @@ public struct SVGRenderer: Sendable {
     }
 
     /// One swatch per status the diagram uses, below it.
-    private func legend(_ statuses: [FlowStatus], top: Double) -> String {
-        guard !statuses.isEmpty else { return "" }
+    private func legend(_ statuses: [FlowStatus], marksCompensation: Bool, top: Double) -> String {
+        guard !statuses.isEmpty || marksCompensation else { return "" }
         var out = "<g class=\"legend\">"
         var y = top + 4
         for status in statuses {
             out += "<rect class=\"st-\(status.rawValue) swatch\" x=\"\(number(FlowGraph.margin))\" y=\"\(number(y - 9))\" width=\"10\" height=\"10\" rx=\"2\"/>"
             out += "<text x=\"\(number(FlowGraph.margin + 15))\" y=\"\(number(y))\">\(status.label)</text>"
             y += Self.legendRow
+        }
+        if marksCompensation {
+            out += "<text class=\"compensation-key\" x=\"\(number(FlowGraph.margin))\" y=\"\(number(y))\">"
+                + "⚠ registers a compensation (undone if the workflow fails)</text>"
         }
         return out + "</g>\n"
     }

@@ -36,6 +36,7 @@ struct DiagramTests {
         let text = MermaidRenderer().render(Self.flow, execution: Self.execution)
         let lines = text.split(separator: "\n").map(String.init)
         #expect(lines[0] == "flowchart TD")
+        #expect(lines[1] == "    %% ⚠ registers a compensation (undone if the workflow fails)")
         #expect(lines.contains("    N1([\"shop\"])"))
         #expect(lines.contains("    N2[\"✅ reserve ⚠\"]"))
         #expect(lines.contains("    N3{\"order.express\"}"))
@@ -58,6 +59,9 @@ struct DiagramTests {
     @Test("SVG: laid out without overlaps, coloured by status, with a legend and links for executed steps")
     func svg() throws {
         let svg = SVGRenderer(link: { _, ids in "#\(ids[0])" }).render(Self.flow, execution: Self.execution)
+        // The ⚠ on a step is explained in the legend, with or without an execution.
+        #expect(svg.contains("⚠ registers a compensation (undone if the workflow fails)</text>"))
+        #expect(SVGRenderer().render(Self.flow).contains("⚠ registers a compensation"))
         #expect(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"edda-flow\""))
         #expect(svg.contains("class=\"vertex shape-box kind-activity st-completed executed\" data-step=\"reserve\""))
         #expect(svg.contains("class=\"vertex shape-box kind-activity st-not_executed pending\" data-step=\"courier\""))
