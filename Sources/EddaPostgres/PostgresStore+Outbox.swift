@@ -14,7 +14,7 @@ extension PostgresStore {
                 UPDATE outbox_events SET status = 'processing', published_at = \(claim.leaseUntil)
                 WHERE event_id IN (
                     SELECT event_id FROM outbox_events
-                    WHERE (status = 'pending' OR (status = 'processing' AND (published_at IS NULL OR published_at < \(now))))
+                    WHERE (status = 'pending' OR (status = 'processing' AND published_at IS NOT NULL AND published_at < \(now)))
                       AND event_id LIKE \(OutboxEventID.likePattern)
                     ORDER BY created_at, event_id LIMIT \(claim.limit)
                     FOR UPDATE SKIP LOCKED)

@@ -86,14 +86,16 @@ enum OutboxStatements {
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0)
         """
 
-    /// While a row is `processing`, `published_at` holds when its lease ends (`OutboxClaim`).
+    /// While a row is `processing`, `published_at` holds when its lease ends (`OutboxClaim`). A
+    /// `processing` row without one is another framework's relayer's (Python's sets none): left
+    /// to it.
     /// Arguments: lease end, now, limit, the pattern of the event IDs written here
     /// (`OutboxEventID`).
     static let claim = """
         UPDATE outbox_events SET status = 'processing', published_at = ?1
         WHERE event_id IN (
             SELECT event_id FROM outbox_events
-            WHERE (status = 'pending' OR (status = 'processing' AND (published_at IS NULL OR published_at < ?2)))
+            WHERE (status = 'pending' OR (status = 'processing' AND published_at IS NOT NULL AND published_at < ?2))
               AND event_id LIKE ?4
             ORDER BY created_at, event_id LIMIT ?3)
         RETURNING *

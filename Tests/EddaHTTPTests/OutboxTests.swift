@@ -234,11 +234,13 @@ struct OutboxTests {
     func reclaimsProcessing() async throws {
         let broker = TestBroker()
         try await TemporaryDatabase.with { database in
-            // As a crashed relayer leaves it: processing, its lease ended ten minutes ago; and one
-            // whose lease runs for five more minutes (its relayer is sending it).
+            // As a crashed relayer leaves it: processing, its lease ended ten minutes ago; one whose
+            // lease runs for five more minutes (its relayer is sending it); and one processing with
+            // no lease end, as Python's relayer marks the rows it takes (it is sending it).
             try await database.withApp(configure: { $0.runsBackgroundRecovery = false }) { _ in }
             let stuck = OutboxEventID.make()
             let busy = OutboxEventID.make()
+            let foreignBusy = OutboxEventID.make()
             let queue = try openDatabase(database.path)
             try await queue.write { db in
                 try db.execute(sql: """
@@ -247,8 +249,14 @@ struct OutboxTests {
                     VALUES (?, 'order.shipped', '/shop', 'json', '{"n":1}', 'application/json',
                             '2026-01-01 00:00:00.000000', ?, 'processing', 0),
                            (?, 'order.shipped', '/shop', 'json', '{"n":2}', 'application/json',
-                            '2026-01-01 00:00:00.000000', ?, 'processing', 0)
-                    """, arguments: [stuck, Timestamp.database(Date().addingTimeInterval(-600)), busy, Timestamp.database(Date().addingTimeInterval(300))])
+                            '2026-01-01 00:00:00.000000', ?, 'processing', 0),
+                           (?, 'order.shipped', '/shop', 'json', '{"n":3}', 'application/json',
+                            '2026-01-01 00:00:00.000000', NULL, 'processing', 0)
+                    """,
+                    arguments: [
+                        stuck, Timestamp.database(Date().addingTimeInterval(-600)), busy,
+                        Timestamp.database(Date().addingTimeInterval(300)), foreignBusy,
+                    ])
             }
             try queue.close()
             try await withServer(broker.router()) { base in
@@ -260,8 +268,10 @@ struct OutboxTests {
                     try await eventually("the stuck row published") {
                         try rows(database, "SELECT status FROM outbox_events WHERE event_id = ?", [stuck]).first?["status"] as String? == "published"
                     }
-                    // One being sent right now (its lease runs) is left to its relayer.
+                    // Ones being sent right now (a lease runs, or another framework's relayer has them) are
+                    // left to their relayer.
                     #expect(try rows(database, "SELECT status FROM outbox_events WHERE event_id = ?", [busy]).first?["status"] as String? == "processing")
+                    #expect(try rows(database, "SELECT status FROM outbox_events WHERE event_id = ?", [foreignBusy]).first?["status"] as String? == "processing")
                     #expect(broker.received.count == 1)
                 }
             }
