@@ -480,7 +480,7 @@ struct Migrate: AsyncParsableCommand {
         try await store.close()
         print(hadSchema
             ? "The Edda schema in \(location.description) is up to date; nothing was changed."
-            : "Created the Edda schema in \(location.description).")
+            : "Created (or upgraded) the Edda schema in \(location.description).")
     }
 }
 

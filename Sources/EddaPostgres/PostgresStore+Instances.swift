@@ -164,8 +164,9 @@ extension PostgresStore {
     }
 
     public func releaseLock(instanceID: String, workerID: String, now: Date) async throws {
+        // Read to the end: the statement has run (and committed) only once its result is in.
         _ = try await read { connection in
-            try await connection.query(
+            try await connection.count(
                 """
                 WITH u AS (UPDATE workflow_instances SET locked_by = NULL, locked_at = NULL, lock_expires_at = NULL, updated_at = \(now)
                            WHERE instance_id = \(instanceID) AND locked_by = \(workerID)

@@ -28,7 +28,7 @@ extension PostgresStore {
     public func renewOutboxEvents(eventIDs: [String], until: Date) async throws {
         guard !eventIDs.isEmpty else { return }
         _ = try await read { connection in
-            try await connection.query(
+            try await connection.count(
                 "UPDATE outbox_events SET published_at = \(until) WHERE status = 'processing' AND event_id = ANY(\(eventIDs))",
                 logger: self.logger)
         }
@@ -62,7 +62,7 @@ extension PostgresStore {
                     WHERE event_id = \(eventID) AND status = 'processing'
                     """
             }
-            return try await connection.query(query, logger: self.logger)
+            return try await connection.count(query, logger: self.logger)
         }
     }
 

@@ -81,8 +81,11 @@ struct TransitionStatement {
             parts.append("dc AS (DELETE FROM channel_subscriptions WHERE instance_id = \(id) AND EXISTS (SELECT 1 FROM u))")
             parts.append("dt AS (DELETE FROM workflow_timer_subscriptions WHERE instance_id = \(id) AND EXISTS (SELECT 1 FROM u))")
         }
-        // An existing timer with the same ID keeps its expiry. (Never together with the removal
-        // above: a statement's parts cannot see each other's changes to one table.)
+        // An existing timer with the same ID keeps its expiry. Never together with the removal
+        // above: a statement's parts cannot see each other's changes to one table.
+        precondition(
+            transition.timer == nil || !transition.removeSubscriptions,
+            "a transition registers a timer or removes the subscriptions, not both")
         if let timer = transition.timer {
             parts.append(
                 """

@@ -184,8 +184,9 @@ struct OutboxTests {
     func connectionRefused() async throws {
         // A port that was just free: nothing listens on it.
         let closedPort = try await withServer(Router()) { base in base }
-        // The default request timeout (30 s): the refusal must be noticed long before it.
-        let unreachable = HTTPOutboxPublisher(brokerURL: "\(closedPort)/events")
+        // A request timeout of ten minutes: retrying the connection until it would fail the wait
+        // below; noticing the refusal at once passes it even on a loaded machine.
+        let unreachable = HTTPOutboxPublisher(brokerURL: "\(closedPort)/events", timeout: .seconds(600))
         try await withBroker(TestBroker(), configure: {
             $0.outboxPublisher = unreachable
             $0.outboxRelayer.maxRetries = 2
@@ -196,13 +197,11 @@ struct OutboxTests {
                 try await context.run(shipping(), input: orderID)
             }
             _ = try await app.run(flow, input: "F-1")
-            let started = ContinuousClock.now
-            try await eventually("a recorded failure", timeout: .seconds(20)) {
+            try await eventually("a recorded failure", timeout: .seconds(120)) {
                 (try outboxRows(database).first?["retry_count"] as Int? ?? 0) >= 1
             }
-            #expect(ContinuousClock.now - started < .seconds(20))
             // Given up after the second attempt: `failed`, with the error and the attempts.
-            try await eventually("given up", timeout: .seconds(20)) { try outboxRows(database).first?["status"] as String? == "failed" }
+            try await eventually("given up", timeout: .seconds(120)) { try outboxRows(database).first?["status"] as String? == "failed" }
             let row = try #require(try outboxRows(database).first)
             #expect(row["retry_count"] as Int == 2)
             let error = row["last_error"] as String? ?? ""

@@ -6,6 +6,31 @@ import Testing
 
 @Suite("Worker liveness markers")
 struct WorkerLivenessTests {
+    @Test("A marker folder others can write to is refused; markers are kept per boot and per database")
+    func privateAndScoped() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("edda-liveness-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: base)
+        let error = #expect(throws: EddaUsageError.self) {
+            _ = try WorkerLiveness(directory: WorkerLiveness.directory(base: base, database: "sqlite:/a.db"), workerID: "w-1")
+        }
+        #expect(error?.message.contains("not a private folder") == true)
+
+        try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: base)
+        let first = WorkerLiveness.directory(base: base, database: "sqlite:/a.db")
+        #expect(first == WorkerLiveness.directory(base: base, database: "sqlite:/a.db"))
+        #expect(first != WorkerLiveness.directory(base: base, database: "postgresql://edda@db:5432/orders"))
+        let marker = try WorkerLiveness(directory: first, workerID: "w-1")
+        // An app on another database does not see this worker's marker at all.
+        let other = try WorkerLiveness(directory: WorkerLiveness.directory(base: base, database: "sqlite:/b.db"), workerID: "w-2")
+        _ = FileManager.default.createFile(atPath: first + "/w-0.alive", contents: nil)
+        #expect(other.endedWorkers().isEmpty)
+        #expect(marker.endedWorkers().map(\.workerID) == ["w-0"])
+        marker.remove()
+        other.remove()
+    }
+
     @Test("A live worker's marker is never taken for ended, in this process or another; an unlocked one is, once")
     func markers() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edda-liveness-\(UUID().uuidString)").path

@@ -182,7 +182,7 @@ struct CLITests {
             let fresh = database.directory.appendingPathComponent("fresh.db").path
             let migrated = try await edda(["migrate", "--db", "sqlite:///" + fresh])
             #expect(migrated.status == 0)
-            #expect(migrated.output.hasPrefix("Created the Edda schema"), "\(migrated.output)")
+            #expect(migrated.output.hasPrefix("Created (or upgraded) the Edda schema"), "\(migrated.output)")
             let remigrated = try await edda(["migrate", "--db", "sqlite:///" + fresh])
             #expect(remigrated.output.contains("is up to date; nothing was changed"), "\(remigrated.output)")
             let tables = try rows(fresh, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'workflow_instances'")

@@ -101,7 +101,6 @@ struct OutboxRelayer {
                 }
             }
         }
-        defer { renewer.cancel() }
         var published = 0
         for event in events {
             let outcome: OutboxOutcome
@@ -111,9 +110,10 @@ struct OutboxRelayer {
                 outcome = .expired("Exceeded max age (\(maxAge), age=\(Int(Date().timeIntervalSince(event.createdAt))) s)")
             } else {
                 switch await publisher.publish(event) {
-                case .failed(let error) where event.retryCount + 1 < configuration.maxRetries:
+                case .failed(let error) where event.retryCount + 1 < configuration.maxRetries,
+                     .retrying(let error) where event.retryCount + 1 < configuration.maxRetries:
                     outcome = .retrying(error)
-                case .failed(let error):
+                case .failed(let error), .retrying(let error):
                     outcome = .failed("\(error) (gave up after \(event.retryCount + 1) attempts)")
                 case let other:
                     outcome = other
@@ -141,6 +141,9 @@ struct OutboxRelayer {
                 break
             }
         }
+        // No renewal runs after the batch has been recorded.
+        renewer.cancel()
+        await renewer.value
         return (events.count, published)
     }
 }

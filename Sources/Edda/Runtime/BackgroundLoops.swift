@@ -242,9 +242,10 @@ struct LeaderElection {
             let now = Date()
             let isLeader: Bool
             do {
-                // Without named locks every worker leads (the housekeeping is idempotent).
+                // Without named locks no worker is the leader, and every one does the housekeeping
+                // (it is idempotent).
                 isLeader = try await locks?.acquireSystemLock(
-                    name: lockName, workerID: engine.workerID, until: now.addingTimeInterval(lease.seconds), now: now) ?? true
+                    name: lockName, workerID: engine.workerID, until: now.addingTimeInterval(lease.seconds), now: now) ?? false
             } catch {
                 engine.logger.warning("Leader election failed; retrying: \(error)")
                 isLeader = false
@@ -256,7 +257,7 @@ struct LeaderElection {
             if isLeader != was {
                 engine.logger.debug(isLeader ? "This worker is now the leader" : "This worker is no longer the leader")
             }
-            if isLeader, let retention = messageRetention, let channels = engine.store as? any ChannelStore,
+            if isLeader || locks == nil, let retention = messageRetention, let channels = engine.store as? any ChannelStore,
                lastCleanup.map({ ContinuousClock.now - $0 >= cleanupInterval }) ?? true {
                 lastCleanup = .now
                 do {

@@ -49,6 +49,7 @@ public final class EddaApp: Service, Sendable {
     public init(configuration: Configuration, store: any WorkflowStore) async throws {
         try configuration.validate()
         if configuration.outboxPublisher != nil, !(store is any OutboxStore) {
+            try? await store.close()
             throw EddaUsageError(
                 .unsupportedByStore,
                 "An outbox publisher is configured, but \(type(of: store)) has no transactional outbox (it is not an OutboxStore).")
@@ -71,7 +72,9 @@ public final class EddaApp: Service, Sendable {
         var liveness: WorkerLiveness?
         if configuration.runsBackgroundRecovery, let directory = configuration.workerLivenessDirectory {
             do {
-                liveness = try WorkerLiveness(directory: directory, workerID: workerID)
+                liveness = try WorkerLiveness(
+                    directory: WorkerLiveness.directory(base: directory, database: configuration.database.description),
+                    workerID: workerID)
             } catch {
                 logger.warning("Takeover on restart is off: \(error)")
             }

@@ -1,8 +1,11 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Crypto
 import Foundation
 import Synchronization
 
@@ -19,13 +22,17 @@ import Synchronization
 ///
 /// What the proof does not reach stays safe: a worker on another host, or one whose directory
 /// this process cannot see (another user, another container's `/tmp`), is never taken for
-/// dead; its instances resume when its lease lapses, as before. The directory must be on a
-/// local file system.
+/// dead; its instances resume when its lease lapses, as before. Markers live in a subdirectory
+/// per boot of the host and per database (`<boot ID>-<digest of the database>`), so a worker
+/// never acts on a marker of another host that shares the folder, of an earlier boot, or of an
+/// app on another database (which would find none of its instances and delete the marker the
+/// right app needs). The folder is created private (0700) and refused if anyone else can write
+/// to it. It must be on a local file system.
 final class WorkerLiveness: Sendable {
     /// The directory of the markers.
     let directory: String
     private let ownPath: String
-    private let ownDescriptor: Int32
+    private let ownDescriptor: Mutex<Int32?>
     private static let suffix = ".alive"
 
     /// The default directory: one per user in the temporary directory.
@@ -34,27 +41,71 @@ final class WorkerLiveness: Sendable {
         return temporary + (temporary.hasSuffix("/") ? "" : "/") + "edda-workers-\(getuid())"
     }
 
-    /// Creates and locks this worker's marker.
+    /// The markers' directory for workers of `database` under `base`: one per boot of this host
+    /// and per database.
+    static func directory(base: String, database: String) -> String {
+        let boot = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "host"
+        return base + "/" + boot + "-" + String(SHA256.hexDigest(database).prefix(16))
+    }
+
+    /// Creates and locks this worker's marker in `directory` (created private if missing).
     init(directory: String, workerID: String) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try Self.preparePrivate(directory)
         self.directory = directory
         ownPath = directory + "/" + Self.fileName(workerID)
         let temporary = directory + "/." + UUID().uuidString + ".starting"
         let descriptor = open(temporary, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw Self.error("create", temporary) }
-        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0, rename(temporary, ownPath) == 0 else {
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             let error = Self.error("lock", temporary)
             close(descriptor)
             unlink(temporary)
             throw error
         }
-        ownDescriptor = descriptor
+        guard rename(temporary, ownPath) == 0 else {
+            let error = Self.error("rename into place", temporary)
+            close(descriptor)
+            unlink(temporary)
+            throw error
+        }
+        ownDescriptor = Mutex(descriptor)
+    }
+
+    deinit {
+        if let descriptor = ownDescriptor.withLock({ $0 }) { close(descriptor) }
     }
 
     /// Removes this worker's marker (at a clean shutdown).
     func remove() {
+        guard let descriptor = ownDescriptor.withLock({ descriptor -> Int32? in
+            defer { descriptor = nil }
+            return descriptor
+        }) else { return }
         unlink(ownPath)
-        close(ownDescriptor)
+        close(descriptor)
+    }
+
+    /// Creates `path` (and its parents) with mode 0700 where missing, and refuses it, or its
+    /// parent unless that is the temporary directory, if it is a symbolic link, belongs to another
+    /// user, or others may write to it: whoever can write there could plant a marker under a live
+    /// worker's name.
+    private static func preparePrivate(_ path: String) throws {
+        try FileManager.default.createDirectory(
+            atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let parent = (path as NSString).deletingLastPathComponent
+        let temporary = FileManager.default.temporaryDirectory.standardizedFileURL.path
+        for folder in [path] + ([temporary, "/", ""].contains(parent) ? [] : [parent]) {
+            var info = stat()
+            guard lstat(folder, &info) == 0 else { throw error("inspect", folder) }
+            guard (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == getuid(), info.st_mode & 0o022 == 0 else {
+                throw EddaUsageError(
+                    .invalidConfiguration,
+                    "The worker marker folder \(folder) is not a private folder of this user (a link, another owner, or "
+                        + "writable by others). Set workerLivenessDirectory to a folder of your own, or to nil to turn "
+                        + "takeover on restart off.")
+            }
+        }
     }
 
     /// Workers whose marker is here but whose process has ended. Each marker so found stays
