@@ -1,4 +1,7 @@
 import AsyncHTTPClient
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import Edda
 @testable import EddaSQLite
 import EddaHTTP
@@ -182,8 +185,20 @@ struct OutboxTests {
 
     @Test("An unreachable broker (connection refused) is noticed at once, recorded as pending with its error, and given up after maxRetries")
     func connectionRefused() async throws {
-        // A port that was just free: nothing listens on it.
-        let closedPort = try await withServer(Router()) { base in base }
+        // A port this test holds bound without listening: connecting is refused, and no other
+        // test's server can take the port meanwhile.
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(socket >= 0)
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0 }
+        }
+        try #require(bound)
+        let closedPort = "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
         // A request timeout of ten minutes: retrying the connection until it would fail the wait
         // below; noticing the refusal at once passes it even on a loaded machine.
         let unreachable = HTTPOutboxPublisher(brokerURL: "\(closedPort)/events", timeout: .seconds(600))
