@@ -70,6 +70,7 @@ public enum StoreConformance {
             }
         }
 
+        /// The capability's name, as in failure messages.
         public var description: String { rawValue }
     }
 

@@ -5,6 +5,19 @@ import Foundation
 import GRDB
 import Testing
 
+extension Process {
+    /// Kills the process with SIGKILL, as a crash would, and waits until it has ended.
+    func kill() {
+        Glibc.kill(processIdentifier, SIGKILL)
+        waitUntilExit()
+    }
+
+    /// Kills the process if it still runs (so that no worker outlives its test).
+    func killIfRunning() {
+        if isRunning { kill() }
+    }
+}
+
 @Suite("Crash recovery", .timeLimit(.minutes(5)))
 struct CrashTests {
     /// The `edda-test-worker` binary, built next to the test bundle.
@@ -37,15 +50,9 @@ struct CrashTests {
             let deadline = Date().addingTimeInterval(3_600)
             var worker = try Self.launch([database.path, "start-waiter", "waiter-1", "\(deadline.timeIntervalSince1970)"])
             // Whatever happens, no worker outlives the test.
-            defer {
-                if worker.isRunning {
-                    kill(worker.processIdentifier, SIGKILL)
-                    worker.waitUntilExit()
-                }
-            }
+            defer { worker.killIfRunning() }
             try await eventually("the durable sleep", timeout: .seconds(90)) { try status() == "waiting_for_timer" }
-            kill(worker.processIdentifier, SIGKILL)
-            worker.waitUntilExit()
+            worker.kill()
             // The timer falls due while no worker runs; the restarted one fires it.
             let queue = try openDatabase(database.path)
             let moved = try await queue.write { db in
@@ -58,8 +65,7 @@ struct CrashTests {
             #expect(moved == 1)
             worker = try Self.launch([database.path, "serve"])
             try await eventually("the event wait after the overdue timer fired", timeout: .seconds(90)) { try status() == "waiting_for_message" }
-            kill(worker.processIdentifier, SIGKILL)
-            worker.waitUntilExit()
+            worker.kill()
 
             // The event arrives while no worker runs: it is delivered durably.
             let receipt = try await database.withApp(configure: { $0.runsBackgroundRecovery = false }) { app in
@@ -95,16 +101,10 @@ struct CrashTests {
             }
             try queue.close()
             var current = try Self.launch([database.path, "start", "takeover-1", "3"], environment: environment)
-            defer {
-                if current.isRunning {
-                    kill(current.processIdentifier, SIGKILL)
-                    current.waitUntilExit()
-                }
-            }
+            defer { current.killIfRunning() }
             // Killed inside step 3 (held at the gate), with 120 s left on its lease.
             try await eventually("two steps", timeout: .seconds(90)) { completedSteps() == 2 }
-            kill(current.processIdentifier, SIGKILL)
-            current.waitUntilExit()
+            current.kill()
             let held: String? = try rows(database, "SELECT locked_by FROM workflow_instances WHERE instance_id = 'takeover-1'")
                 .first?["locked_by"]
             #expect(held != nil, "the killed worker's lock is still in the database")
@@ -146,15 +146,9 @@ struct CrashTests {
                 return found.first?["status"]
             }
             let relayer = try Self.launch([database.path, "relay-hang"], environment: ["EDDA_TEST_OUTBOX_LEASE": "2"])
-            defer {
-                if relayer.isRunning {
-                    kill(relayer.processIdentifier, SIGKILL)
-                    relayer.waitUntilExit()
-                }
-            }
+            defer { relayer.killIfRunning() }
             try await eventually("the relayer sending", timeout: .seconds(90)) { try status() == "processing" }
-            kill(relayer.processIdentifier, SIGKILL)
-            relayer.waitUntilExit()
+            relayer.kill()
             let killed = ContinuousClock.now
 
             let sent = Recorder()
@@ -205,17 +199,11 @@ struct CrashTests {
             let first = try Self.launch([database.path, "start", "crash-1", "\(steps)"])
             var current = first
             // Whatever happens, no worker outlives the test.
-            defer {
-                if current.isRunning {
-                    kill(current.processIdentifier, SIGKILL)
-                    current.waitUntilExit()
-                }
-            }
+            defer { current.killIfRunning() }
             // Kill the worker three times: after steps 4, 7 and 10, each time inside the next step.
             for gate in [4, 7, 10] {
                 try await eventually("steps up to \(gate)", timeout: .seconds(90)) { completedSteps() >= gate }
-                kill(current.processIdentifier, SIGKILL)
-                current.waitUntilExit()
+                current.kill()
                 kills += 1
                 #expect(current.terminationReason == .uncaughtSignal)
                 #expect(completedSteps() == gate)
