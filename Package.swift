@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "EddaConformance", targets: ["EddaConformance"]),
         .library(name: "EddaHTTP", targets: ["EddaHTTP"]),
         .library(name: "EddaPostgres", targets: ["EddaPostgres"]),
+        .library(name: "EddaMySQL", targets: ["EddaMySQL"]),
         .library(name: "EddaDiagram", targets: ["EddaDiagram"]),
         .library(name: "EddaViewer", targets: ["EddaViewer"]),
         .library(name: "EddaVisualizer", targets: ["EddaVisualizer"]),
@@ -69,6 +70,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .target(
+            name: "EddaMySQL",
+            dependencies: [
+                "Edda",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(name: "EddaDiagram"),
         .target(
             name: "EddaViewer",
@@ -110,7 +118,7 @@ let package = Package(
         .executableTarget(
             name: "EddaTestWorker",
             dependencies: [
-                "Edda", "EddaSQLite", "EddaPostgres",
+                "Edda", "EddaSQLite", "EddaPostgres", "EddaMySQL",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
@@ -128,7 +136,7 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
-                "Edda", "EddaSQLite", "EddaTesting", "EddaPostgres",
+                "Edda", "EddaSQLite", "EddaTesting", "EddaPostgres", "EddaMySQL",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -171,7 +179,7 @@ let package = Package(
         .testTarget(
             name: "EddaTests",
             dependencies: [
-                "Edda", "EddaSQLite", "EddaTesting", "EddaConformance", "EddaTestWorker", "TestSupport", "EddaPostgres",
+                "Edda", "EddaSQLite", "EddaTesting", "EddaConformance", "EddaTestWorker", "TestSupport", "EddaPostgres", "EddaMySQL",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),

@@ -3,6 +3,7 @@
 import Edda
 import EddaSQLite
 import EddaPostgres
+import EddaMySQL
 import Foundation
 import Synchronization
 
@@ -119,8 +120,8 @@ final class LockSampler: Sendable {
 /// locks while they block, waits for all, and prints one JSON line: the probe's readings and the
 /// lock samples (`[owner, expiry]` by instance ID).
 func runPoolBlockers(database: String, seconds: Double) async throws {
-    let location: DatabaseLocation = database.hasPrefix("postgresql://")
-        ? try .postgres(url: database) : .sqlite(path: database)
+    let location: DatabaseLocation = database.contains("://")
+        ? try .url(database, drivers: [PostgresStore.self, MySQLStore.self]) : .sqlite(path: database)
     let app = try await EddaApp(configuration: .init(serviceName: "pool-blocker", database: location))
     let blockers = ProcessInfo.processInfo.activeProcessorCount
     let probe = PoolProbe(blockers: blockers)

@@ -32,8 +32,10 @@ public final class ManualClock: WorkflowClock, Sendable {
 
     private let state: Mutex<State>
 
-    /// A clock that reads `start` (default: the current real time) until advanced.
-    public init(start: Date = Date()) {
+    /// A clock that reads `start` until advanced. The default is the current real time rounded
+    /// down to a whole second, so that instants a test reaches by whole-second steps are the
+    /// same on every store, including those whose timestamps hold whole seconds (MySQL).
+    public init(start: Date = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))) {
         state = Mutex(State(now: start))
     }
 

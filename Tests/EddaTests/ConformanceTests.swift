@@ -1,6 +1,7 @@
 @testable import Edda
 @testable import EddaSQLite
 @testable import EddaPostgres
+@testable import EddaMySQL
 import EddaConformance
 import EddaTesting
 import Foundation
@@ -12,6 +13,7 @@ import Testing
 enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case sqlite
     case postgres
+    case mysql
     var testDescription: String { rawValue }
 }
 
@@ -19,19 +21,24 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
 struct BackendDatabase: Sendable {
     let backend: Backend
     let sqlite: TemporaryDatabase?
-    let postgresURL: String?
+    /// The server database's URL (PostgreSQL or MySQL).
+    let url: String?
+
+    var postgresURL: String? { backend == .postgres ? url : nil }
+    var mysqlURL: String? { backend == .mysql ? url : nil }
 
     static func make(_ backend: Backend) async throws -> BackendDatabase {
         switch backend {
-        case .sqlite: return BackendDatabase(backend: backend, sqlite: try TemporaryDatabase(), postgresURL: nil)
-        case .postgres: return BackendDatabase(backend: backend, sqlite: nil, postgresURL: try await PostgresTestServer.makeDatabase())
+        case .sqlite: return BackendDatabase(backend: backend, sqlite: try TemporaryDatabase(), url: nil)
+        case .postgres: return BackendDatabase(backend: backend, sqlite: nil, url: try await PostgresTestServer.makeDatabase())
+        case .mysql: return BackendDatabase(backend: backend, sqlite: nil, url: try await MariaDBTestServer.makeDatabase())
         }
     }
 
     var location: DatabaseLocation {
         get throws {
             if let sqlite { return sqlite.location }
-            return try .postgres(url: postgresURL ?? "")
+            return try .url(url ?? "", drivers: [PostgresStore.self, MySQLStore.self])
         }
     }
 

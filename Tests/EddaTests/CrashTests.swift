@@ -251,7 +251,7 @@ struct LeaseTests {
             // One instance per cooperative thread of the worker, each blocking its thread for 6 s
             // under a 1.5 s lease, in a process of its own so that no other test shares its pool.
             // The worker samples the locks every 100 ms from a thread of its own.
-            let target = database.sqlite?.path ?? database.postgresURL ?? ""
+            let target = database.sqlite?.path ?? database.url ?? ""
             let report = try await onOwnThread {
                 try runCommand([CrashTests.workerPath, target, "block-pool", "\(LeaseTestTiming.step.seconds)"])
             }

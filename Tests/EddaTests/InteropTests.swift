@@ -7,9 +7,9 @@ import PostgresNIO
 import Testing
 
 /// Messages crossing between this implementation and Python Edda 0.16.2 in one database, on
-/// SQLite and on PostgreSQL.
+/// SQLite, PostgreSQL and MySQL (MariaDB).
 ///
-/// Needs Python 3 with `edda-framework==0.16.2` and `asyncpg`: the system `python3` if it has
+/// Needs Python 3 with `edda-framework==0.16.2`, `asyncpg` and `aiomysql`: the system `python3` if it has
 /// them, otherwise a virtual environment under `.build/edda-python` that the suite creates and
 /// installs them into. Fails, never skips, when neither works.
 // The limit covers the one-time install of Python Edda into .build/edda-python on a fresh clone,
@@ -22,18 +22,18 @@ struct InteropTests {
 
     /// The interpreter with Python Edda 0.16.2, found or installed once per test run.
     static let interpreter: Result<String, PeerError> = {
-        let check = ["-c", "import importlib.metadata as m, asyncpg; assert m.version('edda-framework') == '0.16.2'"]
+        let check = ["-c", "import importlib.metadata as m, asyncpg, aiomysql; assert m.version('edda-framework') == '0.16.2'"]
         if (try? run("/usr/bin/env", ["python3"] + check)) != nil { return .success("python3") }
         let venv = packageRoot.appendingPathComponent(".build/edda-python").path
         let python = venv + "/bin/python"
         if (try? run(python, check)) != nil { return .success(python) }
         do {
             _ = try run("/usr/bin/env", ["python3", "-m", "venv", venv])
-            _ = try run(python, ["-m", "pip", "install", "--quiet", "edda-framework==0.16.2", "asyncpg"], timeout: .seconds(900))
+            _ = try run(python, ["-m", "pip", "install", "--quiet", "edda-framework==0.16.2", "asyncpg", "aiomysql"], timeout: .seconds(900))
             _ = try run(python, check)
             return .success(python)
         } catch {
-            return .failure(PeerError(message: "Python Edda 0.16.2 with asyncpg is not available and could not be installed into \(venv): \(error)"))
+            return .failure(PeerError(message: "Python Edda 0.16.2 with asyncpg and aiomysql is not available and could not be installed into \(venv): \(error)"))
         }
     }()
 
@@ -101,12 +101,13 @@ struct InteropTests {
         var description: String { message }
     }
 
-    /// The database as the Python peer is given it: the SQLite file's path, or the PostgreSQL
-    /// URL with Python's driver.
+    /// The database as the Python peer is given it: the SQLite file's path, or the server URL
+    /// with Python's driver (the same URL also opens it here).
     static func peerDatabase(_ database: BackendDatabase) throws -> String {
         if let path = database.sqlite?.path { return path }
-        let url = try #require(database.postgresURL)
+        let url = try #require(database.url)
         return url.replacingOccurrences(of: "postgresql://", with: "postgresql+asyncpg://")
+            .replacingOccurrences(of: "mysql://", with: "mysql+aiomysql://")
     }
 
     /// Starts the Python peer's receiver workflow on `channel`; returns its instance ID.
@@ -322,6 +323,12 @@ struct InteropTests {
                     db, sql: "SELECT source_hash FROM workflow_definitions WHERE workflow_name = ? ORDER BY created_at DESC",
                     arguments: [workflowName])
             }
+        }
+        if let url = database.mysqlURL {
+            // Test-controlled name, no quotes in it.
+            let rows = try await MariaDBTestServer.execute(
+                url, "SELECT source_hash FROM workflow_definitions WHERE workflow_name = '\(workflowName)' ORDER BY created_at DESC")
+            return rows.split(separator: "\n").map(String.init)
         }
         return try await PostgresTestServer.withConnection(try #require(database.postgresURL)) { connection in
             try await connection.query(

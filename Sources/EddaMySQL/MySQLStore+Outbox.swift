@@ -1,0 +1,70 @@
+import Edda
+import Foundation
+
+/// The transactional outbox on MySQL.
+extension MySQLStore {
+    public func claimOutboxEvents(_ claim: OutboxClaim, now: Date) async throws -> [OutboxEvent] {
+        try await transaction { connection in
+            // While a row is `processing`, `published_at` holds when its lease ends. Only rows this
+            // library wrote are taken (`OutboxEventID`).
+            let ids = try connection.query(
+                """
+                SELECT event_id FROM outbox_events
+                WHERE (status = 'pending' OR (status = 'processing' AND published_at IS NOT NULL AND published_at < \(now)))
+                  AND event_id LIKE \(OutboxEventID.likePattern)
+                ORDER BY created_at, event_id LIMIT \(claim.limit)
+                FOR UPDATE SKIP LOCKED
+                """
+            ).map { try $0.required("event_id", $0.string) }
+            guard !ids.isEmpty else { return [] }
+            try connection.execute(
+                "UPDATE outbox_events SET status = 'processing', published_at = \(claim.leaseUntil.roundedUpToSecond) WHERE event_id IN \(list: ids)")
+            return try connection.query("SELECT * FROM outbox_events WHERE event_id IN \(list: ids) ORDER BY created_at, event_id")
+                .map(Self.outboxEvent(from:))
+        }
+    }
+
+    public func renewOutboxEvents(eventIDs: [String], until: Date) async throws {
+        guard !eventIDs.isEmpty else { return }
+        try await read { connection in
+            try connection.execute(
+                "UPDATE outbox_events SET published_at = \(until.roundedUpToSecond) WHERE status = 'processing' AND event_id IN \(list: eventIDs)")
+        }
+    }
+
+    public func finishOutboxEvent(eventID: String, outcome: OutboxOutcome, now: Date) async throws {
+        try await read { connection in
+            let change: MySQLQuery
+            switch outcome {
+            case .published:
+                change = "status = 'published', published_at = \(now), last_error = NULL"
+            case .failed(let error), .retrying(let error):
+                let status = if case .failed = outcome { "failed" } else { "pending" }
+                change = "status = \(status), retry_count = COALESCE(retry_count, 0) + 1, last_error = \(error), published_at = NULL"
+            case .invalid(let error), .expired(let error):
+                let status = if case .invalid = outcome { "invalid" } else { "expired" }
+                change = "status = \(status), last_error = \(error), published_at = NULL"
+            case .postponed:
+                change = "status = 'pending', published_at = NULL"
+            }
+            try connection.execute("UPDATE outbox_events SET \(change) WHERE event_id = \(eventID) AND status = 'processing'")
+        }
+    }
+
+    public func outboxEvent(id: String) async throws -> OutboxEvent? {
+        try await read { connection in
+            try connection.query("SELECT * FROM outbox_events WHERE event_id = \(id)").first.map(Self.outboxEvent(from:))
+        }
+    }
+
+    static func outboxEvent(from row: MySQLRow) throws -> OutboxEvent {
+        OutboxEvent(
+            eventID: try row.required("event_id", row.string), eventType: try row.required("event_type", row.string),
+            eventSource: try row.required("event_source", row.string),
+            payload: MessagePayload(
+                type: try row.required("data_type", row.string), json: try row.string("event_data"), binary: try row.bytes("event_data_binary")),
+            contentType: try row.required("content_type", row.string), createdAt: try row.required("created_at", row.date),
+            status: OutboxStatus(rawValue: try row.required("status", row.string)), retryCount: try row.int("retry_count") ?? 0,
+            lastError: try row.string("last_error"))
+    }
+}
