@@ -98,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "EddaCLI",
             dependencies: [
-                "Edda", "EddaSQLite", "EddaPostgres", "EddaDiagram", "EddaViewer", "EddaVisualizer", "EddaHTTP",
+                "Edda", "EddaSQLite", "EddaPostgres", "EddaMySQL", "EddaDiagram", "EddaViewer", "EddaVisualizer", "EddaHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -109,7 +109,7 @@ let package = Package(
         .executableTarget(
             name: "EddaBench",
             dependencies: [
-                "Edda", "EddaSQLite", "EddaPostgres",
+                "Edda", "EddaSQLite", "EddaPostgres", "EddaMySQL",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -127,7 +127,7 @@ let package = Package(
         .executableTarget(
             name: "OrderService",
             dependencies: [
-                "Edda", "EddaSQLite", "EddaHTTP", "EddaPostgres", "EddaViewer",
+                "Edda", "EddaSQLite", "EddaHTTP", "EddaPostgres", "EddaMySQL", "EddaViewer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -8,6 +8,7 @@ import ArgumentParser
 import Edda
 import EddaSQLite
 import EddaHTTP
+import EddaMySQL
 import EddaPostgres
 import EddaViewer
 import Foundation
@@ -25,7 +26,7 @@ struct OrderService: AsyncParsableCommand {
     @Option(help: "The port to listen on (0 picks a free one).")
     var port = 8080
 
-    @Option(help: "The SQLite file, or a database URL: sqlite:///relative.db, sqlite:////absolute/path.db or postgresql://user@host:5432/orders.")
+    @Option(help: "The SQLite file, or a database URL: sqlite:///relative.db, sqlite:////absolute/path.db, postgresql://user@host:5432/orders or mysql://user:password@host:3306/orders.")
     var database = "orders.db"
 
     @Option(help: "A CloudEvents broker the outbox relayer sends order.shipped events to.")
@@ -50,7 +51,7 @@ struct OrderService: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
-        let location = try DatabaseLocation.fileOrURL(database, drivers: [PostgresStore.self])
+        let location = try DatabaseLocation.fileOrURL(database, drivers: [PostgresStore.self, MySQLStore.self])
         var configuration = EddaApp.Configuration(serviceName: "order-service", database: location)
         if let brokerURL { configuration.outboxPublisher = HTTPOutboxPublisher(brokerURL: brokerURL) }
         let edda = try await EddaApp(configuration: configuration)

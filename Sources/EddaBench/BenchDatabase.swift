@@ -1,32 +1,44 @@
 import Edda
 import EddaSQLite
+import EddaMySQL
 import EddaPostgres
 import Foundation
 import PostgresNIO
 
-/// The benchmark's database: an SQLite file recreated first, or a PostgreSQL database dropped and
-/// recreated first (only if its name starts with `edda_bench`, so nothing else can be dropped).
+/// The benchmark's database: an SQLite file recreated first, or a PostgreSQL or MySQL database
+/// dropped and recreated first (only if its name starts with `edda_bench`, so nothing else can be
+/// dropped).
 struct BenchDatabase {
     let store: any WorkflowStore
     let sqlitePath: String?
-    let postgresURL: String?
-    var isPostgres: Bool { postgresURL != nil }
+    /// The server database's URL (PostgreSQL or MySQL).
+    let serverURL: String?
+    /// `sqlite`, `postgresql` or `mysql`.
+    let kind: String
+    var isServer: Bool { serverURL != nil }
 
     static func open(_ url: String, durability: String) async throws -> BenchDatabase {
         if DatabaseURL.isSQLite(url) {
             let path = try DatabaseURL.sqlitePath(of: url)
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
             let store = try SQLiteStore(path: path, durability: durability == "normal" ? .normal : .full)
-            return BenchDatabase(store: store, sqlitePath: path, postgresURL: nil)
+            return BenchDatabase(store: store, sqlitePath: path, serverURL: nil, kind: "sqlite")
         }
-        guard ["postgresql", "postgres"].contains(DatabaseURL.scheme(of: url)),
+        let scheme = DatabaseURL.scheme(of: url) ?? ""
+        guard PostgresStore.urlSchemes.contains(scheme) || MySQLStore.urlSchemes.contains(scheme),
               let components = URLComponents(string: url), let host = components.host
         else {
-            throw BenchError("--db must be sqlite:////absolute/path.db, sqlite:///relative.db or postgresql://user@host:port/edda_bench…")
+            throw BenchError(
+                "--db must be sqlite:////absolute/path.db, sqlite:///relative.db, postgresql://user@host:port/edda_bench… "
+                    + "or mysql://user:password@host:port/edda_bench…")
         }
         let name = String(components.path.dropFirst())
         guard name.hasPrefix("edda_bench"), name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
-            throw BenchError("The PostgreSQL database name must start with edda_bench (it is dropped and recreated); got '\(name)'.")
+            throw BenchError("The database name must start with edda_bench (it is dropped and recreated); got '\(name)'.")
+        }
+        if MySQLStore.urlSchemes.contains(scheme) {
+            try await MySQLAdministration.recreateDatabase(url: url)
+            return BenchDatabase(store: try MySQLStore(url: url), sqlitePath: nil, serverURL: url, kind: "mysql")
         }
         let admin = PostgresConnection.Configuration(
             host: host, port: components.port ?? 5432, username: components.user ?? "postgres",
@@ -35,13 +47,14 @@ struct BenchDatabase {
         try await connection.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"), logger: Logger(label: "bench"))
         try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: Logger(label: "bench"))
         try await connection.close()
-        return BenchDatabase(store: try PostgresStore(url: url), sqlitePath: nil, postgresURL: url)
+        return BenchDatabase(store: try PostgresStore(url: url), sqlitePath: nil, serverURL: url, kind: "postgresql")
     }
 
     /// The raw commit floor of this database, in commits per second (see ``CommitFloor``).
     func commitFloor(count: Int, durability: String) async throws -> Double {
         if let sqlitePath { return try CommitFloor.sqlite(beside: sqlitePath, durability: durability, count: count) }
-        return try await CommitFloor.postgres(try PostgresURL.configuration(from: postgresURL ?? ""), count: count)
+        if kind == "mysql" { return try await MySQLAdministration.commitFloor(url: serverURL ?? "", count: count) }
+        return try await CommitFloor.postgres(try PostgresURL.configuration(from: serverURL ?? ""), count: count)
     }
 
     /// `(store operations, commits)` so far, from the SQLite store's counters; `nil` on
@@ -94,9 +107,10 @@ final class SenderProcess {
 }
 
 extension EddaBench {
-    /// The sender side of `event_latency` on PostgreSQL.
+    /// The sender side of `event_latency` from another process.
     func runSender() async throws {
-        var configuration = EddaApp.Configuration(serviceName: "bench-sender", database: try .postgres(url: db))
+        var configuration = EddaApp.Configuration(
+            serviceName: "bench-sender", database: try .url(db, drivers: [PostgresStore.self, MySQLStore.self]))
         configuration.runsBackgroundRecovery = false
         let app = try await EddaApp(configuration: configuration)
         FileHandle.standardOutput.write(Data("ready\n".utf8))

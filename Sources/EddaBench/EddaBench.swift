@@ -133,8 +133,11 @@ struct EddaBench: AsyncParsableCommand {
     @Argument(help: "seq3 | conc3 | steps100 | replay100 | event_latency | timer | memory | floor")
     var workload: String
 
-    @Option(help: "sqlite:////absolute/path.db or sqlite:///relative.db (the file is recreated first), or postgresql://…/edda_bench…")
+    @Option(help: "sqlite:////absolute/path.db or sqlite:///relative.db (the file is recreated first), or postgresql://…/edda_bench… or mysql://…/edda_bench… (dropped and recreated first)")
     var db: String
+
+    @Option(help: "event_latency: where the events come from, process (another process; the default on PostgreSQL and MySQL) or in-process (the default on SQLite).")
+    var sender: String?
 
     @Option(help: "Number of workflows (or activities for steps100).")
     var n: Int?
@@ -157,6 +160,9 @@ struct EddaBench: AsyncParsableCommand {
             handler.logLevel = .warning
             return handler
         }
+        if let sender, !["process", "in-process"].contains(sender) {
+            throw ValidationError("--sender must be process or in-process; got '\(sender)'")
+        }
         if workload == "sender" {
             try await runSender()
             return
@@ -170,7 +176,7 @@ struct EddaBench: AsyncParsableCommand {
             if workload == "floor" {
                 try await database.store.close()
                 let line: [String: JSONValue] = [
-                    "workload": .string(workload), "impl": .string("edda-swift"), "db": .string(database.isPostgres ? "postgresql" : "sqlite"),
+                    "workload": .string(workload), "impl": .string("edda-swift"), "db": .string(database.kind),
                     "durability": .string(durability), "n": .number(Double(commits)),
                     "commits_per_s": .number(rate), "commit_ms": .number(1_000 / rate),
                 ]
@@ -180,9 +186,10 @@ struct EddaBench: AsyncParsableCommand {
         }
         let path = database.sqlitePath ?? ""
         var configuration = EddaApp.Configuration(serviceName: "bench", database: .sqlite(path: path))
-        // Timers need the wait scheduler, and on PostgreSQL events arrive from another process;
-        // the other workloads run without background services.
-        configuration.runsBackgroundRecovery = workload == "timer" || (workload == "event_latency" && database.isPostgres)
+        // Timers need the wait scheduler, and events from another process need the wake-ups; the
+        // other workloads run without background services.
+        let crossProcess = (sender ?? (database.isServer ? "process" : "in-process")) == "process"
+        configuration.runsBackgroundRecovery = workload == "timer" || (workload == "event_latency" && crossProcess)
         let store = database.store
         let app = try await EddaApp(configuration: configuration, store: store)
         let marks = Marks()
@@ -212,7 +219,7 @@ struct EddaBench: AsyncParsableCommand {
             let elapsed = (ContinuousClock.now - start).seconds
             let after = await database.statistics()
             await app.shutdown()
-            let size = database.isPostgres ? 0 : fileSize(path) + fileSize(path + "-wal")
+            let size = database.isServer ? 0 : fileSize(path) + fileSize(path + "-wal")
             figures = [
                 "wf_per_s": .number(Double(latencies.count) / elapsed),
                 "lat_p50_ms": .number(percentile(latencies, 0.5)),
@@ -284,8 +291,9 @@ struct EddaBench: AsyncParsableCommand {
             var ids: [String] = []
             for index in 0..<(count + warmups) { ids.append(try await app.start(EventWaiter.self, input: index)) }
             var latencies: [Double] = []
-            // On PostgreSQL the events come from another process (LISTEN/NOTIFY wakes this one).
-            let sender = database.isPostgres ? try SenderProcess(db: db) : nil
+            // From another process (PostgreSQL's LISTEN/NOTIFY or MySQL's poll wakes this one), or
+            // from this one.
+            let sender = crossProcess ? try SenderProcess(db: db) : nil
             defer { sender?.stop() }
             for id in ids where ContinuousClock.now < deadline {
                 let begin = ContinuousClock.now
@@ -336,7 +344,7 @@ struct EddaBench: AsyncParsableCommand {
         }
         let timedOut = ContinuousClock.now >= deadline
         var line: [String: JSONValue] = [
-            "workload": .string(workload), "impl": .string("edda-swift"), "db": .string(database.isPostgres ? "postgresql" : "sqlite"),
+            "workload": .string(workload), "impl": .string("edda-swift"), "db": .string(database.kind),
             "durability": .string(durability), "n": .number(Double(count)),
             "cpu_s": .number(cpuSeconds() - cpuStart), "wall_s": .number((ContinuousClock.now - wallStart).seconds),
             "peak_rss_mib": .number(peakRSSMiB()),

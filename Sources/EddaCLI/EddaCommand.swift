@@ -4,6 +4,7 @@ import Edda
 import EddaHTTP
 import EddaSQLite
 import EddaDiagram
+import EddaMySQL
 import EddaPostgres
 import EddaViewer
 import EddaVisualizer
@@ -19,8 +20,8 @@ struct EddaCommand: AsyncParsableCommand {
         commandName: "edda",
         abstract: "Inspect and operate Edda workflows: list, show, cancel, send events, serve the viewer, visualize source.",
         discussion: """
-            Commands that read or change a database take --db (a SQLite path, sqlite:///relative.db, sqlite:////absolute.db or \
-            postgresql://user@host/db), or read it from the EDDA_DB_URL environment variable.
+            Commands that read or change a database take --db (a SQLite path, sqlite:///relative.db, sqlite:////absolute.db, \
+            postgresql://user@host/db or mysql://user:password@host/db), or read it from the EDDA_DB_URL environment variable.
             """,
         subcommands: [
             Serve.self, List.self, Show.self, Cancel.self, Publish.self, SendEvent.self, Visualize.self, Migrate.self,
@@ -29,7 +30,7 @@ struct EddaCommand: AsyncParsableCommand {
 
 /// The database to work on.
 struct DatabaseOptions: ParsableArguments {
-    @Option(name: .long, help: "A SQLite file, sqlite:///relative.db, sqlite:////absolute.db or postgresql://… (default: $EDDA_DB_URL).")
+    @Option(name: .long, help: "A SQLite file, sqlite:///relative.db, sqlite:////absolute.db postgresql://… or mysql://… (default: $EDDA_DB_URL).")
     var db: String?
 
     /// What a command does to the database.
@@ -51,7 +52,7 @@ struct DatabaseOptions: ParsableArguments {
         guard let given = db ?? ProcessInfo.processInfo.environment["EDDA_DB_URL"], !given.isEmpty else {
             throw ValidationError("No database: pass --db <path or URL>, or set EDDA_DB_URL.")
         }
-        var location = try DatabaseLocation.fileOrURL(given, drivers: [PostgresStore.self])
+        var location = try DatabaseLocation.fileOrURL(given, drivers: [PostgresStore.self, MySQLStore.self])
         let sqlitePath = try Self.sqlitePath(given)
         if mustExist, let path = sqlitePath, !FileManager.default.fileExists(atPath: path) {
             throw CommandError("No database file at '\(path)'. Check the path, or create it with `edda migrate --db \(given)`.")
@@ -90,9 +91,9 @@ extension DatabaseOptions {
         guard let given = db ?? ProcessInfo.processInfo.environment["EDDA_DB_URL"], !DatabaseURL.isSQLite(given),
               DatabaseURL.scheme(of: given) != nil
         else { return }
-        let configuration = try PostgresURL.configuration(from: given)
-        guard let host = configuration.host else { return }
-        let port = configuration.port ?? 5432
+        let scheme = DatabaseURL.scheme(of: given) ?? ""
+        guard let components = URLComponents(string: given), let host = components.host, !host.isEmpty else { return }
+        let port = components.port ?? (MySQLStore.urlSchemes.contains(scheme) ? 3306 : 5432)
         do {
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connectTimeout(.seconds(5))

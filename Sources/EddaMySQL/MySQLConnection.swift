@@ -133,7 +133,7 @@ public final class MySQLConnection: @unchecked Sendable {
         let connected = configuration.host.withCString { host in
             configuration.username.withCString { user in
                 withOptionalCString(configuration.password) { password in
-                    configuration.database.withCString { database in
+                    withOptionalCString(configuration.database.isEmpty ? nil : configuration.database) { database in
                         withOptionalCString(configuration.unixSocket) { socket in
                             client.realConnect(
                                 handle, configuration.unixSocket == nil ? host : nil, user, password, database,

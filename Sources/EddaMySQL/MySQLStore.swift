@@ -94,6 +94,9 @@ public final class MySQLStore: WorkflowStore, ChannelStore, OutboxStore, SystemL
     }
 
     public func migrate() async throws {
+        // A current database needs no lock: the lock is server-wide (the reference's name), and
+        // Python Edda skips its own migration while any database on the server holds it.
+        if try await hasCurrentSchema() { return }
         let timeout = Self.migrationLockTimeout
         try await pool.leasing { connection in
             // One worker migrates at a time (the reference takes the same named lock); the others

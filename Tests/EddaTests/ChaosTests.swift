@@ -1,12 +1,13 @@
 import Edda
+import EddaMySQL
 import EddaPostgres
 import EddaTesting
 import Foundation
 import PostgresNIO
 import Testing
 
-/// Several worker processes on one PostgreSQL database, killed at random while they work.
-@Suite("PostgreSQL multi-worker chaos", .timeLimit(.minutes(25)))
+/// Several worker processes on one PostgreSQL or MySQL database, killed at random while they work.
+@Suite("Multi-worker chaos", .timeLimit(.minutes(25)))
 struct ChaosTests {
     static let workers = 4
     static let perWorker = 500
@@ -21,30 +22,39 @@ struct ChaosTests {
         return process
     }
 
-    static func statusCounts(_ url: String) async throws -> [String: Int] {
-        try await PostgresTestServer.withConnection(url) { connection in
-            var counts: [String: Int] = [:]
-            for row in try await connection.query(
-                "SELECT status, COUNT(*) FROM workflow_instances WHERE workflow_name = 'chaos' GROUP BY status",
-                logger: PostgresTestServer.logger
-            ).collect() {
-                let (status, count) = try row.decode((String, Int).self)
-                counts[status] = count
+    /// The rows of `sql` (whose columns are text or integers), each column as text.
+    static func rows(_ backend: Backend, _ url: String, _ sql: String) async throws -> [[String]] {
+        if backend == .mysql {
+            return try await MariaDBTestServer.execute(url, sql).split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
+        }
+        return try await PostgresTestServer.withConnection(url) { connection in
+            try await connection.query(PostgresQuery(unsafeSQL: sql), logger: PostgresTestServer.logger).collect().map { row in
+                try row.map { cell in
+                    if let number = try? cell.decode(Int.self) { return String(number) }
+                    return try cell.decode(String.self)
+                }
             }
-            return counts
         }
     }
 
-    @Test("4 workers run 2,000 workflows while workers are SIGKILLed and restarted; all complete, no step runs twice")
-    func killWorkersAtRandom() async throws {
-        try #require(FileManager.default.isExecutableFile(atPath: CrashTests.workerPath))
-        let url = try await PostgresTestServer.makeDatabase()
-        let setup = try PostgresStore(url: url)
-        try await setup.migrate()
-        try await setup.close()
-        _ = try await PostgresTestServer.withConnection(url) { connection in
-            try await connection.query("CREATE TABLE chaos_executions (step_key TEXT NOT NULL, pid INT NOT NULL)", logger: PostgresTestServer.logger)
+    static func statusCounts(_ backend: Backend, _ url: String) async throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for row in try await rows(backend, url, "SELECT status, COUNT(*) FROM workflow_instances WHERE workflow_name = 'chaos' GROUP BY status")
+        where row.count == 2 {
+            counts[row[0]] = Int(row[1])
         }
+        return counts
+    }
+
+    @Test(
+        "4 workers run 2,000 workflows while workers are SIGKILLed and restarted; all complete, no step runs twice",
+        arguments: [Backend.postgres, .mysql])
+    func killWorkersAtRandom(_ backend: Backend) async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: CrashTests.workerPath))
+        let database = try await BackendDatabase.make(backend)
+        let url = try #require(database.url)
+        try await database.withApp(configure: { $0.runsBackgroundRecovery = false }) { _ in }
+        _ = try await Self.rows(backend, url, "CREATE TABLE chaos_executions (step_key VARCHAR(255) NOT NULL, pid INT NOT NULL)")
         let total = Self.workers * Self.perWorker
         var processes = try (0..<Self.workers).map { try Self.launch(url, $0) }
         defer {
@@ -54,7 +64,7 @@ struct ChaosTests {
             }
         }
 
-        var configuration = EddaApp.Configuration(serviceName: "chaos-test", database: try .postgres(url: url))
+        var configuration = EddaApp.Configuration(serviceName: "chaos-test", database: try database.location)
         configuration.runsBackgroundRecovery = false
         let observer = try await EddaApp(configuration: configuration)
         // One job per competing consumer, published while the workers run and are killed (kept
@@ -104,7 +114,7 @@ struct ChaosTests {
                 try await observer.sendEvent(CloudEventAttributes(type: "chaos.go", source: "/chaos-test"), data: ["n": 1], to: instance.instanceID)
                 eventSent.insert(instance.instanceID)
             }
-            counts = try await Self.statusCounts(url)
+            counts = try await Self.statusCounts(backend, url)
             if counts["completed"] == total, kills >= 10 { break }
             try await Task.sleep(for: .milliseconds(300))
         }
@@ -112,18 +122,10 @@ struct ChaosTests {
         let published = await publishing.result
         await observer.shutdown()
 
-        let duplicates = try await PostgresTestServer.withConnection(url) { connection in
-            try await connection.query(
-                "SELECT step_key, COUNT(*) FROM chaos_executions GROUP BY step_key HAVING COUNT(*) > 1",
-                logger: PostgresTestServer.logger
-            ).collect().count
-        }
-        let executions = try await PostgresTestServer.withConnection(url) { connection in
-            try await connection.query("SELECT COUNT(*) FROM chaos_executions", logger: PostgresTestServer.logger)
-                .collect().first?.decode(Int.self) ?? 0
-        }
+        let duplicates = try await Self.rows(backend, url, "SELECT step_key, COUNT(*) FROM chaos_executions GROUP BY step_key HAVING COUNT(*) > 1").count
+        let executions = Int(try await Self.rows(backend, url, "SELECT COUNT(*) FROM chaos_executions").first?.first ?? "") ?? 0
         let expectedSteps = 2 * total + (0..<total).filter { $0 % 3 == 2 }.count
-        print("chaos: \(total) workflows, \(Self.workers) workers, \(kills) SIGKILLs; statuses \(counts); "
+        print("chaos (\(backend)): \(total) workflows, \(Self.workers) workers, \(kills) SIGKILLs; statuses \(counts); "
             + "\(executions) step executions recorded for \(expectedSteps) steps; \(duplicates) steps ran twice; "
             + "workers that stopped by themselves: \(selfExits.isEmpty ? "none" : selfExits.joined(separator: ", "))")
         #expect(throws: Never.self, "publishing the jobs") { try published.get() }

@@ -137,7 +137,7 @@ struct ExecutionScope: Sendable {
             throw EddaUsageError(
                 .invalidConfiguration,
                 "An activity added transactional work for \(type(of: item).storeType) (\(type(of: item))), but this app stores its "
-                    + "state in \(storeType): use that database's form (`transaction` on SQLite, `postgresTransaction` on PostgreSQL).")
+                    + "state in \(storeType): use that database's form (`transaction` on SQLite, `postgresTransaction` on PostgreSQL, `mysqlTransaction` on MySQL).")
         }
     }
 
