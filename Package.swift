@@ -168,7 +168,7 @@ let package = Package(
         .testTarget(
             name: "EddaViewerTests",
             dependencies: [
-                "Edda", "EddaSQLite", "EddaTesting", "EddaDiagram", "EddaViewer", "EddaVisualizer", "EddaCLI", "EddaPostgres", "TestSupport",
+                "Edda", "EddaSQLite", "EddaTesting", "EddaDiagram", "EddaViewer", "EddaVisualizer", "EddaCLI", "EddaPostgres", "EddaMySQL", "TestSupport",
                 "Quickstart",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -61,6 +61,9 @@ struct MariaDBClient: @unchecked Sendable {
         /// `UPDATE` reports the rows it matched, not only those it changed: a compare-and-set
         /// that writes the values a row already has still counts as having matched.
         static let foundRows: UInt = 2
+        /// A text may hold several statements, sent in one round trip (the store's writes are
+        /// batched so). Values are escaped in every statement all the same.
+        static let multiStatements: UInt = 1 << 16
     }
 
     /// The library, loaded once; the error says how to install it.

@@ -137,7 +137,7 @@ public final class MySQLConnection: @unchecked Sendable {
                         withOptionalCString(configuration.unixSocket) { socket in
                             client.realConnect(
                                 handle, configuration.unixSocket == nil ? host : nil, user, password, database,
-                                UInt32(configuration.port), socket, MariaDBClient.Flag.foundRows)
+                                UInt32(configuration.port), socket, MariaDBClient.Flag.foundRows | MariaDBClient.Flag.multiStatements)
                         }
                     }
                 }
@@ -247,10 +247,33 @@ public final class MySQLConnection: @unchecked Sendable {
     }
 
     func run(_ query: MySQLQuery) throws -> Outcome {
-        let text = try render(query)
-        guard let handle else { throw lastError(query) }
+        try runAll([query])[0]
+    }
+
+    /// Sends `statements` as one text, in one round trip, and returns each one's outcome. If
+    /// one fails, the server runs none after it: the error is thrown (after the results before
+    /// it are read), and a transaction the batch began is still open.
+    func runAll(_ statements: [MySQLQuery]) throws -> [Outcome] {
+        var text = ""
+        for (index, statement) in statements.enumerated() {
+            if index > 0 { text += ";\n" }
+            text += try render(statement)
+        }
+        guard let handle else { throw lastError(statements.first) }
         let status = text.withCString { client.realQuery(handle, $0, UInt(strlen($0))) }
-        guard status == 0 else { throw lastError(query) }
+        guard status == 0 else { throw lastError(statements.first) }
+        var outcomes: [Outcome] = []
+        while true {
+            outcomes.append(try readResult(handle, statements[min(outcomes.count, statements.count - 1)]))
+            let next = client.nextResult(handle)
+            if next == -1 { break }
+            if next > 0 { throw lastError(statements[min(outcomes.count, statements.count - 1)]) }
+        }
+        return outcomes
+    }
+
+    /// The current result of the last text sent.
+    private func readResult(_ handle: MariaDBClient.Handle, _ query: MySQLQuery) throws -> Outcome {
         guard let result = client.storeResult(handle) else {
             if client.fieldCount(handle) != 0 { throw lastError(query) }
             return Outcome(affectedRows: Int(truncatingIfNeeded: client.affectedRows(handle)))
@@ -281,6 +304,19 @@ public final class MySQLConnection: @unchecked Sendable {
             outcome.rows.append(MySQLRow(columns: columns, values: values))
         }
         return outcome
+    }
+
+    /// Runs `statements` as one transaction in one round trip (`START TRANSACTION` and `COMMIT`
+    /// are added), and returns each statement's outcome. On an error the transaction is rolled
+    /// back and the error thrown.
+    func transactionBatch(_ statements: [MySQLQuery]) throws -> [Outcome] {
+        do {
+            let outcomes = try runAll(["START TRANSACTION"] + statements + ["COMMIT"])
+            return Array(outcomes.dropFirst().dropLast())
+        } catch {
+            if !isBroken { _ = try? execute("ROLLBACK") }
+            throw error
+        }
     }
 }
 

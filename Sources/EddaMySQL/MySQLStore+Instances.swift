@@ -15,8 +15,14 @@ extension MySQLStore {
     static let definitionCreatedAt = max(NewInstance.definitionCreatedAt, Date(timeIntervalSince1970: 1))
 
     public func createInstance(_ instance: NewInstance, now: Date) async throws -> CreateInstanceOutcome {
-        let created = try await transaction { connection in
-            try Self.insertInstance(instance, on: connection, now: now)
+        let created = try await read { connection in
+            // One round trip: the definition (if new) and the instance, in one transaction.
+            do {
+                _ = try connection.transactionBatch(Self.insertInstanceStatements(instance, now: now))
+                return true
+            } catch let error as MySQLError where error.isDuplicateKey {
+                return false
+            }
         }
         if created { return .created }
         guard let existing = try await read({ connection in try Self.fetchInstance(instance.instanceID, on: connection) }) else {
@@ -27,14 +33,20 @@ extension MySQLStore {
 
     /// Inserts the definition (if new) and the instance; `false` if the instance exists.
     static func insertInstance(_ instance: NewInstance, on connection: MySQLConnection, now: Date) throws -> Bool {
-        try connection.execute(
+        let statements = insertInstanceStatements(instance, now: now)
+        try connection.execute(statements[0])
+        return try connection.insertUnlessDuplicate(statements[1])
+    }
+
+    /// The definition's upsert and the instance's insert (which fails on a duplicate ID).
+    static func insertInstanceStatements(_ instance: NewInstance, now: Date) -> [MySQLQuery] {
+        let lockedAt: Date? = instance.lockedBy == nil ? nil : now
+        return [
             """
             INSERT INTO workflow_definitions (workflow_name, source_hash, source_code, created_at)
             VALUES (\(instance.workflowName), \(instance.sourceHash), \(instance.sourceCode), \(definitionCreatedAt))
             ON DUPLICATE KEY UPDATE workflow_name = workflow_name
-            """)
-        let lockedAt: Date? = instance.lockedBy == nil ? nil : now
-        return try connection.insertUnlessDuplicate(
+            """,
             """
             INSERT INTO workflow_instances (
                 instance_id, workflow_name, source_hash, owner_service, framework, status, continued_from,
@@ -42,7 +54,8 @@ extension MySQLStore {
             VALUES (\(instance.instanceID), \(instance.workflowName), \(instance.sourceHash), \(instance.ownerService),
                     \(StoredFramework.name), 'running', \(instance.continuedFrom), \(now), \(now), \(instance.inputJSON),
                     \(instance.lockedBy), \(lockedAt), \(instance.lockExpiresAt?.roundedUpToSecond), \(instance.lockTimeoutSeconds))
-            """)
+            """,
+        ]
     }
 
     public func claim(instanceID: String, workerID: String, leaseUntil: Date, now: Date) async throws -> ClaimedInstance? {
@@ -72,9 +85,15 @@ extension MySQLStore {
     }
 
     public func apply(_ transition: InstanceTransition, now: Date) async throws -> TransitionOutcome {
-        try await transaction { connection in
-            try self.apply(transition, on: connection, now: now)
+        guard transition.work.isEmpty, transition.messages.isEmpty, transition.successor == nil else {
+            return try await transaction { connection in
+                try self.apply(transition, on: connection, now: now)
+            }
         }
+        // Everything the transition writes, in one round trip (see `TransitionBatch`).
+        let batch = TransitionBatch(transition, now: now)
+        let outcomes = try await read { connection in try connection.transactionBatch(batch.statements) }
+        return try batch.outcome(outcomes.last)
     }
 
     /// Applies a transition inside the caller's transaction.

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Edda
+import EddaMySQL
 import EddaPostgres
 import EddaTesting
 import Foundation
@@ -232,11 +233,12 @@ struct CLITests {
         }
     }
 
-    @Test("The commands and the viewer work on a PostgreSQL URL too")
-    func postgres() async throws {
+    @Test("The commands and the viewer work on a PostgreSQL or MySQL URL too", arguments: ["postgresql", "mysql"])
+    func serverDatabase(_ scheme: String) async throws {
         try #require(FileManager.default.isExecutableFile(atPath: eddaPath), "edda not built at \(eddaPath)")
-        let url = try await PostgresTestServer.makeDatabase()
-        try await EddaApp.running(.testing(database: try .postgres(url: url))) { app in try await seedShop(app) }
+        let url = scheme == "mysql" ? try await MariaDBTestServer.makeDatabase() : try await PostgresTestServer.makeDatabase()
+        let location = try DatabaseLocation.url(url, drivers: [PostgresStore.self, MySQLStore.self])
+        try await EddaApp.running(.testing(database: location)) { app in try await seedShop(app) }
         let listed = try await edda(["list", "--status", "waiting_for_timer", "--json", "--db", url])
         #expect(listed.status == 0, "\(listed.errors)")
         #expect(JSONValue(jsonText: listed.output)?["instances"]?[0]?["instance_id"] == "nap-1")
@@ -246,7 +248,7 @@ struct CLITests {
         #expect(JSONValue(jsonText: shown.output)?["status"] == "cancelled")
 
         // An unreachable server is named at once, not after the driver's retries.
-        let refused = try await edda(["list", "--db", "postgresql://postgres@127.0.0.1:1/none"])
+        let refused = try await edda(["list", "--db", "\(scheme)://edda@127.0.0.1:1/none"])
         #expect(refused.status != 0)
         #expect(refused.errors.contains("Cannot reach the database server at 127.0.0.1:1: connection refused"), "\(refused.errors)")
 
