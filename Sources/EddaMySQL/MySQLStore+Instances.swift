@@ -92,8 +92,17 @@ extension MySQLStore {
         }
         // Everything the transition writes, in one round trip (see `TransitionBatch`).
         let batch = TransitionBatch(transition, now: now)
-        let outcomes = try await read { connection in try connection.transactionBatch(batch.statements) }
-        return try batch.outcome(outcomes.last)
+        return try await read { connection in
+            if let applied = try batch.outcome(try connection.transactionBatch(batch.statements).last) { return applied }
+            return try Self.rejection(transition.instanceID, on: connection)
+        }
+    }
+
+    /// Why a compare-and-set did not match: the status and holder found, read afresh.
+    static func rejection(_ instanceID: String, on connection: MySQLConnection) throws -> TransitionOutcome {
+        let row = try connection.query("SELECT status, locked_by FROM workflow_instances WHERE instance_id = \(instanceID)").first
+        return .rejected(
+            status: try row.map { WorkflowStatus(rawValue: try $0.required("status", $0.string)) }, lockedBy: try row?.string("locked_by"))
     }
 
     /// Applies a transition inside the caller's transaction.
@@ -113,11 +122,7 @@ extension MySQLStore {
             WHERE instance_id = \(id) AND locked_by = \(transition.workerID)
               AND status IN \(list: transition.expectedStatuses.map(\.rawValue))
             """)
-        guard matched == 1 else {
-            let row = try connection.query("SELECT status, locked_by FROM workflow_instances WHERE instance_id = \(id)").first
-            return .rejected(
-                status: try row.map { WorkflowStatus(rawValue: try $0.required("status", $0.string)) }, lockedBy: try row?.string("locked_by"))
-        }
+        guard matched == 1 else { return try Self.rejection(id, on: connection) }
         let status: WorkflowStatus
         if let newStatus = transition.newStatus {
             status = newStatus

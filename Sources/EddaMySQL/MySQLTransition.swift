@@ -9,9 +9,13 @@ import Foundation
 /// to deliver, the successor of `recur`) take the statement-by-statement path instead.
 struct TransitionBatch {
     private(set) var statements: [MySQLQuery] = []
+    /// The status the instance has once the transition applied, when the transition says it
+    /// (then the batch reads only whether it matched).
+    private let knownStatus: WorkflowStatus?
 
     init(_ transition: InstanceTransition, now: Date) {
         let id = transition.instanceID
+        knownStatus = transition.newStatus ?? (transition.expectedStatuses.count == 1 ? transition.expectedStatuses[0] : nil)
         var set: MySQLQuery = "updated_at = \(now)"
         if let status = transition.newStatus { set.append(", status = \(status.rawValue)") }
         if let output = transition.outputJSON { set.append(", output_data = \(output)") }
@@ -69,14 +73,16 @@ struct TransitionBatch {
                 ON DUPLICATE KEY UPDATE id = id
                 """)
         }
-        statements.append("SELECT @edda_matched AS matched, status, locked_by FROM workflow_instances WHERE instance_id = \(id)")
+        statements.append(
+            knownStatus == nil
+                ? "SELECT @edda_matched AS matched, status FROM workflow_instances WHERE instance_id = \(id)"
+                : "SELECT @edda_matched AS matched")
     }
 
-    /// The outcome, from the batch's last result (the status read).
-    func outcome(_ read: MySQLConnection.Outcome?) throws -> TransitionOutcome {
-        guard let row = read?.rows.first else { return .rejected(status: nil, lockedBy: nil) }
-        let status = WorkflowStatus(rawValue: try row.required("status", row.string))
-        guard try row.int("matched") == 1 else { return .rejected(status: status, lockedBy: try row.string("locked_by")) }
-        return .applied(status: status)
+    /// The outcome, from the batch's last result; `nil` if the compare-and-set did not match
+    /// (the caller reads why).
+    func outcome(_ read: MySQLConnection.Outcome?) throws -> TransitionOutcome? {
+        guard let row = read?.rows.first, try row.int("matched") == 1 else { return nil }
+        return .applied(status: try knownStatus ?? WorkflowStatus(rawValue: try row.required("status", row.string)))
     }
 }
