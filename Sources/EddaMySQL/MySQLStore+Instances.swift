@@ -72,16 +72,22 @@ extension MySQLStore {
         }
     }
 
-    /// An instance just claimed, with everything replay needs.
+    /// An instance just claimed, with everything replay needs (read in one round trip).
     static func claimedInstance(_ instanceID: String, on connection: MySQLConnection) throws -> ClaimedInstance? {
-        guard let instance = try fetchInstance(instanceID, on: connection) else { return nil }
+        let results = try connection.runAll([
+            instanceQuery(instanceID, withSource: false),
+            "SELECT channel, mode FROM channel_subscriptions WHERE instance_id = \(instanceID)",
+            historyQuery(instanceID),
+            compensationsQuery(instanceID),
+        ])
+        guard let row = results[0].rows.first else { return nil }
         var subscriptions: [String: String] = [:]
-        for row in try connection.query("SELECT channel, mode FROM channel_subscriptions WHERE instance_id = \(instanceID)") {
+        for row in results[1].rows {
             subscriptions[try row.required("channel", row.string)] = try row.required("mode", row.string)
         }
         return ClaimedInstance(
-            instance: instance, history: try fetchHistory(instanceID, on: connection),
-            compensations: try fetchCompensations(instanceID, on: connection), subscriptions: subscriptions)
+            instance: try instance(from: row, withSource: false), history: try results[2].rows.map { try history(from: $0, instanceID: instanceID) },
+            compensations: try results[3].rows.map(compensation(from:)), subscriptions: subscriptions)
     }
 
     public func apply(_ transition: InstanceTransition, now: Date) async throws -> TransitionOutcome {
@@ -348,14 +354,17 @@ extension MySQLStore {
     }
 
     static func fetchInstance(_ id: String, on connection: MySQLConnection, withSource: Bool = false) throws -> WorkflowInstance? {
-        let query: MySQLQuery = withSource
+        try connection.query(instanceQuery(id, withSource: withSource)).first.map { try instance(from: $0, withSource: withSource) }
+    }
+
+    static func instanceQuery(_ id: String, withSource: Bool) -> MySQLQuery {
+        withSource
             ? """
               SELECT \(unescaped: instanceColumns), d.source_code FROM workflow_instances i
               LEFT JOIN workflow_definitions d ON d.workflow_name = i.workflow_name AND d.source_hash = i.source_hash
               WHERE i.instance_id = \(id)
               """
             : "SELECT \(unescaped: instanceColumns) FROM workflow_instances i WHERE i.instance_id = \(id)"
-        return try connection.query(query).first.map { try instance(from: $0, withSource: withSource) }
     }
 
     static func instance(from row: MySQLRow, withSource: Bool) throws -> WorkflowInstance {
@@ -375,35 +384,43 @@ extension MySQLStore {
     }
 
     static func fetchHistory(_ instanceID: String, on connection: MySQLConnection) throws -> [HistoryEvent] {
-        try connection.query(
-            """
-            SELECT id, activity_id, event_type, data_type, event_data, event_data_binary, created_at
-            FROM workflow_history WHERE instance_id = \(instanceID) ORDER BY created_at, id
-            """
-        ).map { row in
-            let payload = MessagePayload(
-                type: try row.required("data_type", row.string), json: try row.string("event_data"), binary: try row.bytes("event_data_binary"))
-            let history: HistoryPayload = switch payload {
-            case .json(let text): .json(text)
-            case .binary(let bytes): .binary(bytes)
-            }
-            return HistoryEvent(
-                id: Int64(try row.required("id", row.int)), instanceID: instanceID, activityID: try row.required("activity_id", row.string),
-                eventType: try row.required("event_type", row.string), payload: history, createdAt: try row.required("created_at", row.date))
+        try connection.query(historyQuery(instanceID)).map { try history(from: $0, instanceID: instanceID) }
+    }
+
+    static func historyQuery(_ instanceID: String) -> MySQLQuery {
+        """
+        SELECT id, activity_id, event_type, data_type, event_data, event_data_binary, created_at
+        FROM workflow_history WHERE instance_id = \(instanceID) ORDER BY created_at, id
+        """
+    }
+
+    static func history(from row: MySQLRow, instanceID: String) throws -> HistoryEvent {
+        let payload = MessagePayload(
+            type: try row.required("data_type", row.string), json: try row.string("event_data"), binary: try row.bytes("event_data_binary"))
+        let history: HistoryPayload = switch payload {
+        case .json(let text): .json(text)
+        case .binary(let bytes): .binary(bytes)
         }
+        return HistoryEvent(
+            id: Int64(try row.required("id", row.int)), instanceID: instanceID, activityID: try row.required("activity_id", row.string),
+            eventType: try row.required("event_type", row.string), payload: history, createdAt: try row.required("created_at", row.date))
     }
 
     static func fetchCompensations(_ instanceID: String, on connection: MySQLConnection) throws -> [CompensationRecord] {
-        try connection.query(
-            """
-            SELECT id, activity_id, activity_name, args FROM workflow_compensations
-            WHERE instance_id = \(instanceID) ORDER BY created_at DESC, id DESC
-            """
-        ).map {
-            CompensationRecord(
-                id: Int64(try $0.required("id", $0.int)), activityID: try $0.required("activity_id", $0.string),
-                name: try $0.required("activity_name", $0.string), argsJSON: try $0.required("args", $0.string))
-        }
+        try connection.query(compensationsQuery(instanceID)).map(compensation(from:))
+    }
+
+    static func compensationsQuery(_ instanceID: String) -> MySQLQuery {
+        """
+        SELECT id, activity_id, activity_name, args FROM workflow_compensations
+        WHERE instance_id = \(instanceID) ORDER BY created_at DESC, id DESC
+        """
+    }
+
+    static func compensation(from row: MySQLRow) throws -> CompensationRecord {
+        CompensationRecord(
+            id: Int64(try row.required("id", row.int)), activityID: try row.required("activity_id", row.string),
+            name: try row.required("activity_name", row.string), argsJSON: try row.required("args", row.string))
     }
 
     /// Ends an instance by `recur`: archives its history, drops its waits, claims and

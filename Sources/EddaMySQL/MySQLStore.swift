@@ -13,7 +13,7 @@ import Logging
 ///
 /// MySQL has no `LISTEN`/`NOTIFY`. Work this process makes claimable reaches its own engine at
 /// once, as on every store; work another process makes claimable is found by a light poll
-/// (``wakeUpPoll``: every 50 ms while things change, slowing to every 500 ms when nothing does).
+/// (``wakeUpPoll``: every 20 ms while things change, slowing to every 250 ms when nothing does).
 ///
 /// The shared schema's `TIMESTAMP` columns hold whole seconds. Expiries (leases, timers, receive
 /// timeouts) are stored rounded up to the next second, so none ends early: a timer fires up to a
@@ -40,7 +40,7 @@ public final class MySQLStore: WorkflowStore, ChannelStore, OutboxStore, SystemL
     /// - Throws: ``Edda/EddaUsageError`` (`.invalidConfiguration`) if MariaDB Connector/C is not
     ///   installed, with how to install it.
     public init(
-        configuration: MySQLConfiguration, wakeUpPoll: ClosedRange<Duration> = .milliseconds(50) ... .milliseconds(500),
+        configuration: MySQLConfiguration, wakeUpPoll: ClosedRange<Duration> = .milliseconds(20) ... .milliseconds(250),
         logger: Logger = Logger(label: "edda.mysql")
     ) throws {
         _ = try MariaDBClient.get()
