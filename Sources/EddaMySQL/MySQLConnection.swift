@@ -361,7 +361,7 @@ public struct MySQLRow: Sendable {
     /// `column` (a `TIMESTAMP` or `DATETIME`, in the session's UTC) as a date; `nil` for `NULL`.
     public func date(_ column: String) throws -> Date? {
         guard let text = try string(column) else { return nil }
-        guard let value = MySQLValue.parseTimestamp(text) else {
+        guard let value = Timestamp.parse(text) else {
             throw MySQLError(code: 0, message: "column '\(column)' holds '\(text.prefix(40))', not a timestamp", statement: nil)
         }
         return value

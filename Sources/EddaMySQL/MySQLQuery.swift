@@ -133,41 +133,6 @@ extension MySQLValue {
             format: "%04d-%02d-%02d %02d:%02d:%02d.%06lld", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
             Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), micros)
     }
-
-    /// Parses `YYYY-MM-DD HH:MM:SS[.ffffff]` (UTC).
-    static func parseTimestamp(_ text: String) -> Date? {
-        let bytes = Array(text.utf8)
-        guard bytes.count >= 19 else { return nil }
-        func number(_ range: Range<Int>) -> Int? {
-            var value = 0
-            for index in range {
-                let byte = bytes[index]
-                guard byte >= 48, byte <= 57 else { return nil }
-                value = value * 10 + Int(byte - 48)
-            }
-            return value
-        }
-        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
-              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19)
-        else { return nil }
-        var fraction = 0.0
-        if bytes.count > 20, bytes[19] == UInt8(ascii: ".") {
-            var scale = 0.1
-            for byte in bytes[20...] where byte >= 48 && byte <= 57 {
-                fraction += Double(byte - 48) * scale
-                scale /= 10
-            }
-        }
-        var parts = tm()
-        parts.tm_year = Int32(year - 1900)
-        parts.tm_mon = Int32(month - 1)
-        parts.tm_mday = Int32(day)
-        parts.tm_hour = Int32(hour)
-        parts.tm_min = Int32(minute)
-        parts.tm_sec = Int32(second)
-        let seconds = timegm(&parts)
-        return Date(timeIntervalSince1970: Double(seconds) + fraction)
-    }
 }
 
 extension Date {

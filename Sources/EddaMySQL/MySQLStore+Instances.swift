@@ -111,84 +111,17 @@ extension MySQLStore {
             status: try row.map { WorkflowStatus(rawValue: try $0.required("status", $0.string)) }, lockedBy: try row?.string("locked_by"))
     }
 
-    /// Applies a transition inside the caller's transaction.
+    /// Applies a transition that needs more than its batch, inside the caller's transaction: the
+    /// batch first (compare-and-set and the rows it writes), then the user's work, the successor
+    /// of `recur` and the deliveries.
     private func apply(_ transition: InstanceTransition, on connection: MySQLConnection, now: Date) throws -> TransitionOutcome {
         let id = transition.instanceID
-        var set: MySQLQuery = "updated_at = \(now)"
-        if let status = transition.newStatus { set.append(", status = \(status.rawValue)") }
-        if let output = transition.outputJSON { set.append(", output_data = \(output)") }
-        if let activity = transition.currentActivityID { set.append(", current_activity_id = \(activity)") }
-        switch transition.lock {
-        case .renew(let until): set.append(", lock_expires_at = \(until.roundedUpToSecond)")
-        case .release: set.append(", locked_by = NULL, locked_at = NULL, lock_expires_at = NULL")
-        }
-        let matched = try connection.execute(
-            """
-            UPDATE workflow_instances SET \(set)
-            WHERE instance_id = \(id) AND locked_by = \(transition.workerID)
-              AND status IN \(list: transition.expectedStatuses.map(\.rawValue))
-            """)
-        guard matched == 1 else { return try Self.rejection(id, on: connection) }
-        let status: WorkflowStatus
-        if let newStatus = transition.newStatus {
-            status = newStatus
-        } else if transition.expectedStatuses.count == 1 {
-            status = transition.expectedStatuses[0]
-        } else {
-            let row = try connection.query("SELECT status FROM workflow_instances WHERE instance_id = \(id)").first
-            status = WorkflowStatus(rawValue: try row?.string("status") ?? "running")
-        }
-        if !transition.history.isEmpty {
-            var values: MySQLQuery = ""
-            for (index, event) in transition.history.enumerated() {
-                let columns = MessagePayload(event.payload).columns
-                values.append("\(unescaped: index == 0 ? "" : ", ")(\(id), \(event.activityID), \(event.eventType), \(columns.type), \(columns.json), \(columns.binary), \(now))")
-            }
-            try connection.execute(
-                """
-                INSERT INTO workflow_history (instance_id, activity_id, event_type, data_type, event_data, event_data_binary, created_at)
-                VALUES \(values)
-                """)
-        }
-        for compensation in transition.compensations {
-            try Self.insertCompensation(compensation, instanceID: id, on: connection, now: now)
-        }
-        if !transition.outboxEvents.isEmpty {
-            var values: MySQLQuery = ""
-            for (index, event) in transition.outboxEvents.enumerated() {
-                let columns = event.payload.columns
-                values.append(
-                    """
-                    \(unescaped: index == 0 ? "" : ", ")(\(event.eventID), \(event.eventType), \(event.eventSource), \(columns.type), \(columns.json),
-                     \(columns.binary), \(event.contentType), \(now), 'pending', 0)
-                    """)
-            }
-            try connection.execute(
-                """
-                INSERT INTO outbox_events (event_id, event_type, event_source, data_type, event_data, event_data_binary,
-                                           content_type, created_at, status, retry_count)
-                VALUES \(values)
-                """)
-        }
-        if transition.removeSubscriptions {
-            try connection.execute("DELETE FROM channel_subscriptions WHERE instance_id = \(id)")
-            try connection.execute("DELETE FROM workflow_timer_subscriptions WHERE instance_id = \(id)")
-        }
-        if let timer = transition.timer {
-            // An existing timer with the same ID keeps its expiry.
-            try connection.insertUnlessDuplicate(
-                """
-                INSERT INTO workflow_timer_subscriptions (instance_id, timer_id, expires_at, activity_id, created_at)
-                VALUES (\(id), \(timer.timerID), \(timer.expiresAt.roundedUpToSecond), \(timer.activityID), \(now))
-                """)
+        let batch = TransitionBatch(transition, now: now)
+        guard case .applied(let status, _)? = try batch.outcome(try connection.runAll(batch.statements).last) else {
+            return try Self.rejection(id, on: connection)
         }
         for work in transition.work {
-            guard let work = work as? MySQLTransactionalWork else {
-                throw EddaUsageError(
-                    .invalidConfiguration,
-                    "An activity registered transactional work for another database (\(type(of: work))) "
-                        + "but this app stores its state in MySQL; use `context.mysqlTransaction`.")
-            }
+            let work = try MySQLTransactionalWork.required(work)
             do {
                 try work.body(connection)
             } catch {

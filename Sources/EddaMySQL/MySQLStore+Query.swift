@@ -6,11 +6,8 @@ extension MySQLStore {
     public func findInstances(_ query: InstanceQuery) async throws -> InstancePage {
         let validated = try query.validated()
         return try await read { connection in
-            var instances = try connection.query(Self.instanceQuery(validated)).map { try Self.instance(from: $0, withSource: true) }
-            let hasMore = instances.count > query.limit
-            if hasMore { instances.removeLast(instances.count - query.limit) }
-            let token = hasMore ? instances.last.map { "\(Timestamp.iso8601($0.startedAt))||\($0.instanceID)" } : nil
-            return InstancePage(instances: instances, nextPageToken: token, hasMore: hasMore)
+            let instances = try connection.query(Self.instanceQuery(validated)).map { try Self.instance(from: $0, withSource: true) }
+            return InstancePage(fetched: instances, limit: query.limit)
         }
     }
 

@@ -103,12 +103,7 @@ extension PostgresStore {
     ) async throws -> TransitionOutcome? {
         guard let updated = try await connection.rows(statement.query, logger: logger).first else { return nil }
         for work in transition.work {
-            guard let work = work as? PostgresTransactionalWork else {
-                throw EddaUsageError(
-                    .invalidConfiguration,
-                    "An activity registered transactional work for another database (\(type(of: work))) "
-                        + "but this app stores its state in PostgreSQL; use `context.postgresTransaction`.")
-            }
+            let work = try PostgresTransactionalWork.required(work)
             do {
                 try await work.body(connection)
             } catch {

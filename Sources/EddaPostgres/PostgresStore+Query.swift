@@ -8,13 +8,10 @@ extension PostgresStore {
         let validated = try query.validated()
         let built = Self.instanceQuery(validated)
         return try await read { connection in
-            var instances = try await connection.rows(built, logger: self.logger).map {
+            let instances = try await connection.rows(built, logger: self.logger).map {
                 try Self.instance(from: $0, withSource: true)
             }
-            let hasMore = instances.count > query.limit
-            if hasMore { instances.removeLast(instances.count - query.limit) }
-            let token = hasMore ? instances.last.map { "\(Timestamp.iso8601($0.startedAt))||\($0.instanceID)" } : nil
-            return InstancePage(instances: instances, nextPageToken: token, hasMore: hasMore)
+            return InstancePage(fetched: instances, limit: query.limit)
         }
     }
 

@@ -202,12 +202,7 @@ public final class SQLiteStore: WorkflowStore, ChannelStore, OutboxStore, System
             try insertOutboxEvent(event, in: database, timestamp: timestamp)
         }
         for work in transition.work {
-            guard let work = work as? SQLiteTransactionalWork else {
-                throw EddaUsageError(
-                    .invalidConfiguration,
-                    "An activity registered transactional work for another database (\(type(of: work))) "
-                        + "but this app stores its state in SQLite; use the SQLite form of `transaction`.")
-            }
+            let work = try SQLiteTransactionalWork.required(work)
             do {
                 try work.body(database)
             } catch {
@@ -338,13 +333,10 @@ public final class SQLiteStore: WorkflowStore, ChannelStore, OutboxStore, System
         let validated = try query.validated()
         return try await pool.read { database in
             let (sql, arguments) = SQLiteInstanceQuery.build(validated)
-            var instances = try Row.fetchAll(database, sql: sql, arguments: arguments).map {
+            let instances = try Row.fetchAll(database, sql: sql, arguments: arguments).map {
                 try Self.instance(from: $0, withSource: true)
             }
-            let hasMore = instances.count > query.limit
-            if hasMore { instances.removeLast(instances.count - query.limit) }
-            let token = hasMore ? instances.last.map { "\(Timestamp.iso8601($0.startedAt))||\($0.instanceID)" } : nil
-            return InstancePage(instances: instances, nextPageToken: token, hasMore: hasMore)
+            return InstancePage(fetched: instances, limit: query.limit)
         }
     }
 

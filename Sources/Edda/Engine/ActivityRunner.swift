@@ -134,10 +134,7 @@ struct ExecutionScope: Sendable {
     static func checkWork(_ work: [any TransactionalWork], for store: any WorkflowStore) throws {
         let storeType = type(of: store)
         for item in work where ObjectIdentifier(type(of: item).storeType) != ObjectIdentifier(storeType) {
-            throw EddaUsageError(
-                .invalidConfiguration,
-                "An activity added transactional work for \(type(of: item).storeType) (\(type(of: item))), but this app stores its "
-                    + "state in \(storeType): use that database's form (`transaction` on SQLite, `postgresTransaction` on PostgreSQL, `mysqlTransaction` on MySQL).")
+            throw TransactionalWorkMismatch.error(item, storeType: storeType)
         }
     }
 

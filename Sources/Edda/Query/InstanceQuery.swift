@@ -106,6 +106,15 @@ public struct InstancePage: Sendable {
         self.nextPageToken = nextPageToken
         self.hasMore = hasMore
     }
+
+    /// The page a store read for `query`: up to `limit + 1` instances, newest first (the one
+    /// beyond the limit only says that another page follows). The next page's token is made
+    /// here, in the form ``InstanceQuery/validated()`` reads.
+    public init(fetched: [WorkflowInstance], limit: Int) {
+        hasMore = fetched.count > limit
+        instances = hasMore ? Array(fetched.prefix(limit)) : fetched
+        nextPageToken = hasMore ? instances.last.map { "\(Timestamp.iso8601($0.startedAt))||\($0.instanceID)" } : nil
+    }
 }
 
 extension Unicode.Scalar {

@@ -235,6 +235,26 @@ public protocol TransactionalWork: Sendable {
     static var storeType: any WorkflowStore.Type { get }
 }
 
+extension TransactionalWork {
+    /// `work` as this driver's own kind; for another database's work, the usage error that
+    /// names both (the engine refuses such work before any step commits; a driver checks again).
+    public static func required(_ work: any TransactionalWork) throws -> Self {
+        guard let own = work as? Self else { throw TransactionalWorkMismatch.error(work, storeType: storeType) }
+        return own
+    }
+}
+
+/// The error for transactional work written for another database than the app's.
+enum TransactionalWorkMismatch {
+    static func error(_ work: any TransactionalWork, storeType: any WorkflowStore.Type) -> EddaUsageError {
+        EddaUsageError(
+            .invalidConfiguration,
+            "An activity added transactional work for \(type(of: work).storeType) (\(type(of: work))), but this app stores its "
+                + "state in \(storeType): use that database's form (`transaction` on SQLite, `postgresTransaction` on PostgreSQL, "
+                + "`mysqlTransaction` on MySQL).")
+    }
+}
+
 /// How a transition changes the instance lock.
 public enum LockChange: Sendable {
     /// Keep holding it and extend it to the given expiry.
