@@ -94,26 +94,29 @@ public final class MySQLStore: WorkflowStore, ChannelStore, OutboxStore, SystemL
     }
 
     public func migrate() async throws {
-        // A current database needs no lock: the lock is server-wide (the reference's name), and
-        // Python Edda skips its own migration while any database on the server holds it.
         if try await hasCurrentSchema() { return }
-        let timeout = Self.migrationLockTimeout
+        let deadline = ContinuousClock.now + .seconds(Self.migrationLockTimeout)
         try await pool.leasing { connection in
-            // One worker migrates at a time (the reference takes the same named lock); the others
-            // wait for it and then find nothing to do.
-            let locked = try await connection.thread.run {
-                try connection.query("SELECT GET_LOCK(\(MySQLSchema.migrationLockName), \(timeout)) AS locked").first?.int("locked")
-            }
-            guard locked == 1 else {
-                throw MySQLStoreError("another process held the migration lock for \(timeout) s")
+            // One worker migrates a database at a time; the others wait for it and then find
+            // nothing to do. Each wait is short (a connection's read timeout bounds one
+            // statement), repeated until the deadline.
+            let lock = MySQLSchema.migrationLockName(database: self.pool.configuration.database)
+            while true {
+                let locked = try await connection.thread.run {
+                    try connection.query("SELECT GET_LOCK(\(lock), 5) AS locked").first?.int("locked")
+                }
+                if locked == 1 { break }
+                guard ContinuousClock.now < deadline else {
+                    throw MySQLStoreError("another process held the migration lock '\(lock)' for \(Self.migrationLockTimeout) s")
+                }
             }
             do {
                 try await SchemaMigrator.migrate(MySQLSchema.migrations, on: MigrationSession(connection: connection))
             } catch {
-                _ = try? await connection.thread.run { try connection.query("SELECT RELEASE_LOCK(\(MySQLSchema.migrationLockName))") }
+                _ = try? await connection.thread.run { try connection.query("SELECT RELEASE_LOCK(\(lock))") }
                 throw error
             }
-            _ = try await connection.thread.run { try connection.query("SELECT RELEASE_LOCK(\(MySQLSchema.migrationLockName))") }
+            _ = try await connection.thread.run { try connection.query("SELECT RELEASE_LOCK(\(lock))") }
         }
     }
 

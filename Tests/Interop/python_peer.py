@@ -46,8 +46,8 @@ async def python_emitter(ctx: WorkflowContext, event_type: str) -> str:
 async def initialized(db_url: str) -> EddaApp:
     """The app, initialised. On MySQL, Python Edda 0.16.2 skips its migration when the lock
     'edda_migration' is held (GET_LOCK with no wait) and then fails on the missing tables; that lock
-    is server-wide, so a migration of any other database on the server (the tests create many at
-    once) makes it skip. Trying again is what a restarted worker would do."""
+    is server-wide, so another Python worker migrating any other database on the server (the tests
+    create many at once) makes it skip. (This library takes a lock per database.) Trying again is what a restarted worker would do."""
     for attempt in range(60):
         app = EddaApp(service_name="python-peer", db_url=db_url)
         try:
