@@ -200,7 +200,9 @@ extension MySQLStore {
         return reports
     }
 
-    /// Stores a message and delivers each waiting subscriber its oldest pending message.
+    /// Stores a message and delivers each waiting subscriber its oldest pending message. The
+    /// waiting subscribers are read without locks (see `fireDueWaits`); `wake`'s compare-and-set
+    /// decides which publisher or sweep delivers to each.
     func publish(_ message: OutgoingMessage, claim: ClaimPolicy, on connection: MySQLConnection, now: Date) throws -> DeliveryReport {
         let columns = message.payload.columns
         let inserted = try connection.insertUnlessDuplicate(
@@ -226,7 +228,7 @@ extension MySQLStore {
                 WHERE s.channel = \(message.channel) AND s.activity_id IS NOT NULL
                   AND i.status IN ('waiting_for_message', 'waiting_for_event')
                   AND (i.locked_by IS NULL OR i.lock_expires_at < \(now)) AND s.id > \(after)\(target)
-                ORDER BY s.id LIMIT \(pageSize) FOR UPDATE SKIP LOCKED
+                ORDER BY s.id LIMIT \(pageSize)
                 """)
             for row in page where !sweep.isFinished {
                 let subscription = try Subscription(row: row)
@@ -280,6 +282,11 @@ extension MySQLStore {
         return .unlocked
     }
 
+    /// The candidates (due timers, due receive timeouts, waiting subscribers with a pending
+    /// message) are read without locks; each is then taken by the compare-and-set of `wake`,
+    /// which one worker alone wins. MySQL's `FOR UPDATE` on a join locks every row it reads on
+    /// the way, in both tables: locking the scan would make a concurrent publisher's
+    /// delivery skip the very subscriber it was meant for.
     public func fireDueWaits(claim: ClaimPolicy, deadline: Date, now: Date, limit: Int) async throws -> [ClaimedInstance] {
         let names = claim.workflowNames
         guard !names.isEmpty else { return [] }
@@ -291,7 +298,7 @@ extension MySQLStore {
                 FROM workflow_timer_subscriptions t JOIN workflow_instances i ON i.instance_id = t.instance_id
                 WHERE t.expires_at <= \(deadline) AND i.status = 'waiting_for_timer' AND i.framework = \(StoredFramework.name)
                   AND (i.locked_by IS NULL OR i.lock_expires_at < \(now)) AND i.workflow_name IN \(list: names)
-                ORDER BY t.expires_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
+                ORDER BY t.expires_at LIMIT \(limit)
                 """)
             for row in timers {
                 let instanceID = try row.required("instance_id", row.string)
@@ -317,7 +324,7 @@ extension MySQLStore {
                 WHERE s.timeout_at <= \(deadline) AND s.activity_id IS NOT NULL AND i.status = 'waiting_for_message'
                   AND i.framework = \(StoredFramework.name) AND (i.locked_by IS NULL OR i.lock_expires_at < \(now))
                   AND i.workflow_name IN \(list: names)
-                ORDER BY s.timeout_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
+                ORDER BY s.timeout_at LIMIT \(limit)
                 """)
             for row in timeouts {
                 let instanceID = try row.required("instance_id", row.string)
@@ -348,7 +355,7 @@ extension MySQLStore {
                                           THEN NOT EXISTS (SELECT 1 FROM channel_message_claims c WHERE c.message_id = m.message_id)
                                           ELSE m.id > COALESCE(s.cursor_message_id, 0) END)
                                 AND \(Self.addressed(to: "s.instance_id")))
-                ORDER BY s.id LIMIT \(limit) FOR UPDATE SKIP LOCKED
+                ORDER BY s.id LIMIT \(limit)
                 """)
             for row in waiting {
                 let subscription = try Subscription(row: row)
