@@ -42,6 +42,7 @@ struct MariaDBClient: @unchecked Sendable {
     let close: @convention(c) (Handle) -> Void
     let realEscapeString: @convention(c) (Handle, UnsafeMutablePointer<CChar>, UnsafePointer<CChar>, UInt) -> UInt
     let nextResult: @convention(c) (Handle) -> Int32
+    let ping: @convention(c) (Handle) -> Int32
     let threadInit: @convention(c) () -> CChar
     let threadEnd: @convention(c) () -> Void
 
@@ -105,7 +106,7 @@ struct MariaDBClient: @unchecked Sendable {
                 freeResult: try symbol("mysql_free_result"), affectedRows: try symbol("mysql_affected_rows"),
                 insertID: try symbol("mysql_insert_id"), errno: try symbol("mysql_errno"), error: try symbol("mysql_error"),
                 close: try symbol("mysql_close"), realEscapeString: try symbol("mysql_real_escape_string"),
-                nextResult: try symbol("mysql_next_result"), threadInit: try symbol("mysql_thread_init"),
+                nextResult: try symbol("mysql_next_result"), ping: try symbol("mysql_ping"), threadInit: try symbol("mysql_thread_init"),
                 threadEnd: try symbol("mysql_thread_end"))
         } catch let error as EddaUsageError {
             return .failure(error)

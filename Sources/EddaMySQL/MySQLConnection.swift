@@ -95,6 +95,17 @@ public final class MySQLConnection: @unchecked Sendable {
     let thread: ConnectionThread
     /// Set when a call failed in a way that leaves the connection unusable.
     private(set) var isBroken = false
+    /// When the pool last had it back.
+    var returnedAt = ContinuousClock.now
+
+    /// Whether the server still answers on this connection (`mysql_ping`); after a server
+    /// restart or an idle timeout it does not, and the connection is marked broken.
+    func isAlive() -> Bool {
+        guard let handle, !isBroken else { return false }
+        if client.ping(handle) == 0 { return true }
+        isBroken = true
+        return false
+    }
 
     private init(client: MariaDBClient, thread: ConnectionThread) {
         self.client = client

@@ -71,7 +71,13 @@ final class MySQLPool: Sendable {
         }
         switch first {
         case .connection(let connection):
-            return connection
+            // A connection idle for a while may have been closed by the server (a restart,
+            // `wait_timeout`): checked first, and replaced in its place if so, so that the
+            // operation does not fail on a stale connection.
+            guard ContinuousClock.now - connection.returnedAt > Self.checkAfterIdle else { return connection }
+            if (try? await connection.thread.run { connection.isAlive() }) == true { return connection }
+            await connection.close()
+            return try await openCounted()
         case .mayOpen:
             return try await openCounted()
         case .wait(let id):
@@ -110,7 +116,11 @@ final class MySQLPool: Sendable {
             code: 2013, message: "no MySQL connection became free within \(acquireTimeout)", statement: nil))
     }
 
+    /// How long a connection may sit idle before it is checked on its next use.
+    static let checkAfterIdle = Duration.seconds(2)
+
     private func release(_ connection: MySQLConnection) async {
+        connection.returnedAt = .now
         if connection.isBroken {
             await connection.close()
             handOn(nil)

@@ -143,4 +143,31 @@ struct MySQLSpecificTests {
             #expect(try await MariaDBTestServer.execute(url, "SELECT COUNT(*) FROM schema_version") == "1\n")
         }
     }
+
+    @Test("After the server drops every connection of the store (as a restart does), the app's next operations work")
+    func connectionsDroppedByTheServer() async throws {
+        try await withBackend(.mysql) { database in
+            let url = try #require(database.mysqlURL)
+            let name = try #require(URLComponents(string: url)?.path.dropFirst()).description
+            // No background work: only these calls use the pool, so none of them meets a dead
+            // connection by chance first.
+            try await database.withApp(configure: { $0.runsBackgroundRecovery = false }) { app in
+                let step = ActivityDefinition<String, String>(name: "echo") { input, _ in input }
+                let flow = app.register(workflow: "echoes") { (input: String, context) -> String in
+                    try await context.run(step, input: input)
+                }
+                let first = try await app.run(flow, input: "before")
+                #expect(first == "before")
+                let ids = try await MariaDBTestServer.execute(
+                    url, "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = '\(name)' AND ID <> CONNECTION_ID()")
+                    .split(separator: "\n").map(String.init)
+                #expect(!ids.isEmpty, "the app holds connections")
+                for id in ids { _ = try? await MariaDBTestServer.execute(url, "KILL CONNECTION \(id)") }
+                try await Task.sleep(for: .milliseconds(2_500))
+                let second = try await app.run(flow, input: "after")
+                #expect(second == "after")
+                #expect(try await app.history(of: try await app.start(flow, input: "again")).count == 1)
+            }
+        }
+    }
 }
