@@ -36,7 +36,6 @@ struct MariaDBClient: @unchecked Sendable {
     let fetchLengths: @convention(c) (Result) -> UnsafeMutablePointer<UInt>?
     let freeResult: @convention(c) (Result) -> Void
     let affectedRows: @convention(c) (Handle) -> UInt64
-    let insertID: @convention(c) (Handle) -> UInt64
     let errno: @convention(c) (Handle) -> UInt32
     let error: @convention(c) (Handle) -> UnsafePointer<CChar>?
     let close: @convention(c) (Handle) -> Void
@@ -104,7 +103,7 @@ struct MariaDBClient: @unchecked Sendable {
                 numFields: try symbol("mysql_num_fields"), fetchFieldDirect: try symbol("mysql_fetch_field_direct"),
                 fetchRow: try symbol("mysql_fetch_row"), fetchLengths: try symbol("mysql_fetch_lengths"),
                 freeResult: try symbol("mysql_free_result"), affectedRows: try symbol("mysql_affected_rows"),
-                insertID: try symbol("mysql_insert_id"), errno: try symbol("mysql_errno"), error: try symbol("mysql_error"),
+                errno: try symbol("mysql_errno"), error: try symbol("mysql_error"),
                 close: try symbol("mysql_close"), realEscapeString: try symbol("mysql_real_escape_string"),
                 nextResult: try symbol("mysql_next_result"), ping: try symbol("mysql_ping"), threadInit: try symbol("mysql_thread_init"),
                 threadEnd: try symbol("mysql_thread_end"))

@@ -3,10 +3,15 @@ import Foundation
 
 /// How to reach a MySQL or MariaDB server.
 public struct MySQLConfiguration: Sendable, Hashable {
+    /// The server's host name or address (ignored with ``unixSocket``).
     public var host: String
+    /// The server's TCP port. Default 3306.
     public var port: Int
+    /// The user to log in as.
     public var username: String
+    /// The user's password, if it has one.
     public var password: String?
+    /// The database holding the shared schema.
     public var database: String
     /// A Unix socket to connect through instead of TCP.
     public var unixSocket: String?
@@ -21,7 +26,11 @@ public struct MySQLConfiguration: Sendable, Hashable {
     public var lockWaitTimeout: Duration = .seconds(15)
     /// Whether TLS is required (`?ssl=true` or `?ssl-mode=REQUIRED` in a URL).
     public var requiresTLS = false
+    /// Whether the server's certificate is verified too (`?ssl-mode=VERIFY_CA` or
+    /// `VERIFY_IDENTITY`); implies ``requiresTLS``.
+    public var verifiesServerCertificate = false
 
+    /// A server reached over TCP, with the defaults above for everything else.
     public init(host: String, port: Int = 3306, username: String, password: String? = nil, database: String) {
         self.host = host
         self.port = port
@@ -60,7 +69,8 @@ public struct MySQLConfiguration: Sendable, Hashable {
             connectTimeout = .seconds(timeout)
         }
         let ssl = items.first { $0.name == "ssl" || $0.name == "ssl-mode" || $0.name == "ssl_mode" }?.value?.lowercased()
-        requiresTLS = ["true", "1", "required", "require", "verify_ca", "verify_identity"].contains(ssl ?? "")
+        verifiesServerCertificate = ["verify_ca", "verify_identity"].contains(ssl ?? "")
+        requiresTLS = verifiesServerCertificate || ["true", "1", "required", "require"].contains(ssl ?? "")
     }
 }
 
@@ -68,6 +78,7 @@ public struct MySQLConfiguration: Sendable, Hashable {
 public struct MySQLError: Error, CustomStringConvertible, Sendable {
     /// The error number (`ER_DUP_ENTRY` is 1062; 2000–2999 are the client library's own).
     public let code: UInt32
+    /// The server's or the client library's message.
     public let message: String
     /// The statement, with `?` for its values.
     public let statement: String?
@@ -141,6 +152,10 @@ public final class MySQLConnection: @unchecked Sendable {
             var enforce: CChar = 1
             _ = client.options(handle, MariaDBClient.Option.sslEnforce.rawValue, &enforce)
         }
+        if configuration.verifiesServerCertificate {
+            var verify: CChar = 1
+            _ = client.options(handle, MariaDBClient.Option.sslVerifyServerCert.rawValue, &verify)
+        }
         let connected = configuration.host.withCString { host in
             configuration.username.withCString { user in
                 withOptionalCString(configuration.password) { password in
@@ -194,7 +209,7 @@ public final class MySQLConnection: @unchecked Sendable {
                 text += number.isFinite ? "\(number)" : "NULL"
             case .timestamp(let date): text += "'" + MySQLValue.timestampText(date) + "'"
             case .bytes(let bytes):
-                text += bytes.isEmpty ? "''" : "X'" + bytes.map { String(format: "%02X", $0) }.joined() + "'"
+                text += bytes.isEmpty ? "''" : "X'" + Self.hex(bytes) + "'"
             case .text(let string):
                 var utf8 = Array(string.utf8)
                 let length = utf8.count
@@ -227,6 +242,19 @@ public final class MySQLConnection: @unchecked Sendable {
         return text
     }
 
+    private static let hexDigits = Array("0123456789ABCDEF".utf8)
+
+    /// `bytes` as upper-case hexadecimal digits.
+    static func hex(_ bytes: [UInt8]) -> String {
+        var digits: [UInt8] = []
+        digits.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            digits.append(hexDigits[Int(byte >> 4)])
+            digits.append(hexDigits[Int(byte & 0x0F)])
+        }
+        return String(decoding: digits, as: UTF8.self)
+    }
+
     /// Runs a statement; returns how many rows it matched (changed, inserted or deleted).
     @discardableResult
     public func execute(_ query: MySQLQuery) throws -> Int {
@@ -238,15 +266,25 @@ public final class MySQLConnection: @unchecked Sendable {
         try run(query).rows
     }
 
-    /// Runs `body` in a transaction: committed if it returns, rolled back if it throws.
+    /// Transactions begun with ``transaction(_:)`` (or by the store) and not yet ended.
+    private var transactionDepth = 0
+
+    /// Runs `body` in a transaction: committed if it returns, rolled back if it throws. Inside
+    /// another transaction (your SQL in a step's transaction, ``ActivityContext/mysqlTransaction(_:)``)
+    /// it is a savepoint of that one: rolled back alone if `body` throws, committed only with
+    /// the outer transaction. (A `START TRANSACTION` of your own there would commit the step's
+    /// transaction early; use this instead.)
     public func transaction<T>(_ body: () throws -> T) throws -> T {
-        try execute("START TRANSACTION")
+        let savepoint = transactionDepth == 0 ? nil : "edda_savepoint_\(transactionDepth)"
+        try execute(savepoint.map { "SAVEPOINT \(unescaped: $0)" } ?? "START TRANSACTION")
+        transactionDepth += 1
+        defer { transactionDepth -= 1 }
         do {
             let result = try body()
-            try execute("COMMIT")
+            try execute(savepoint.map { "RELEASE SAVEPOINT \(unescaped: $0)" } ?? "COMMIT")
             return result
         } catch {
-            if !isBroken { _ = try? execute("ROLLBACK") }
+            if !isBroken { _ = try? execute(savepoint.map { "ROLLBACK TO SAVEPOINT \(unescaped: $0)" } ?? "ROLLBACK") }
             throw error
         }
     }
@@ -271,7 +309,8 @@ public final class MySQLConnection: @unchecked Sendable {
             text += try render(statement)
         }
         guard let handle else { throw lastError(statements.first) }
-        let status = text.withCString { client.realQuery(handle, $0, UInt(strlen($0))) }
+        // Escaped values hold no NUL byte, so the text is one C string.
+        let status = text.withCString { client.realQuery(handle, $0, UInt(text.utf8.count)) }
         guard status == 0 else { throw lastError(statements.first) }
         var outcomes: [Outcome] = []
         while true {

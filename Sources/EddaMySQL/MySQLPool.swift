@@ -26,15 +26,7 @@ final class MySQLPool: Sendable {
     /// Runs `body` on a pooled connection's thread.
     @discardableResult
     func withConnection<T: Sendable>(_ body: @escaping @Sendable (MySQLConnection) throws -> T) async throws -> T {
-        let connection = try await acquire()
-        let result: Result<T, any Error>
-        do {
-            result = .success(try await connection.thread.run { try body(connection) })
-        } catch {
-            result = .failure(error)
-        }
-        await release(connection)
-        return try result.get()
+        try await leasing { connection in try await connection.thread.run { try body(connection) } }
     }
 
     /// Holds a pooled connection while `body` runs (for work that spans several calls on one

@@ -59,27 +59,40 @@ extension MySQLStore {
     }
 
     public func claim(instanceID: String, workerID: String, leaseUntil: Date, now: Date) async throws -> ClaimedInstance? {
-        try await transaction { connection in
-            let claimed = try connection.execute(
+        // One round trip: the compare-and-set and the reads replay needs (useless, and
+        // ignored, when the compare-and-set did not match).
+        try await read { connection in
+            let outcomes = try connection.transactionBatch([
                 """
                 UPDATE workflow_instances SET locked_by = \(workerID), locked_at = \(now), lock_expires_at = \(leaseUntil.roundedUpToSecond),
                     updated_at = \(now)
                 WHERE instance_id = \(instanceID) AND framework = \(StoredFramework.name)
                   AND status IN ('running', 'compensating') AND (locked_by IS NULL OR lock_expires_at < \(now))
-                """)
-            guard claimed == 1 else { return nil }
-            return try Self.claimedInstance(instanceID, on: connection)
+                """,
+            ] + Self.claimedInstanceQueries(instanceID))
+            guard outcomes[0].affectedRows == 1 else { return nil }
+            return try Self.claimedInstance(instanceID, from: outcomes.dropFirst())
         }
     }
 
     /// An instance just claimed, with everything replay needs (read in one round trip).
     static func claimedInstance(_ instanceID: String, on connection: MySQLConnection) throws -> ClaimedInstance? {
-        let results = try connection.runAll([
+        try claimedInstance(instanceID, from: try connection.runAll(claimedInstanceQueries(instanceID))[...])
+    }
+
+    /// The instance, its subscriptions, history and compensations.
+    static func claimedInstanceQueries(_ instanceID: String) -> [MySQLQuery] {
+        [
             instanceQuery(instanceID, withSource: false),
             "SELECT channel, mode FROM channel_subscriptions WHERE instance_id = \(instanceID)",
             historyQuery(instanceID),
             compensationsQuery(instanceID),
-        ])
+        ]
+    }
+
+    /// The claimed instance from the outcomes of ``claimedInstanceQueries(_:)``.
+    static func claimedInstance(_ instanceID: String, from results: ArraySlice<MySQLConnection.Outcome>) throws -> ClaimedInstance? {
+        let results = Array(results)
         guard let row = results[0].rows.first else { return nil }
         var subscriptions: [String: String] = [:]
         for row in results[1].rows {
@@ -180,17 +193,18 @@ extension MySQLStore {
 
     public func renewLocks(instanceIDs: [String], workerID: String, leaseUntil: Date, now: Date) async throws -> [String: WorkflowStatus] {
         guard !instanceIDs.isEmpty else { return [:] }
-        return try await transaction { connection in
-            // `updated_at = updated_at`: a renewal is not a change (the column would otherwise
-            // take the server's time, `ON UPDATE CURRENT_TIMESTAMP`).
-            try connection.execute(
+        return try await read { connection in
+            // One round trip. `updated_at = updated_at`: a renewal is not a change (the column
+            // would otherwise take the server's time, `ON UPDATE CURRENT_TIMESTAMP`).
+            let outcomes = try connection.transactionBatch([
                 """
                 UPDATE workflow_instances SET lock_expires_at = \(leaseUntil.roundedUpToSecond), updated_at = updated_at
                 WHERE instance_id IN \(list: instanceIDs) AND locked_by = \(workerID)
-                """)
+                """,
+                "SELECT instance_id, status FROM workflow_instances WHERE instance_id IN \(list: instanceIDs) AND locked_by = \(workerID)",
+            ])
             var held: [String: WorkflowStatus] = [:]
-            for row in try connection.query(
-                "SELECT instance_id, status FROM workflow_instances WHERE instance_id IN \(list: instanceIDs) AND locked_by = \(workerID)") {
+            for row in outcomes[1].rows {
                 held[try row.required("instance_id", row.string)] = WorkflowStatus(rawValue: try row.required("status", row.string))
             }
             return held

@@ -170,4 +170,41 @@ struct MySQLSpecificTests {
             }
         }
     }
+
+    @Test("A transaction inside the step's transaction is a savepoint: rolled back alone, and committed only with the step")
+    func nestedTransaction() async throws {
+        try await withBackend(.mysql) { database in
+            let url = try #require(database.mysqlURL)
+            _ = try await MariaDBTestServer.execute(url, "CREATE TABLE notes (text VARCHAR(64) PRIMARY KEY)")
+            try await database.withApp { app in
+                struct Undo: Error {}
+                let write = ActivityDefinition<String, String>(
+                    name: "write", retryPolicy: RetryPolicy(initialInterval: .milliseconds(10), maxAttempts: 2)
+                ) { input, context in
+                    let attempt = context.attempt
+                    context.mysqlTransaction { connection in
+                        try connection.execute("INSERT INTO notes (text) VALUES (\("\(attempt)-kept"))")
+                        _ = try? connection.transaction {
+                            try connection.execute("INSERT INTO notes (text) VALUES (\("\(attempt)-undone"))")
+                            throw Undo()
+                        }
+                        try connection.transaction {
+                            try connection.execute("INSERT INTO notes (text) VALUES (\("\(attempt)-inner"))")
+                        }
+                        // The first attempt fails after its inner transactions ended: none of
+                        // its rows may stay (a real inner transaction would have committed them).
+                        if attempt == 1 { throw Undo() }
+                    }
+                    return input
+                }
+                let flow = app.register(workflow: "writer") { (input: String, context) -> String in
+                    try await context.run(write, input: input)
+                }
+                let result = try await app.run(flow, input: "a")
+                #expect(result == "a")
+            }
+            let rows = try await MariaDBTestServer.execute(url, "SELECT text FROM notes ORDER BY text")
+            #expect(rows.split(separator: "\n").map(String.init) == ["2-inner", "2-kept"])
+        }
+    }
 }
