@@ -83,6 +83,7 @@ public struct MySQLError: Error, CustomStringConvertible, Sendable {
     /// The statement, with `?` for its values.
     public let statement: String?
 
+    /// The number, the message and the statement.
     public var description: String {
         statement.map { "MySQL error \(code): \(message) (in: \($0.prefix(200)))" } ?? "MySQL error \(code): \(message)"
     }

@@ -105,7 +105,10 @@ final class MySQLPool: Sendable {
             return state.waiters.remove(at: index).continuation
         }
         waiter?.resume(throwing: MySQLError(
-            code: 2013, message: "no MySQL connection became free within \(acquireTimeout)", statement: nil))
+            code: 2013,
+            message: "no MySQL connection became free within \(acquireTimeout); raise pool_size (now \(configuration.maximumConnections)) "
+                + "or keep slow work out of mysqlTransaction blocks",
+            statement: nil))
     }
 
     /// How long a connection may sit idle before it is checked on its next use.

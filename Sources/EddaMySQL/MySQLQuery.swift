@@ -3,12 +3,17 @@ import Foundation
 
 /// A value in a ``MySQLQuery``: sent as an escaped literal, never as SQL text.
 public enum MySQLValue: Sendable, Hashable {
+    /// SQL `NULL`.
     case null
+    /// Text, escaped for the connection's character set.
     case text(String)
+    /// An integer.
     case integer(Int64)
+    /// A number (a non-finite one is sent as `NULL`).
     case double(Double)
     /// A point in time, sent as UTC with microseconds (`'2026-12-01 10:00:00.250000'`).
     case timestamp(Date)
+    /// Bytes, sent as a hexadecimal literal.
     case bytes([UInt8])
 }
 
@@ -31,10 +36,12 @@ public struct MySQLQuery: Sendable, ExpressibleByStringInterpolation, CustomStri
 
     var parts: [Part]
 
+    /// A statement with no values.
     public init(stringLiteral value: String) {
         parts = [.sql(value)]
     }
 
+    /// A statement with its interpolated values.
     public init(stringInterpolation: StringInterpolation) {
         parts = stringInterpolation.parts
     }
@@ -59,11 +66,14 @@ public struct MySQLQuery: Sendable, ExpressibleByStringInterpolation, CustomStri
         parts += other.parts
     }
 
+    /// Builds a ``MySQLQuery`` from a string literal: literal text is SQL, interpolations are values.
     public struct StringInterpolation: StringInterpolationProtocol {
         var parts: [Part] = []
 
+        /// An empty statement.
         public init(literalCapacity: Int, interpolationCount: Int) {}
 
+        /// SQL text from the literal.
         public mutating func appendLiteral(_ literal: String) {
             parts.append(.sql(literal))
         }
@@ -73,34 +83,42 @@ public struct MySQLQuery: Sendable, ExpressibleByStringInterpolation, CustomStri
             parts.append(.sql(text))
         }
 
+        /// A value, sent escaped.
         public mutating func appendInterpolation(_ value: MySQLValue) {
             parts.append(.value(value))
         }
 
+        /// Text, sent escaped; `nil` is `NULL`.
         public mutating func appendInterpolation(_ value: String?) {
             parts.append(.value(value.map(MySQLValue.text) ?? .null))
         }
 
+        /// An integer; `nil` is `NULL`.
         public mutating func appendInterpolation(_ value: Int?) {
             parts.append(.value(value.map { .integer(Int64($0)) } ?? .null))
         }
 
+        /// An integer; `nil` is `NULL`.
         public mutating func appendInterpolation(_ value: Int64?) {
             parts.append(.value(value.map(MySQLValue.integer) ?? .null))
         }
 
+        /// A number (a non-finite one is `NULL`); `nil` is `NULL`.
         public mutating func appendInterpolation(_ value: Double?) {
             parts.append(.value(value.map(MySQLValue.double) ?? .null))
         }
 
+        /// `1` or `0`.
         public mutating func appendInterpolation(_ value: Bool) {
             parts.append(.value(.integer(value ? 1 : 0)))
         }
 
+        /// A point in time, in UTC with microseconds; `nil` is `NULL`.
         public mutating func appendInterpolation(_ value: Date?) {
             parts.append(.value(value.map(MySQLValue.timestamp) ?? .null))
         }
 
+        /// Bytes, as a hexadecimal literal; `nil` is `NULL`.
         public mutating func appendInterpolation(_ value: [UInt8]?) {
             parts.append(.value(value.map(MySQLValue.bytes) ?? .null))
         }
@@ -111,6 +129,7 @@ public struct MySQLQuery: Sendable, ExpressibleByStringInterpolation, CustomStri
             parts.append(.list(values.map(MySQLValue.text)))
         }
 
+        /// Another statement's text and values, inserted in place.
         public mutating func appendInterpolation(_ query: MySQLQuery) {
             parts += query.parts
         }

@@ -107,7 +107,9 @@ public final class MySQLStore: WorkflowStore, ChannelStore, OutboxStore, SystemL
                 }
                 if locked == 1 { break }
                 guard ContinuousClock.now < deadline else {
-                    throw MySQLStoreError("another process held the migration lock '\(lock)' for \(Self.migrationLockTimeout) s")
+                    throw MySQLStoreError(
+                        "another session held the migration lock '\(lock)' for \(Self.migrationLockTimeout) s; "
+                            + "find it with SELECT IS_USED_LOCK('\(lock)') and end it if it is stuck")
                 }
             }
             do {
