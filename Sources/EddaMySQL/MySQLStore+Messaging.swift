@@ -271,6 +271,13 @@ extension MySQLStore {
         } else {
             lock = "locked_by = NULL, locked_at = NULL, lock_expires_at = NULL"
         }
+        // An instance another transaction holds (another publisher's or sweep's wake, a receive
+        // registering its wait) is passed over, not waited for: whoever holds it delivers, or the
+        // waiting-subscriber sweep does later. Waiting here made publishers queue behind long
+        // sweeps until the lock wait timed out.
+        guard !(try connection.query(
+            "SELECT instance_id FROM workflow_instances WHERE instance_id = \(instanceID) FOR UPDATE SKIP LOCKED").isEmpty)
+        else { return .notWaiting }
         let woken = try connection.execute(
             """
             UPDATE workflow_instances SET status = 'running', \(lock), updated_at = \(now)
@@ -284,7 +291,7 @@ extension MySQLStore {
 
     /// The candidates (due timers, due receive timeouts, waiting subscribers with a pending
     /// message) are read without locks; each is then taken by the compare-and-set of `wake`,
-    /// which one worker alone wins. MySQL's `FOR UPDATE` on a join locks every row it reads on
+    /// which one worker alone wins (and which passes over an instance another transaction holds). MySQL's `FOR UPDATE` on a join locks every row it reads on
     /// the way, in both tables: locking the scan would make a concurrent publisher's
     /// delivery skip the very subscriber it was meant for.
     public func fireDueWaits(claim: ClaimPolicy, deadline: Date, now: Date, limit: Int) async throws -> [ClaimedInstance] {
