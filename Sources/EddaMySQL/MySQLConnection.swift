@@ -387,6 +387,11 @@ public struct MySQLRow: Sendable {
     let columns: Columns
     let values: [[UInt8]?]
 
+    /// Whether the result has a column named `column`.
+    public func contains(_ column: String) -> Bool {
+        columns.names[column] != nil
+    }
+
     /// The raw value of `column`; `nil` for SQL `NULL`.
     public func bytes(_ column: String) throws -> [UInt8]? {
         guard let index = columns.names[column] else {

@@ -5,23 +5,11 @@ import PostgresNIO
 
 /// Timers, channel subscriptions, receives, publishing and delivery, and system locks.
 extension PostgresStore {
-    /// A row of `channel_subscriptions`.
-    struct Subscription {
-        let id: Int
-        let instanceID: String
-        let channel: String
-        let mode: String
-        let activityID: String?
-        let cursor: Int
-
-        init(row: PostgresRandomAccessRow) throws {
-            id = try row.value("subscription_id")
-            instanceID = try row.value("instance_id")
-            channel = try row.value("channel")
-            mode = try row.value("mode")
-            activityID = try row.value("activity_id")
-            cursor = try row.value("cursor_message_id", as: Int?.self) ?? 0
-        }
+    static func subscription(row: PostgresRandomAccessRow) throws -> ChannelSubscription {
+        ChannelSubscription(
+            id: Int64(try row.value("subscription_id", as: Int.self)), instanceID: try row.value("instance_id"),
+            channel: try row.value("channel"), mode: try row.value("mode"), activityID: try row.value("activity_id"),
+            cursor: Int64(try row.value("cursor_message_id", as: Int?.self) ?? 0))
     }
 
     static let subscriptionColumns = "s.id AS subscription_id, s.instance_id, s.channel, s.mode, s.activity_id, s.cursor_message_id"
@@ -40,41 +28,86 @@ extension PostgresStore {
         instanceID: String, workerID: String, channel: String, mode: SubscriptionMode?, now: Date
     ) async throws -> SubscriptionOutcome {
         try await transaction { connection in
-            if let rejection = try await self.checkHolder(instanceID, workerID: workerID, on: connection) {
-                return .rejected(status: rejection.status, lockedBy: rejection.lockedBy)
-            }
-            guard let mode else {
-                try await connection.query(
-                    "DELETE FROM channel_subscriptions WHERE instance_id = \(instanceID) AND channel = \(channel)", logger: self.logger)
-                return .applied
-            }
-            if let existing = try await self.subscribe(instanceID, channel: channel, mode: mode, on: connection, now: now) {
-                return .modeConflict(existingMode: existing)
-            }
-            return .applied
+            var sequence = ReceiveSequence(updating: channel, of: instanceID, to: mode, workerID: workerID)
+            try await sequence.run { try await self.perform($0, on: connection, now: now) }
+            return sequence.subscriptionOutcome
         }
     }
 
-    /// `nil` if `workerID` holds the instance (row locked) and it is `running`.
-    func checkHolder(_ instanceID: String, workerID: String, on connection: PostgresConnection) async throws
-        -> (status: WorkflowStatus?, lockedBy: String?)?
-    {
-        let row = try await connection.rows(
-            "SELECT status, locked_by FROM workflow_instances WHERE instance_id = \(instanceID) FOR UPDATE", logger: logger
-        ).first
-        let status = try row.map { WorkflowStatus(rawValue: try $0.value("status")) }
-        let lockedBy: String? = try row?.value("locked_by")
-        if status == .running, lockedBy == workerID { return nil }
-        return (status, lockedBy)
+    public func receive(_ request: ReceiveRequest, now: Date) async throws -> ReceiveOutcome {
+        do {
+            return try await transaction { connection in
+                var sequence = ReceiveSequence(request)
+                try await sequence.run { try await self.perform($0, on: connection, now: now) }
+                if sequence.rollsBack { throw RolledBack(sequence.outcome) }
+                return sequence.outcome
+            }
+        } catch let rolledBack as RolledBack {
+            return rolledBack.outcome
+        }
     }
 
-    func subscription(_ instanceID: String, channel: String, on connection: PostgresConnection) async throws -> Subscription? {
+    /// Carries out one step of a receive or subscription change (see ``ReceiveSequence``).
+    func perform(_ effect: ReceiveEffect, on connection: PostgresConnection, now: Date) async throws -> ReceiveAnswer {
+        switch effect {
+        case .checkHolder(let instanceID, let workerID):
+            let row = try await connection.rows(
+                "SELECT status, locked_by FROM workflow_instances WHERE instance_id = \(instanceID) FOR UPDATE", logger: logger
+            ).first
+            let status = try row.map { WorkflowStatus(rawValue: try $0.value("status")) }
+            let lockedBy: String? = try row?.value("locked_by")
+            return .holder(status == .running && lockedBy == workerID ? nil : HolderMismatch(status: status, lockedBy: lockedBy))
+        case .findSubscription(let instanceID, let channel):
+            return .subscription(try await subscription(instanceID, channel: channel, on: connection))
+        case .subscribe(let instanceID, let channel, let mode):
+            return .subscribed(conflictingMode: try await subscribe(instanceID, channel: channel, mode: mode, on: connection, now: now))
+        case .unsubscribe(let instanceID, let channel):
+            try await connection.query(
+                "DELETE FROM channel_subscriptions WHERE instance_id = \(instanceID) AND channel = \(channel)", logger: logger)
+        case .insertCompensations(let instanceID, let compensations):
+            for compensation in compensations {
+                try await insertCompensation(compensation, instanceID: instanceID, on: connection, now: now)
+            }
+        case .findPendingMessage(let subscription):
+            return .pendingMessage(try await pendingMessage(for: subscription, on: connection))
+        case .record(let instanceID, let event, let consumption):
+            guard try await insertHistory(event, instanceID: instanceID, on: connection, now: now, ifAbsent: true) else { return .recorded(false) }
+            switch consumption {
+            case .deleteMessage(let messageID):
+                try await connection.query("DELETE FROM channel_messages WHERE message_id = \(messageID)", logger: logger)
+            case .advanceCursor(let subscriptionID, let rowID):
+                try await connection.query(
+                    "UPDATE channel_subscriptions SET cursor_message_id = \(rowID) WHERE id = \(subscriptionID)", logger: logger)
+            }
+            return .recorded(true)
+        case .keepRunning(let instanceID, let activityID, let leaseUntil):
+            try await connection.query(
+                """
+                UPDATE workflow_instances SET current_activity_id = \(activityID), lock_expires_at = \(leaseUntil), updated_at = \(now)
+                WHERE instance_id = \(instanceID)
+                """, logger: logger)
+        case .suspend(let instanceID, let subscriptionID, let activityID, let timeoutAt):
+            try await connection.query(
+                "UPDATE channel_subscriptions SET activity_id = \(activityID), timeout_at = \(timeoutAt) WHERE id = \(subscriptionID)",
+                logger: logger)
+            try await connection.query(
+                """
+                UPDATE workflow_instances SET status = 'waiting_for_message', current_activity_id = \(activityID),
+                    updated_at = \(now), locked_by = NULL, locked_at = NULL, lock_expires_at = NULL
+                WHERE instance_id = \(instanceID)
+                """, logger: logger)
+            if timeoutAt != nil { try await notify(NotifyChannel.waits, "{}", on: connection) }
+        }
+        return .done
+    }
+
+    func subscription(_ instanceID: String, channel: String, on connection: PostgresConnection) async throws -> ChannelSubscription? {
         try await connection.rows(
             """
             SELECT \(unescaped: Self.subscriptionColumns) FROM channel_subscriptions s
             WHERE s.instance_id = \(instanceID) AND s.channel = \(channel)
             """, logger: logger
-        ).first.map(Subscription.init(row:))
+        ).first.map(Self.subscription(row:))
     }
 
     /// Subscribes unless subscribed already; returns the conflicting existing mode, if any.
@@ -97,11 +130,11 @@ extension PostgresStore {
     }
 
     /// The oldest message the subscription has not received, locked against other consumers.
-    func pendingMessage(for subscription: Subscription, on connection: PostgresConnection) async throws -> StoredMessage? {
+    func pendingMessage(for subscription: ChannelSubscription, on connection: PostgresConnection) async throws -> StoredMessage? {
         var builder = QueryBuilder()
         let channel = builder.bind(subscription.channel)
         let condition: String
-        if subscription.mode == "competing" {
+        if subscription.isCompeting {
             condition = "NOT EXISTS (SELECT 1 FROM channel_message_claims c WHERE c.message_id = m.message_id)"
         } else {
             condition = "m.id > \(builder.bind(subscription.cursor))"
@@ -123,81 +156,6 @@ extension PostgresStore {
             metadataJSON: try row.value("metadata"), publishedAt: try row.value("published_at"))
     }
 
-    /// Records `message` as received under `activityID` and consumes it; `false` if the step
-    /// already has a history row.
-    func consume(
-        _ message: StoredMessage, by subscription: Subscription, activityID: String, ownInstance: Bool,
-        on connection: PostgresConnection, now: Date
-    ) async throws -> Bool {
-        let payload = MessageHistory.payload(message, ownInstance: ownInstance)
-        let recorded = try await insertHistory(
-            NewHistoryEvent(activityID: activityID, eventType: HistoryEventType.channelMessageReceived, payload: payload),
-            instanceID: subscription.instanceID, on: connection, now: now, ifAbsent: true)
-        guard recorded else { return false }
-        if subscription.mode == "competing" {
-            try await connection.query("DELETE FROM channel_messages WHERE message_id = \(message.messageID)", logger: logger)
-        } else {
-            try await connection.query(
-                "UPDATE channel_subscriptions SET cursor_message_id = \(Int(message.rowID)) WHERE id = \(subscription.id)", logger: logger)
-        }
-        return true
-    }
-
-    func clearWait(_ subscriptionID: Int, on connection: PostgresConnection) async throws {
-        try await connection.query(
-            "UPDATE channel_subscriptions SET activity_id = NULL, timeout_at = NULL WHERE id = \(subscriptionID)", logger: logger)
-    }
-
-    public func receive(_ request: ReceiveRequest, now: Date) async throws -> ReceiveOutcome {
-        do {
-            return try await transaction { connection in
-                if let rejection = try await self.checkHolder(request.instanceID, workerID: request.workerID, on: connection) {
-                    return .rejected(status: rejection.status, lockedBy: rejection.lockedBy)
-                }
-                var subscription = try await self.subscription(request.instanceID, channel: request.channel, on: connection)
-                if subscription == nil {
-                    guard request.subscribesIfNeeded else { return .notSubscribed }
-                    if let existing = try await self.subscribe(request.instanceID, channel: request.channel, mode: .broadcast, on: connection, now: now) {
-                        return .modeConflict(existingMode: existing)
-                    }
-                    subscription = try await self.subscription(request.instanceID, channel: request.channel, on: connection)
-                }
-                guard let subscription else { return .notSubscribed }
-                for compensation in request.compensations {
-                    try await self.insertCompensation(compensation, instanceID: request.instanceID, on: connection, now: now)
-                }
-                if let message = try await self.pendingMessage(for: subscription, on: connection) {
-                    guard try await self.consume(
-                        message, by: subscription, activityID: request.activityID, ownInstance: true, on: connection, now: now)
-                    else { throw AlreadyRecorded() }
-                    try await connection.query(
-                        """
-                        UPDATE workflow_instances SET current_activity_id = \(request.activityID), lock_expires_at = \(request.leaseUntil),
-                            updated_at = \(now)
-                        WHERE instance_id = \(request.instanceID)
-                        """, logger: self.logger)
-                    return .received(message)
-                }
-                try await connection.query(
-                    "UPDATE channel_subscriptions SET activity_id = \(request.activityID), timeout_at = \(request.timeoutAt) WHERE id = \(subscription.id)",
-                    logger: self.logger)
-                try await connection.query(
-                    """
-                    UPDATE workflow_instances SET status = 'waiting_for_message', current_activity_id = \(request.activityID),
-                        updated_at = \(now), locked_by = NULL, locked_at = NULL, lock_expires_at = NULL
-                    WHERE instance_id = \(request.instanceID)
-                    """, logger: self.logger)
-                if request.timeoutAt != nil { try await self.notify(NotifyChannel.waits, "{}", on: connection) }
-                return .suspended
-            }
-        } catch is AlreadyRecorded {
-            return .alreadyRecorded
-        }
-    }
-
-    /// Thrown inside `receive`'s transaction to roll it back.
-    private struct AlreadyRecorded: Error {}
-
     public func publish(_ messages: [OutgoingMessage], claim: ClaimPolicy, now: Date) async throws -> [DeliveryReport] {
         try await transaction { connection in
             var reports: [DeliveryReport] = []
@@ -210,194 +168,183 @@ extension PostgresStore {
 
     /// Stores a message and delivers each waiting subscriber its oldest pending message.
     func publish(_ message: OutgoingMessage, claim: ClaimPolicy, on connection: PostgresConnection, now: Date) async throws -> DeliveryReport {
-        let columns = message.payload.columns
-        let inserted = try await connection.count(
-            """
-            INSERT INTO channel_messages (channel, message_id, data_type, data, data_binary, metadata, published_at)
-            VALUES (\(message.channel), \(message.messageID), \(columns.type), \(columns.json), \(columns.binary),
-                    \(message.metadataJSON), \(now))
-            ON CONFLICT (message_id) DO NOTHING RETURNING 1
-            """, logger: logger)
-        guard inserted == 1 else {
-            return DeliveryReport(messageID: message.messageID, deliveredTo: [], claimed: [], isDuplicate: true)
-        }
-        var delivered: [String] = []
-        var claimed: [ClaimedInstance] = []
-        var sweep = DeliverySweep(publishing: message.messageID)
-        var after = 0
-        while !sweep.isFinished {
-            var builder = QueryBuilder()
-            var sql = """
-                SELECT \(Self.waiterColumns)
-                FROM channel_subscriptions s JOIN workflow_instances i ON i.instance_id = s.instance_id
-                WHERE s.channel = \(builder.bind(message.channel)) AND s.activity_id IS NOT NULL
-                  AND i.status IN ('waiting_for_message', 'waiting_for_event')
-                  AND (i.locked_by IS NULL OR i.lock_expires_at < \(builder.bind(now))) AND s.id > \(builder.bind(after))
-                """
-            if let target = message.targetInstanceID { sql += " AND s.instance_id = \(builder.bind(target))" }
-            let pageSize = sweep.pageSize
-            builder.sql = sql + " ORDER BY s.id LIMIT \(builder.bind(pageSize)) FOR UPDATE OF s SKIP LOCKED"
-            let page = try await connection.rows(builder.query, logger: logger)
-            for row in page where !sweep.isFinished {
-                let subscription = try Subscription(row: row)
-                after = subscription.id
-                guard let activityID = subscription.activityID else { continue }
-                guard let next = try await pendingMessage(for: subscription, on: connection) else {
-                    sweep.record(.nothingPending, mode: subscription.mode)
-                    continue
-                }
-                let own = try row.value("framework", as: String.self) == StoredFramework.name
-                // Wake first: the wake-up re-reads the instance under its row lock, so if another
-                // writer took the instance meanwhile (another framework's delivery takes its lock
-                // before writing), nothing is consumed and the wait stays registered. Consuming
-                // first left a consumed message beside an instance that waited for ever.
-                let woken = try await wake(subscription.instanceID, row: row, claim: claim, on: connection, now: now)
-                guard woken != .notWaiting else { continue }
-                try await clearWait(subscription.id, on: connection)
-                guard try await consume(next, by: subscription, activityID: activityID, ownInstance: own, on: connection, now: now) else {
-                    sweep.record(.alreadyRecorded, mode: subscription.mode)
-                    continue
-                }
-                sweep.record(.consumed(messageID: next.messageID), mode: subscription.mode)
-                if next.messageID == message.messageID { delivered.append(subscription.instanceID) }
-                if woken == .claimed, let instance = try await claimedInstance(subscription.instanceID, on: connection) {
-                    claimed.append(instance)
-                }
-            }
-            sweep.read(page: page.count, of: pageSize)
-        }
-        return DeliveryReport(messageID: message.messageID, deliveredTo: delivered, claimed: claimed)
-    }
-
-    /// Makes a waiting instance `running`: locked by the claiming worker if it runs the
-    /// instance's workflow, else unlocked and announced to the other workers.
-    func wake(
-        _ instanceID: String, row: PostgresRandomAccessRow, claim: ClaimPolicy, on connection: PostgresConnection, now: Date
-    ) async throws -> WakeOutcome {
-        let workflowName: String = try row.value("workflow_name")
-        let waiting = """
-            status IN ('waiting_for_timer', 'waiting_for_message', 'waiting_for_event')
-            """
-        let waking = claim.wake(
-            framework: try row.value("framework"), workflowName: workflowName, storedSeconds: try row.value("lock_timeout_seconds"),
-            now: now)
-        if case .claim(let leaseUntil) = waking {
-            let woken = try await connection.count(
-                """
-                UPDATE workflow_instances SET status = 'running', locked_by = \(claim.workerID), locked_at = \(now),
-                    lock_expires_at = \(leaseUntil), updated_at = \(now)
-                WHERE instance_id = \(instanceID) AND \(unescaped: waiting) AND (locked_by IS NULL OR lock_expires_at < \(now))
-                RETURNING 1
-                """, logger: logger)
-            return woken == 1 ? .claimed : .notWaiting
-        }
-        let woken = try await connection.count(
-            """
-            UPDATE workflow_instances SET status = 'running', locked_by = NULL, locked_at = NULL, lock_expires_at = NULL,
-                updated_at = \(now)
-            WHERE instance_id = \(instanceID) AND \(unescaped: waiting) AND (locked_by IS NULL OR lock_expires_at < \(now))
-            RETURNING 1
-            """, logger: logger)
-        guard woken == 1 else { return .notWaiting }
-        try await notifyResumable(instanceID, workflowName: workflowName, on: connection)
-        return .unlocked
+        var sweep = WakeUpSweep.delivery(of: message, claim: claim, now: now)
+        try await sweep.run { try await self.perform($0, on: connection, now: now) }
+        return sweep.report
     }
 
     public func fireDueWaits(claim: ClaimPolicy, deadline: Date, now: Date, limit: Int) async throws -> [ClaimedInstance] {
-        let names = claim.workflowNames
-        guard !names.isEmpty else { return [] }
+        guard !claim.workflowNames.isEmpty else { return [] }
         return try await transaction { connection in
-            var claimed: [ClaimedInstance] = []
-            let timers = try await connection.rows(
-                """
-                SELECT t.id, t.instance_id, t.timer_id, t.expires_at, t.activity_id, i.framework, i.workflow_name, i.lock_timeout_seconds
-                FROM workflow_timer_subscriptions t JOIN workflow_instances i ON i.instance_id = t.instance_id
-                WHERE t.expires_at <= \(deadline) AND i.status = 'waiting_for_timer' AND i.framework = \(StoredFramework.name)
-                  AND (i.locked_by IS NULL OR i.lock_expires_at < \(now)) AND i.workflow_name = ANY(\(names))
-                ORDER BY t.expires_at LIMIT \(limit) FOR UPDATE OF t SKIP LOCKED
-                """, logger: self.logger)
-            for row in timers {
-                let instanceID: String = try row.value("instance_id")
-                let timerID: String = try row.value("timer_id")
-                let activityID: String = try row.value("activity_id") ?? timerID
-                let wake = try await self.wake(instanceID, row: row, claim: claim, on: connection, now: now)
-                guard wake != .notWaiting else { continue }
-                try await connection.query("DELETE FROM workflow_timer_subscriptions WHERE id = \(try row.value("id", as: Int.self))", logger: self.logger)
-                try await self.insertHistory(
-                    NewHistoryEvent(
-                        activityID: activityID, eventType: HistoryEventType.timerExpired,
-                        payload: .json(StepPayloads.timerExpired(timerID: timerID, expiresAt: try row.value("expires_at")))),
-                    instanceID: instanceID, on: connection, now: now, ifAbsent: true)
-                if wake == .claimed, let instance = try await self.claimedInstance(instanceID, on: connection) {
-                    claimed.append(instance)
-                }
-            }
-
-            let timeouts = try await connection.rows(
-                """
-                SELECT s.id, s.instance_id, s.channel, s.activity_id, s.timeout_at, i.framework, i.workflow_name, i.lock_timeout_seconds
-                FROM channel_subscriptions s JOIN workflow_instances i ON i.instance_id = s.instance_id
-                WHERE s.timeout_at <= \(deadline) AND s.activity_id IS NOT NULL AND i.status = 'waiting_for_message'
-                  AND i.framework = \(StoredFramework.name) AND (i.locked_by IS NULL OR i.lock_expires_at < \(now))
-                  AND i.workflow_name = ANY(\(names))
-                ORDER BY s.timeout_at LIMIT \(limit) FOR UPDATE OF s SKIP LOCKED
-                """, logger: self.logger)
-            for row in timeouts {
-                let instanceID: String = try row.value("instance_id")
-                let channel: String = try row.value("channel")
-                let timeoutAt: Date = try row.value("timeout_at")
-                let wake = try await self.wake(instanceID, row: row, claim: claim, on: connection, now: now)
-                guard wake != .notWaiting else { continue }
-                try await self.clearWait(try row.value("id"), on: connection)
-                let payload = StepPayloads.messageTimeout(channel: channel, timeoutAt: timeoutAt)
-                try await self.insertHistory(
-                    NewHistoryEvent(activityID: try row.value("activity_id"), eventType: HistoryEventType.messageTimeout, payload: .json(payload)),
-                    instanceID: instanceID, on: connection, now: now, ifAbsent: true)
-                if wake == .claimed, let instance = try await self.claimedInstance(instanceID, on: connection) {
-                    claimed.append(instance)
-                }
-            }
-
-            // Waiting subscribers with a pending message nobody delivered to them.
-            let waiting = try await connection.rows(
-                PostgresQuery(unsafeSQL: """
-                    SELECT \(Self.waiterColumns)
-                    FROM channel_subscriptions s JOIN workflow_instances i ON i.instance_id = s.instance_id
-                    WHERE s.activity_id IS NOT NULL AND i.status = 'waiting_for_message' AND i.framework = $1
-                      AND (i.locked_by IS NULL OR i.lock_expires_at < $2) AND i.workflow_name = ANY($3)
-                      AND EXISTS (SELECT 1 FROM channel_messages m
-                                  WHERE m.channel = s.channel
-                                    AND (CASE WHEN s.mode = 'competing'
-                                              THEN NOT EXISTS (SELECT 1 FROM channel_message_claims c WHERE c.message_id = m.message_id)
-                                              ELSE m.id > COALESCE(s.cursor_message_id, 0) END)
-                                    AND \(Self.addressed(to: "s.instance_id")))
-                    ORDER BY s.id LIMIT $4 FOR UPDATE OF s SKIP LOCKED
-                    """, binds: try Self.bindings(StoredFramework.name, now, names, limit)),
-                logger: self.logger)
-            for row in waiting {
-                let subscription = try Subscription(row: row)
-                guard let activityID = subscription.activityID,
-                      let message = try await self.pendingMessage(for: subscription, on: connection)
-                else { continue }
-                let wake = try await self.wake(subscription.instanceID, row: row, claim: claim, on: connection, now: now)
-                guard wake != .notWaiting else { continue }
-                try await self.clearWait(subscription.id, on: connection)
-                _ = try await self.consume(message, by: subscription, activityID: activityID, ownInstance: true, on: connection, now: now)
-                if wake == .claimed, let instance = try await self.claimedInstance(subscription.instanceID, on: connection) {
-                    claimed.append(instance)
-                }
-            }
-            return claimed
+            var sweep = WakeUpSweep.dueWaits(claim: claim, deadline: deadline, now: now, limit: limit)
+            try await sweep.run { try await self.perform($0, on: connection, now: now) }
+            return sweep.claimed
         }
     }
 
-    static func bindings(_ framework: String, _ now: Date, _ names: [String], _ limit: Int) throws -> PostgresBindings {
-        var bindings = PostgresBindings()
-        bindings.append(framework)
-        bindings.append(now)
-        bindings.append(names)
-        bindings.append(limit)
-        return bindings
+    /// Carries out one step of a wake-up sweep (see ``WakeUpSweep``).
+    func perform(_ effect: WakeUpEffect, on connection: PostgresConnection, now: Date) async throws -> WakeUpAnswer {
+        switch effect {
+        case .storeMessage(let message):
+            let columns = message.payload.columns
+            let inserted = try await connection.count(
+                """
+                INSERT INTO channel_messages (channel, message_id, data_type, data, data_binary, metadata, published_at)
+                VALUES (\(message.channel), \(message.messageID), \(columns.type), \(columns.json), \(columns.binary),
+                        \(message.metadataJSON), \(now))
+                ON CONFLICT (message_id) DO NOTHING RETURNING 1
+                """, logger: logger)
+            return .stored(isNew: inserted == 1)
+        case .findWaiters(let query):
+            return .waiters(try await connection.rows(Self.waiterQuery(query, now: now), logger: logger).map(Self.waiter(row:)))
+        case .findPendingMessage(let subscription):
+            return .pendingMessage(try await pendingMessage(for: subscription, on: connection))
+        case .resume(let resumption):
+            let row = try await connection.rows(Self.resumeStatement(resumption, now: now), logger: logger).first
+            return .resumed(try row.map { ResumptionOutcome(woken: resumption.waking.outcome, recorded: try $0.value("recorded", as: Int.self) == 1) }
+                ?? .notWaiting)
+        case .loadClaimed(let instanceID):
+            return .loaded(try await claimedInstance(instanceID, on: connection))
+        }
+    }
+
+    /// A wake-up (see ``Resumption``) as one statement: the compare-and-set, and gated on it the
+    /// end of the wait and the history row, and gated on that row the consumption; an unlocked
+    /// instance is announced on commit. One row (`recorded`: 1 or 0) if the instance was woken.
+    static func resumeStatement(_ resumption: Resumption, now: Date) -> PostgresQuery {
+        var builder = QueryBuilder()
+        let id = builder.bind(resumption.instanceID)
+        let at = builder.bind(now)
+        let lock: String
+        switch resumption.waking {
+        case .claim(let workerID, let leaseUntil):
+            lock = "locked_by = \(builder.bind(workerID)), locked_at = \(at), lock_expires_at = \(builder.bind(leaseUntil))"
+        case .release:
+            lock = "locked_by = NULL, locked_at = NULL, lock_expires_at = NULL"
+        }
+        let columns = MessagePayload(resumption.record.payload).columns
+        var parts = [
+            """
+            w AS (UPDATE workflow_instances SET status = 'running', \(lock), updated_at = \(at)
+                  WHERE instance_id = \(id) AND status IN ('waiting_for_timer', 'waiting_for_message', 'waiting_for_event')
+                    AND (locked_by IS NULL OR lock_expires_at < \(at))
+                  RETURNING workflow_name)
+            """,
+            """
+            h AS (INSERT INTO workflow_history (instance_id, activity_id, event_type, data_type, event_data, event_data_binary, created_at)
+                  SELECT \(id), \(builder.bind(resumption.record.activityID)), \(builder.bind(resumption.record.eventType)),
+                         \(builder.bind(columns.type)), \(builder.bind(columns.json)), \(builder.bind(columns.binary))::bytea, \(at) FROM w
+                  ON CONFLICT (instance_id, activity_id) DO NOTHING RETURNING 1)
+            """,
+        ]
+        var consume = resumption.consume
+        switch resumption.end {
+        case .deleteTimer(let rowID):
+            parts.append("e AS (DELETE FROM workflow_timer_subscriptions WHERE id = \(builder.bind(rowID)) AND EXISTS (SELECT 1 FROM w))")
+        case .clearSubscriptionWait(let subscriptionID):
+            // One statement cannot update a row twice: a cursor that moves moves here.
+            var cursor = ""
+            if case .advanceCursor(subscriptionID, let rowID)? = consume {
+                cursor = ", cursor_message_id = CASE WHEN EXISTS (SELECT 1 FROM h) THEN \(builder.bind(rowID)) ELSE cursor_message_id END"
+                consume = nil
+            }
+            parts.append(
+                """
+                e AS (UPDATE channel_subscriptions SET activity_id = NULL, timeout_at = NULL\(cursor)
+                      WHERE id = \(builder.bind(subscriptionID)) AND EXISTS (SELECT 1 FROM w))
+                """)
+        }
+        switch consume {
+        case .deleteMessage(let messageID)?:
+            parts.append("c AS (DELETE FROM channel_messages WHERE message_id = \(builder.bind(messageID)) AND EXISTS (SELECT 1 FROM h))")
+        case .advanceCursor(let subscriptionID, let rowID)?:
+            parts.append(
+                """
+                c AS (UPDATE channel_subscriptions SET cursor_message_id = \(builder.bind(rowID))
+                      WHERE id = \(builder.bind(subscriptionID)) AND EXISTS (SELECT 1 FROM h))
+                """)
+        case nil:
+            break
+        }
+        var select = "(SELECT count(*) FROM h)::int AS recorded"
+        if case .release = resumption.waking {
+            select += """
+                , pg_notify('\(NotifyChannel.resumable)', json_build_object('wf_id', \(id)::text, 'wf_name', w.workflow_name)::text)
+                """
+        }
+        builder.sql = "WITH \(parts.joined(separator: ",\n")) SELECT \(select) FROM w"
+        return builder.query
+    }
+
+    /// The statement reading the waiters `query` asks for.
+    static func waiterQuery(_ query: WaiterQuery, now: Date) -> PostgresQuery {
+        var builder = QueryBuilder()
+        let free = "(i.locked_by IS NULL OR i.lock_expires_at < \(builder.bind(now)))"
+        let own = "i.framework = \(builder.bind(StoredFramework.name))"
+        let instance = "i.instance_id, i.framework, i.workflow_name, i.lock_timeout_seconds"
+        switch query {
+        case .dueTimers(let deadline, let names, let limit):
+            builder.sql = """
+                SELECT t.id AS timer_row_id, t.timer_id, t.expires_at, t.activity_id, \(instance)
+                FROM workflow_timer_subscriptions t JOIN workflow_instances i ON i.instance_id = t.instance_id
+                WHERE t.expires_at <= \(builder.bind(deadline)) AND i.status = 'waiting_for_timer' AND \(own) AND \(free)
+                  AND i.workflow_name = ANY(\(builder.bind(names)))
+                ORDER BY t.expires_at LIMIT \(builder.bind(limit)) FOR UPDATE OF t SKIP LOCKED
+                """
+        case .dueReceiveTimeouts(let deadline, let names, let limit):
+            builder.sql = """
+                SELECT s.id AS timeout_subscription_id, s.channel, s.activity_id, s.timeout_at, \(instance)
+                FROM channel_subscriptions s JOIN workflow_instances i ON i.instance_id = s.instance_id
+                WHERE s.timeout_at <= \(builder.bind(deadline)) AND s.activity_id IS NOT NULL AND i.status = 'waiting_for_message'
+                  AND \(own) AND \(free) AND i.workflow_name = ANY(\(builder.bind(names)))
+                ORDER BY s.timeout_at LIMIT \(builder.bind(limit)) FOR UPDATE OF s SKIP LOCKED
+                """
+        case .subscribersWithPendingMessages(let names, let limit):
+            builder.sql = """
+                SELECT \(waiterColumns)
+                FROM channel_subscriptions s JOIN workflow_instances i ON i.instance_id = s.instance_id
+                WHERE s.activity_id IS NOT NULL AND i.status = 'waiting_for_message' AND \(own) AND \(free)
+                  AND i.workflow_name = ANY(\(builder.bind(names)))
+                  AND EXISTS (SELECT 1 FROM channel_messages m
+                              WHERE m.channel = s.channel
+                                AND (CASE WHEN s.mode = 'competing'
+                                          THEN NOT EXISTS (SELECT 1 FROM channel_message_claims c WHERE c.message_id = m.message_id)
+                                          ELSE m.id > COALESCE(s.cursor_message_id, 0) END)
+                                AND \(addressed(to: "s.instance_id")))
+                ORDER BY s.id LIMIT \(builder.bind(limit)) FOR UPDATE OF s SKIP LOCKED
+                """
+        case .subscribers(let channel, let target, let after, let limit):
+            let targetCondition = target.map { " AND s.instance_id = \(builder.bind($0))" } ?? ""
+            builder.sql = """
+                SELECT \(waiterColumns)
+                FROM channel_subscriptions s JOIN workflow_instances i ON i.instance_id = s.instance_id
+                WHERE s.channel = \(builder.bind(channel)) AND s.activity_id IS NOT NULL
+                  AND i.status IN ('waiting_for_message', 'waiting_for_event') AND \(free)
+                  AND s.id > \(builder.bind(after))\(targetCondition)
+                ORDER BY s.id LIMIT \(builder.bind(limit)) FOR UPDATE OF s SKIP LOCKED
+                """
+        }
+        return builder.query
+    }
+
+    /// A row of ``waiterQuery(_:now:)``.
+    static func waiter(row: PostgresRandomAccessRow) throws -> Waiter {
+        let wait: Waiter.Wait
+        if row.contains("timer_row_id") {
+            let timerID: String = try row.value("timer_id")
+            wait = .timer(
+                rowID: Int64(try row.value("timer_row_id", as: Int.self)), timerID: timerID,
+                activityID: try row.value("activity_id") ?? timerID, expiresAt: try row.value("expires_at"))
+        } else if row.contains("timeout_subscription_id") {
+            wait = .receiveTimeout(
+                subscriptionID: Int64(try row.value("timeout_subscription_id", as: Int.self)), channel: try row.value("channel"),
+                activityID: try row.value("activity_id"), timeoutAt: try row.value("timeout_at"))
+        } else {
+            wait = .message(try subscription(row: row))
+        }
+        return Waiter(
+            instanceID: try row.value("instance_id"), framework: try row.value("framework"), workflowName: try row.value("workflow_name"),
+            lockTimeoutSeconds: try row.value("lock_timeout_seconds"), wait: wait)
     }
 
     public func nextWaitDeadline(workflowNames: [String]) async throws -> Date? {

@@ -8,68 +8,22 @@ extension SQLiteStore {
         instanceID: String, workerID: String, channel: String, mode: SubscriptionMode?, now: Date
     ) async throws -> SubscriptionOutcome {
         try await writer.write { database in
-            if let rejection = try Self.checkHolder(database, instanceID: instanceID, workerID: workerID) {
-                return .rejected(status: rejection.status, lockedBy: rejection.lockedBy)
-            }
-            guard let mode else {
-                try database.cachedStatement(sql: MessagingStatements.unsubscribe).execute(arguments: [instanceID, channel])
-                return .applied
-            }
-            if let existing = try Self.subscribe(database, instanceID: instanceID, channel: channel, mode: mode, now: now) {
-                return .modeConflict(existingMode: existing)
-            }
-            return .applied
+            var sequence = ReceiveSequence(updating: channel, of: instanceID, to: mode, workerID: workerID)
+            try sequence.run { try Self.perform($0, in: database, now: now) }
+            return sequence.subscriptionOutcome
         }
     }
-
-    /// Thrown inside `receive`'s transaction to roll back its compensation inserts.
-    private struct AlreadyRecorded: Error {}
 
     public func receive(_ request: ReceiveRequest, now: Date) async throws -> ReceiveOutcome {
         do {
-            return try await receiveTransaction(request, now: now)
-        } catch is AlreadyRecorded {
-            return .alreadyRecorded
-        }
-    }
-
-    private func receiveTransaction(_ request: ReceiveRequest, now: Date) async throws -> ReceiveOutcome {
-        try await writer.write { database in
-            if let rejection = try Self.checkHolder(database, instanceID: request.instanceID, workerID: request.workerID) {
-                return .rejected(status: rejection.status, lockedBy: rejection.lockedBy)
+            return try await writer.write { database in
+                var sequence = ReceiveSequence(request)
+                try sequence.run { try Self.perform($0, in: database, now: now) }
+                if sequence.rollsBack { throw RolledBack(sequence.outcome) }
+                return sequence.outcome
             }
-            var subscription = try Self.subscription(database, instanceID: request.instanceID, channel: request.channel)
-            if subscription == nil {
-                guard request.subscribesIfNeeded else { return .notSubscribed }
-                if let existing = try Self.subscribe(
-                    database, instanceID: request.instanceID, channel: request.channel, mode: .broadcast, now: now) {
-                    return .modeConflict(existingMode: existing)
-                }
-                subscription = try Self.subscription(database, instanceID: request.instanceID, channel: request.channel)
-            }
-            guard let subscription else { return .notSubscribed }
-            let timestamp = Timestamp.database(now)
-            for compensation in request.compensations {
-                try database.cachedStatement(sql: Statements.insertCompensation).execute(arguments: [
-                    request.instanceID, compensation.activityID, compensation.name, compensation.argsJSON, timestamp,
-                ])
-            }
-            if let message = try Self.pendingMessage(database, for: subscription) {
-                guard try Self.consume(
-                    message, by: subscription, activityID: request.activityID, ownInstance: true, in: database, now: now)
-                else { throw AlreadyRecorded() }
-                try database.cachedStatement(sql: MessagingStatements.keepRunning).execute(arguments: [
-                    request.activityID, Timestamp.database(request.leaseUntil), timestamp, request.instanceID,
-                ])
-                return .received(message)
-            }
-            try database.cachedStatement(sql: MessagingStatements.registerWait).execute(arguments: [
-                request.activityID, request.timeoutAt.map(Timestamp.database), subscription.id,
-            ])
-            try database.cachedStatement(sql: MessagingStatements.suspendForMessage).execute(arguments: [
-                request.activityID, timestamp, request.instanceID,
-            ])
-            return .suspended
+        } catch let rolledBack as RolledBack {
+            return rolledBack.outcome
         }
     }
 
@@ -80,72 +34,11 @@ extension SQLiteStore {
     }
 
     public func fireDueWaits(claim: ClaimPolicy, deadline: Date, now: Date, limit: Int) async throws -> [ClaimedInstance] {
-        let names = claim.workflowNames
-        guard !names.isEmpty else { return [] }
+        guard !claim.workflowNames.isEmpty else { return [] }
         return try await writer.write { database in
-            var claimed: [ClaimedInstance] = []
-            let timestamp = Timestamp.database(now)
-            let namesList = Self.placeholders(names.count)
-
-            // Timers that expired.
-            var arguments: StatementArguments = [Timestamp.database(deadline), StoredFramework.name, timestamp]
-            arguments += StatementArguments(names)
-            arguments += [limit]
-            for row in try Row.fetchAll(database, sql: MessagingStatements.dueTimers(namesList), arguments: arguments) {
-                let instanceID: String = row["instance_id"]
-                let timerID: String = row["timer_id"]
-                let activityID: String = row["activity_id"] ?? timerID
-                let expiresAt: String = row["expires_at"]
-                let payload = StepPayloads.timerExpired(timerID: timerID, expiresAt: Timestamp.parse(expiresAt) ?? now)
-                let wake = try Self.wake(database, instanceID: instanceID, row: row, claim: claim, now: now)
-                guard wake != .notWaiting else { continue }
-                try database.cachedStatement(sql: "DELETE FROM workflow_timer_subscriptions WHERE id = ?").execute(arguments: [row["id"]])
-                try database.cachedStatement(sql: Statements.insertHistoryIfAbsent).execute(arguments: [
-                    instanceID, activityID, HistoryEventType.timerExpired, "json", payload, nil, timestamp,
-                ])
-                if wake == .claimed, let instance = try Self.claimedInstance(database, instanceID: instanceID) {
-                    claimed.append(instance)
-                }
-            }
-
-            // Receives that timed out.
-            arguments = [Timestamp.database(deadline), StoredFramework.name, timestamp]
-            arguments += StatementArguments(names)
-            arguments += [limit]
-            for row in try Row.fetchAll(database, sql: MessagingStatements.dueReceiveTimeouts(namesList), arguments: arguments) {
-                let instanceID: String = row["instance_id"]
-                let channel: String = row["channel"]
-                let timeoutAt: String = row["timeout_at"]
-                let payload = StepPayloads.messageTimeout(channel: channel, timeoutAt: Timestamp.parse(timeoutAt) ?? now)
-                let wake = try Self.wake(database, instanceID: instanceID, row: row, claim: claim, now: now)
-                guard wake != .notWaiting else { continue }
-                try database.cachedStatement(sql: MessagingStatements.clearWait).execute(arguments: [row["id"]])
-                try database.cachedStatement(sql: Statements.insertHistoryIfAbsent).execute(arguments: [
-                    instanceID, row["activity_id"] as String, HistoryEventType.messageTimeout, "json", payload, nil, timestamp,
-                ])
-                if wake == .claimed, let instance = try Self.claimedInstance(database, instanceID: instanceID) {
-                    claimed.append(instance)
-                }
-            }
-
-            // Waiting subscribers with a pending message nobody delivered (published while the
-            // instance was locked, or by a process that did not deliver it).
-            arguments = [StoredFramework.name, timestamp]
-            arguments += StatementArguments(names)
-            arguments += [limit]
-            for row in try Row.fetchAll(database, sql: MessagingStatements.waitingWithPending(namesList), arguments: arguments) {
-                let subscription = Subscription(row: row)
-                guard let message = try Self.pendingMessage(database, for: subscription) else { continue }
-                guard let activityID = subscription.activityID else { continue }
-                let wake = try Self.wake(database, instanceID: subscription.instanceID, row: row, claim: claim, now: now)
-                guard wake != .notWaiting else { continue }
-                try database.cachedStatement(sql: MessagingStatements.clearWait).execute(arguments: [subscription.id])
-                _ = try Self.consume(message, by: subscription, activityID: activityID, ownInstance: true, in: database, now: now)
-                if wake == .claimed, let instance = try Self.claimedInstance(database, instanceID: subscription.instanceID) {
-                    claimed.append(instance)
-                }
-            }
-            return claimed
+            var sweep = WakeUpSweep.dueWaits(claim: claim, deadline: deadline, now: now, limit: limit)
+            try sweep.run { try Self.perform($0, in: database, now: now) }
+            return sweep.claimed
         }
     }
 
@@ -206,40 +99,27 @@ extension SQLiteStore {
 
     // MARK: - Building blocks (inside a write transaction)
 
-    /// A row of `channel_subscriptions`.
-    struct Subscription {
-        let id: Int64
-        let instanceID: String
-        let channel: String
-        let mode: String
-        let activityID: String?
-        let cursor: Int64
-
-        init(row: Row) {
-            id = row["subscription_id"]
-            instanceID = row["instance_id"]
-            channel = row["channel"]
-            mode = row["mode"]
-            activityID = row["activity_id"]
-            cursor = row["cursor_message_id"] ?? 0
-        }
+    static func subscription(row: Row) -> ChannelSubscription {
+        ChannelSubscription(
+            id: row["subscription_id"], instanceID: row["instance_id"], channel: row["channel"], mode: row["mode"],
+            activityID: row["activity_id"], cursor: row["cursor_message_id"] ?? 0)
     }
 
     /// `nil` if `workerID` holds the lock of the instance and it is `running`; else what was found.
-    static func checkHolder(_ database: Database, instanceID: String, workerID: String) throws -> (status: WorkflowStatus?, lockedBy: String?)? {
+    static func checkHolder(_ database: Database, instanceID: String, workerID: String) throws -> HolderMismatch? {
         let row = try Row.fetchOne(
             database.cachedStatement(sql: "SELECT status, locked_by FROM workflow_instances WHERE instance_id = ?"),
             arguments: [instanceID])
         let status = (row?["status"] as String?).map(WorkflowStatus.init(rawValue:))
         let lockedBy: String? = row?["locked_by"]
         if status == .running, lockedBy == workerID { return nil }
-        return (status, lockedBy)
+        return HolderMismatch(status: status, lockedBy: lockedBy)
     }
 
-    static func subscription(_ database: Database, instanceID: String, channel: String) throws -> Subscription? {
+    static func subscription(_ database: Database, instanceID: String, channel: String) throws -> ChannelSubscription? {
         try Row.fetchOne(
             database.cachedStatement(sql: MessagingStatements.selectSubscription), arguments: [instanceID, channel]
-        ).map(Subscription.init(row:))
+        ).map(subscription(row:))
     }
 
     /// Subscribes unless subscribed already; returns the conflicting existing mode, if any.
@@ -258,10 +138,10 @@ extension SQLiteStore {
 
     /// The oldest message the subscription has not seen (broadcast) or nobody has consumed
     /// (competing), skipping messages addressed to other instances.
-    static func pendingMessage(_ database: Database, for subscription: Subscription) throws -> StoredMessage? {
-        let sql = subscription.mode == "competing" ? MessagingStatements.pendingCompeting : MessagingStatements.pendingBroadcast
+    static func pendingMessage(_ database: Database, for subscription: ChannelSubscription) throws -> StoredMessage? {
+        let sql = subscription.isCompeting ? MessagingStatements.pendingCompeting : MessagingStatements.pendingBroadcast
         var arguments: StatementArguments = [subscription.channel]
-        if subscription.mode != "competing" { arguments += [subscription.cursor] }
+        if !subscription.isCompeting { arguments += [subscription.cursor] }
         arguments += [subscription.instanceID]
         return try Row.fetchOne(database.cachedStatement(sql: sql), arguments: arguments).map(message(from:))
     }
@@ -279,52 +159,132 @@ extension SQLiteStore {
             publishedAt: (row["published_at"] as String?).flatMap(Timestamp.parse) ?? Date(timeIntervalSince1970: 0))
     }
 
-    /// Records `message` as received by the subscription's instance under `activityID` and
-    /// consumes it: a broadcast cursor moves past it; a competing message is deleted. Returns
-    /// whether it was recorded (`false` if that step already has a history row).
-    @discardableResult
-    static func consume(
-        _ message: StoredMessage, by subscription: Subscription, activityID: String, ownInstance: Bool,
-        in database: Database, now: Date
-    ) throws -> Bool {
+    /// Carries out one step of a receive or subscription change (see ``ReceiveSequence``).
+    static func perform(_ effect: ReceiveEffect, in database: Database, now: Date) throws -> ReceiveAnswer {
         let timestamp = Timestamp.database(now)
-        let statement = try database.cachedStatement(sql: Statements.insertHistoryIfAbsent)
-        switch MessageHistory.payload(message, ownInstance: ownInstance) {
-        case .json(let text):
-            try statement.execute(arguments: [
-                subscription.instanceID, activityID, HistoryEventType.channelMessageReceived, "json", text, nil, timestamp,
+        switch effect {
+        case .checkHolder(let instanceID, let workerID):
+            return .holder(try checkHolder(database, instanceID: instanceID, workerID: workerID))
+        case .findSubscription(let instanceID, let channel):
+            return .subscription(try subscription(database, instanceID: instanceID, channel: channel))
+        case .subscribe(let instanceID, let channel, let mode):
+            return .subscribed(conflictingMode: try subscribe(database, instanceID: instanceID, channel: channel, mode: mode, now: now))
+        case .unsubscribe(let instanceID, let channel):
+            try database.cachedStatement(sql: MessagingStatements.unsubscribe).execute(arguments: [instanceID, channel])
+        case .insertCompensations(let instanceID, let compensations):
+            for compensation in compensations {
+                try database.cachedStatement(sql: Statements.insertCompensation).execute(arguments: [
+                    instanceID, compensation.activityID, compensation.name, compensation.argsJSON, timestamp,
+                ])
+            }
+        case .findPendingMessage(let subscription):
+            return .pendingMessage(try pendingMessage(database, for: subscription))
+        case .record(let instanceID, let event, let consumption):
+            return .recorded(try record(event, instanceID: instanceID, consuming: consumption, in: database, now: now))
+        case .keepRunning(let instanceID, let activityID, let leaseUntil):
+            try database.cachedStatement(sql: MessagingStatements.keepRunning).execute(arguments: [
+                activityID, Timestamp.database(leaseUntil), timestamp, instanceID,
             ])
-        case .binary(let bytes):
-            try statement.execute(arguments: [
-                subscription.instanceID, activityID, HistoryEventType.channelMessageReceived, "binary", nil, Data(bytes), timestamp,
+        case .suspend(let instanceID, let subscriptionID, let activityID, let timeoutAt):
+            try database.cachedStatement(sql: MessagingStatements.registerWait).execute(arguments: [
+                activityID, timeoutAt.map(Timestamp.database), subscriptionID,
             ])
+            try database.cachedStatement(sql: MessagingStatements.suspendForMessage).execute(arguments: [activityID, timestamp, instanceID])
         }
+        return .done
+    }
+
+    /// Inserts `event` unless its step has a history row; only if inserted, consumes the
+    /// message. Returns whether it inserted.
+    static func record(_ event: NewHistoryEvent, instanceID: String, consuming consumption: Consumption?, in database: Database, now: Date) throws -> Bool {
+        try insertHistory(database, instanceID: instanceID, event: event, timestamp: Timestamp.database(now), ifAbsent: true)
         guard database.changesCount == 1 else { return false }
-        if subscription.mode == "competing" {
-            try database.cachedStatement(sql: "DELETE FROM channel_messages WHERE message_id = ?").execute(arguments: [message.messageID])
-        } else {
-            try database.cachedStatement(sql: "UPDATE channel_subscriptions SET cursor_message_id = ? WHERE id = ?")
-                .execute(arguments: [message.rowID, subscription.id])
-        }
+        if let consumption { try consume(consumption, in: database) }
         return true
     }
 
-    /// Makes a waiting instance `running` after its wait ended: locked by the claiming worker if
-    /// it runs the instance's workflow, else unlocked for any worker of its framework. `row`
-    /// holds the instance's `framework`, `workflow_name` and `lock_timeout_seconds`.
-    static func wake(_ database: Database, instanceID: String, row: Row, claim: ClaimPolicy, now: Date) throws -> WakeOutcome {
+    static func consume(_ consumption: Consumption, in database: Database) throws {
+        switch consumption {
+        case .deleteMessage(let messageID):
+            try database.cachedStatement(sql: "DELETE FROM channel_messages WHERE message_id = ?").execute(arguments: [messageID])
+        case .advanceCursor(let subscriptionID, let rowID):
+            try database.cachedStatement(sql: "UPDATE channel_subscriptions SET cursor_message_id = ? WHERE id = ?")
+                .execute(arguments: [rowID, subscriptionID])
+        }
+    }
+
+    /// Carries out one step of a wake-up sweep (see ``WakeUpSweep``).
+    static func perform(_ effect: WakeUpEffect, in database: Database, now: Date) throws -> WakeUpAnswer {
+        switch effect {
+        case .storeMessage(let message): return .stored(isNew: try insertMessage(message, in: database, now: now))
+        case .findWaiters(let query): return .waiters(try waiters(query, in: database, now: now))
+        case .findPendingMessage(let subscription): return .pendingMessage(try pendingMessage(database, for: subscription))
+        case .resume(let resumption): return .resumed(try resume(resumption, in: database, now: now))
+        case .loadClaimed(let instanceID): return .loaded(try claimedInstance(database, instanceID: instanceID))
+        }
+    }
+
+    /// Persists a wake-up (see ``Resumption``).
+    static func resume(_ resumption: Resumption, in database: Database, now: Date) throws -> ResumptionOutcome {
         let timestamp = Timestamp.database(now)
-        switch claim.wake(
-            framework: row["framework"], workflowName: row["workflow_name"], storedSeconds: row["lock_timeout_seconds"], now: now)
-        {
-        case .claim(let leaseUntil):
+        switch resumption.waking {
+        case .claim(let workerID, let leaseUntil):
             try database.cachedStatement(sql: MessagingStatements.wakeClaimed).execute(arguments: [
-                claim.workerID, timestamp, Timestamp.database(leaseUntil), timestamp, instanceID, timestamp,
+                workerID, timestamp, Timestamp.database(leaseUntil), timestamp, resumption.instanceID, timestamp,
             ])
-            return database.changesCount == 1 ? .claimed : .notWaiting
         case .release:
-            try database.cachedStatement(sql: MessagingStatements.wakeUnlocked).execute(arguments: [timestamp, instanceID, timestamp])
-            return database.changesCount == 1 ? .unlocked : .notWaiting
+            try database.cachedStatement(sql: MessagingStatements.wakeUnlocked).execute(arguments: [timestamp, resumption.instanceID, timestamp])
+        }
+        guard database.changesCount == 1 else { return .notWaiting }
+        switch resumption.end {
+        case .deleteTimer(let rowID):
+            try database.cachedStatement(sql: "DELETE FROM workflow_timer_subscriptions WHERE id = ?").execute(arguments: [rowID])
+        case .clearSubscriptionWait(let subscriptionID):
+            try database.cachedStatement(sql: MessagingStatements.clearWait).execute(arguments: [subscriptionID])
+        }
+        let recorded = try record(resumption.record, instanceID: resumption.instanceID, consuming: resumption.consume, in: database, now: now)
+        return ResumptionOutcome(woken: resumption.waking.outcome, recorded: recorded)
+    }
+
+    /// The waiting instances `query` asks for.
+    static func waiters(_ query: WaiterQuery, in database: Database, now: Date) throws -> [Waiter] {
+        let timestamp = Timestamp.database(now)
+        func fetch(_ sql: String, _ arguments: StatementArguments, _ wait: (Row) -> Waiter.Wait) throws -> [Waiter] {
+            try Row.fetchAll(database.cachedStatement(sql: sql), arguments: arguments).map { row in
+                Waiter(
+                    instanceID: row["instance_id"], framework: row["framework"], workflowName: row["workflow_name"],
+                    lockTimeoutSeconds: row["lock_timeout_seconds"], wait: wait(row))
+            }
+        }
+        func date(_ text: String?) -> Date { text.flatMap(Timestamp.parse) ?? now }
+        switch query {
+        case .dueTimers(let deadline, let names, let limit):
+            return try fetch(
+                MessagingStatements.dueTimers(placeholders(names.count)),
+                [Timestamp.database(deadline), StoredFramework.name, timestamp] + StatementArguments(names) + [limit]
+            ) { row in
+                .timer(rowID: row["id"], timerID: row["timer_id"], activityID: row["activity_id"] ?? row["timer_id"], expiresAt: date(row["expires_at"]))
+            }
+        case .dueReceiveTimeouts(let deadline, let names, let limit):
+            return try fetch(
+                MessagingStatements.dueReceiveTimeouts(placeholders(names.count)),
+                [Timestamp.database(deadline), StoredFramework.name, timestamp] + StatementArguments(names) + [limit]
+            ) { row in
+                .receiveTimeout(subscriptionID: row["id"], channel: row["channel"], activityID: row["activity_id"], timeoutAt: date(row["timeout_at"]))
+            }
+        case .subscribersWithPendingMessages(let names, let limit):
+            return try fetch(
+                MessagingStatements.waitingWithPending(placeholders(names.count)),
+                [StoredFramework.name, timestamp] + StatementArguments(names) + [limit]
+            ) { .message(subscription(row: $0)) }
+        case .subscribers(let channel, let target, let after, let limit):
+            var sql = MessagingStatements.waitingSubscribers + " AND s.id > ?"
+            var arguments: StatementArguments = [channel, timestamp, after]
+            if let target {
+                sql += " AND s.instance_id = ?"
+                arguments += [target]
+            }
+            return try fetch(sql + " ORDER BY s.id LIMIT ?", arguments + [limit]) { .message(subscription(row: $0)) }
         }
     }
 
@@ -349,63 +309,22 @@ extension SQLiteStore {
 
     /// Stores a message and delivers it to the subscribers waiting on its channel.
     static func publish(_ message: OutgoingMessage, claim: ClaimPolicy, in database: Database, now: Date) throws -> DeliveryReport {
+        var sweep = WakeUpSweep.delivery(of: message, claim: claim, now: now)
+        try sweep.run { try perform($0, in: database, now: now) }
+        return sweep.report
+    }
+
+    /// Inserts a message unless its ID exists; returns whether it did.
+    static func insertMessage(_ message: OutgoingMessage, in database: Database, now: Date) throws -> Bool {
         let timestamp = Timestamp.database(now)
         let statement = try database.cachedStatement(sql: MessagingStatements.insertMessage)
         switch message.payload {
         case .json(let text):
-            try statement.execute(arguments: [
-                message.channel, message.messageID, "json", text, nil, message.metadataJSON, timestamp,
-            ])
+            try statement.execute(arguments: [message.channel, message.messageID, "json", text, nil, message.metadataJSON, timestamp])
         case .binary(let bytes):
-            try statement.execute(arguments: [
-                message.channel, message.messageID, "binary", nil, Data(bytes), message.metadataJSON, timestamp,
-            ])
+            try statement.execute(arguments: [message.channel, message.messageID, "binary", nil, Data(bytes), message.metadataJSON, timestamp])
         }
-        guard database.changesCount == 1 else {
-            return DeliveryReport(messageID: message.messageID, deliveredTo: [], claimed: [], isDuplicate: true)
-        }
-
-        var sql = MessagingStatements.waitingSubscribers + " AND s.id > ?"
-        if message.targetInstanceID != nil { sql += " AND s.instance_id = ?" }
-        sql += " ORDER BY s.id LIMIT ?"
-        var delivered: [String] = []
-        var claimed: [ClaimedInstance] = []
-        var sweep = DeliverySweep(publishing: message.messageID)
-        var after: Int64 = 0
-        while !sweep.isFinished {
-            var arguments: StatementArguments = [message.channel, timestamp, after]
-            if let target = message.targetInstanceID { arguments += [target] }
-            let pageSize = sweep.pageSize
-            arguments += [pageSize]
-            let page = try Row.fetchAll(database.cachedStatement(sql: sql), arguments: arguments)
-            for row in page where !sweep.isFinished {
-                let subscription = Subscription(row: row)
-                after = subscription.id
-                guard let activityID = subscription.activityID else { continue }
-                // Each waiting subscriber gets its oldest pending message: usually this one, but an
-                // older one it missed comes first, so that nothing is skipped by its cursor.
-                guard let next = try pendingMessage(database, for: subscription) else {
-                    sweep.record(.nothingPending, mode: subscription.mode)
-                    continue
-                }
-                let own = (row["framework"] as String) == StoredFramework.name
-                // The wait ends only with the wake-up (see `WakeOutcome`).
-                let woken = try wake(database, instanceID: subscription.instanceID, row: row, claim: claim, now: now)
-                guard woken != .notWaiting else { continue }
-                try database.cachedStatement(sql: MessagingStatements.clearWait).execute(arguments: [subscription.id])
-                guard try consume(next, by: subscription, activityID: activityID, ownInstance: own, in: database, now: now) else {
-                    sweep.record(.alreadyRecorded, mode: subscription.mode)
-                    continue
-                }
-                sweep.record(.consumed(messageID: next.messageID), mode: subscription.mode)
-                if next.messageID == message.messageID { delivered.append(subscription.instanceID) }
-                if woken == .claimed, let instance = try claimedInstance(database, instanceID: subscription.instanceID) {
-                    claimed.append(instance)
-                }
-            }
-            sweep.read(page: page.count, of: pageSize)
-        }
-        return DeliveryReport(messageID: message.messageID, deliveredTo: delivered, claimed: claimed)
+        return database.changesCount == 1
     }
 
     /// Applies the waiting-and-messaging parts of a transition, after its compare-and-set.

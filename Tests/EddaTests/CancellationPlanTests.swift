@@ -87,11 +87,11 @@ struct WakeDecisionTests {
     @Test("this worker claims its own framework's instances of the workflows it runs, with the instance's own lease first")
     func claims() {
         #expect(policy.wake(framework: "swift", workflowName: "orders", storedSeconds: nil, now: now)
-            == .claim(leaseUntil: now.addingTimeInterval(30)))
+            == .claim(workerID: "w1", leaseUntil: now.addingTimeInterval(30)))
         #expect(policy.wake(framework: "swift", workflowName: "orders", storedSeconds: 5, now: now)
-            == .claim(leaseUntil: now.addingTimeInterval(5)))
+            == .claim(workerID: "w1", leaseUntil: now.addingTimeInterval(5)))
         #expect(policy.wake(framework: nil, workflowName: "orders", storedSeconds: 0, now: now)
-            == .claim(leaseUntil: now.addingTimeInterval(30)))
+            == .claim(workerID: "w1", leaseUntil: now.addingTimeInterval(30)))
     }
 
     @Test("another framework's instance, or a workflow this worker does not run, is left unlocked")

@@ -188,7 +188,7 @@ struct MySQLSpecificTests {
                             try connection.execute("INSERT INTO notes (text) VALUES (\("\(attempt)-undone"))")
                             throw Undo()
                         }
-                        try connection.transaction {
+                        _ = try connection.transaction {
                             try connection.execute("INSERT INTO notes (text) VALUES (\("\(attempt)-inner"))")
                         }
                         // The first attempt fails after its inner transactions ended: none of

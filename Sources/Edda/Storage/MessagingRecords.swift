@@ -86,22 +86,28 @@ extension ClaimPolicy {
         guard (framework ?? StoredFramework.name) == StoredFramework.name,
               let leaseUntil = leaseUntil(workflowName: workflowName, storedSeconds: storedSeconds, now: now)
         else { return .release }
-        return .claim(leaseUntil: leaseUntil)
+        return .claim(workerID: workerID, leaseUntil: leaseUntil)
     }
 }
 
 /// The store's part of a wake-up: ``ClaimPolicy/wake(framework:workflowName:storedSeconds:now:)``.
-package enum Waking: Sendable, Equatable {
-    /// Set `running`, locked by the policy's worker until `leaseUntil`.
-    case claim(leaseUntil: Date)
+public enum Waking: Sendable, Equatable {
+    /// Set `running`, locked by `workerID` (the policy's worker) until `leaseUntil`.
+    case claim(workerID: String, leaseUntil: Date)
     /// Set `running`, unlocked.
     case release
+
+    /// How the instance is left if the wake-up matches.
+    public var outcome: WakeOutcome {
+        if case .claim = self { return .claimed }
+        return .unlocked
+    }
 }
 
 /// How a store's wake-up left an instance. Either way the wake-up changes the instance only if
 /// it still waits and no live lock holds it, read under its row lock; a store ends the wait
 /// (consumes the message, deletes the timer) only after it woke the instance.
-package enum WakeOutcome: Sendable, Equatable {
+public enum WakeOutcome: Sendable, Equatable {
     /// It was not waiting any more, or another worker holds it: nothing changed.
     case notWaiting
     /// `running` and unlocked, for any worker of its framework.

@@ -105,7 +105,7 @@ public struct HistoryEvent: Sendable {
 }
 
 /// A history row to insert.
-public struct NewHistoryEvent: Sendable {
+public struct NewHistoryEvent: Sendable, Hashable {
     /// The durable step ID the row belongs to.
     public var activityID: String
     /// The event type, e.g. `ActivityCompleted`.

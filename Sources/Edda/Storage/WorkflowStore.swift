@@ -6,8 +6,14 @@ import Foundation
 /// where the database allows it), and every claim is a compare-and-set inside the transaction
 /// that reads it. The decisions (which instance to wake or claim, what a cancellation does,
 /// every stored payload's shape) come from the core: ``ClaimPolicy``, ``CancellationPlan``,
-/// ``StepPayloads``, ``InstanceTransition``'s named constructors. Drivers write
-/// `framework = 'swift'` and act only on instances of that framework, while they read any.
+/// ``StepPayloads``, ``InstanceTransition``'s named constructors. So do the sequences of the
+/// operations that take several steps: a driver runs ``WakeUpSweep`` for
+/// ``fireDueWaits(claim:deadline:now:limit:)`` and ``ChannelStore/publish(_:claim:now:)``, and
+/// ``ReceiveSequence`` for ``ChannelStore/receive(_:now:)`` and
+/// ``ChannelStore/updateSubscription(instanceID:workerID:channel:mode:now:)``, inside its
+/// transaction, performing each typed effect they ask for (read these rows, persist this
+/// wake-up) and answering with the result. Drivers write `framework = 'swift'` and act only
+/// on instances of that framework, while they read any.
 ///
 /// This protocol is what every driver provides: instances, steps, locks, timers, cancellation
 /// and queries. Further capabilities are separate protocols, and the app uses only those a
@@ -22,7 +28,8 @@ import Foundation
 /// - ``WakeUpSource``: announcements of work made claimable by other processes (without it,
 ///   other processes' work is found by polling).
 ///
-/// EddaSQLite's `SQLiteStore` and EddaPostgres's `PostgresStore` adopt all of them. A driver in
+/// EddaSQLite's `SQLiteStore`, EddaPostgres's `PostgresStore` and EddaMySQL's `MySQLStore`
+/// adopt all of them. A driver in
 /// its own module proves itself with the `EddaConformance` kit, which runs each capability's
 /// checks when the driver adopts it.
 public protocol WorkflowStore: Sendable {
@@ -80,7 +87,9 @@ public protocol WorkflowStore: Sendable {
     /// Ends the waits that are due: timers that expired by `deadline` (recorded as
     /// `TimerExpired`) and, for a ``ChannelStore``, receives whose timeout passed
     /// (`MessageTimeout`) and waiting subscribers that missed a pending message. Only
-    /// instances `claim` allows are touched; they are returned locked by its worker.
+    /// instances `claim` allows are touched; they are returned locked by its worker. Run
+    /// ``WakeUpSweep/dueWaits(claim:deadline:now:limit:)`` in one transaction (a store without
+    /// channels answers its subscription queries with no waiters).
     func fireDueWaits(claim: ClaimPolicy, deadline: Date, now: Date, limit: Int) async throws -> [ClaimedInstance]
 
     /// The earliest timer expiry or receive timeout among waiting instances of `workflowNames`.
@@ -94,18 +103,21 @@ public protocol WorkflowStore: Sendable {
 public protocol ChannelStore: WorkflowStore {
     /// Subscribes an executing instance to a channel (`mode` non-`nil`; idempotent, and a
     /// broadcast subscription's cursor starts after the channel's newest message) or
-    /// unsubscribes it (`mode` `nil`). `mode` is `broadcast` or `competing`.
+    /// unsubscribes it (`mode` `nil`). `mode` is `broadcast` or `competing`. Run
+    /// ``ReceiveSequence/init(updating:of:to:workerID:)``.
     func updateSubscription(
         instanceID: String, workerID: String, channel: String, mode: SubscriptionMode?, now: Date
     ) async throws -> SubscriptionOutcome
 
     /// In one transaction: consumes the oldest pending message for the instance's subscription
-    /// and records it, or registers the wait (`waiting_for_message`, lock released).
+    /// and records it, or registers the wait (`waiting_for_message`, lock released). Run
+    /// ``ReceiveSequence/init(_:)``; roll back when it ``ReceiveSequence/rollsBack``.
     func receive(_ request: ReceiveRequest, now: Date) async throws -> ReceiveOutcome
 
     /// Stores messages and delivers each, in the same transaction, to the subscribers waiting
     /// on its channel (all broadcast subscribers; one competing subscriber). Delivered instances
-    /// become `running`; those `claim` allows are returned locked by its worker.
+    /// become `running`; those `claim` allows are returned locked by its worker. Run
+    /// ``WakeUpSweep/delivery(of:claim:now:)`` for each message, in one transaction.
     func publish(_ messages: [OutgoingMessage], claim: ClaimPolicy, now: Date) async throws -> [DeliveryReport]
 
     /// Deletes channel messages published before `cutoff`; returns how many.
