@@ -7,6 +7,7 @@ import EddaSQLite
 import EddaPostgres
 import Foundation
 import Logging
+import MetricsTestKit
 
 #if canImport(Glibc)
 import Glibc
@@ -154,6 +155,9 @@ struct EddaBench: AsyncParsableCommand {
     @Flag(help: "Also measure the raw commit floor first, in the same run: floor_commits_per_s and floor_commit_ms.")
     var floor = false
 
+    @Option(help: "Where the app's metrics go: default (the process's MetricsSystem, not bootstrapped here: discarded) or memory (an in-memory backend that keeps every value, swift-metrics' TestMetrics), to measure the instrumentation's cost.")
+    var metrics: String = "default"
+
     mutating func run() async throws {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -166,6 +170,9 @@ struct EddaBench: AsyncParsableCommand {
         if workload == "sender" {
             try await runSender()
             return
+        }
+        guard ["default", "memory"].contains(metrics) else {
+            throw ValidationError("--metrics must be default or memory; got '\(metrics)'")
         }
         let database = try await BenchDatabase.open(db, durability: durability)
         var floorFigures: [String: JSONValue] = [:]
@@ -190,6 +197,7 @@ struct EddaBench: AsyncParsableCommand {
         // other workloads run without background services.
         let crossProcess = (sender ?? (database.isServer ? "process" : "in-process")) == "process"
         configuration.runsBackgroundRecovery = workload == "timer" || (workload == "event_latency" && crossProcess)
+        if metrics == "memory" { configuration.metricsFactory = TestMetrics() }
         let store = database.store
         let app = try await EddaApp(configuration: configuration, store: store)
         let marks = Marks()
@@ -345,7 +353,7 @@ struct EddaBench: AsyncParsableCommand {
         let timedOut = ContinuousClock.now >= deadline
         var line: [String: JSONValue] = [
             "workload": .string(workload), "impl": .string("edda-swift"), "db": .string(database.kind),
-            "durability": .string(durability), "n": .number(Double(count)),
+            "durability": .string(durability), "n": .number(Double(count)), "metrics": .string(metrics),
             "cpu_s": .number(cpuSeconds() - cpuStart), "wall_s": .number((ContinuousClock.now - wallStart).seconds),
             "peak_rss_mib": .number(peakRSSMiB()),
         ]

@@ -42,8 +42,10 @@ struct ExecutionScope: Sendable {
             let context = ActivityContext(
                 instanceID: instanceID, workflowName: workflowName, activityID: invocation.activityID, attempt: attempt)
             let failure: any Error
+            let attemptStarted = ContinuousClock.now
             do {
                 let output = try await invocation.perform(context)
+                let ran = ContinuousClock.now - attemptStarted
                 var transition = stepTransition(currentActivityID: invocation.activityID)
                 transition.history = [NewHistoryEvent(
                     activityID: invocation.activityID, eventType: HistoryEventType.activityCompleted,
@@ -65,6 +67,7 @@ struct ExecutionScope: Sendable {
                 if !transition.messages.isEmpty { transition.claimPolicy = engine.claimPolicy }
                 let outcome = try await applyStep(transition)
                 if case .applied(_, let deliveries) = outcome {
+                    engine.metrics.activityAttempt(invocation.activityName, outcome: .success, duration: ran)
                     if !transition.outboxEvents.isEmpty { engine.outboxWritten() }
                     if !deliveries.isEmpty { await engine.runClaimed(deliveries.flatMap(\.claimed)) }
                     await hooks.activityCompleted(
@@ -83,13 +86,16 @@ struct ExecutionScope: Sendable {
             }
 
             retry.record(attempt: attempt, error: failure, at: Date())
+            let ran = ContinuousClock.now - attemptStarted
             if failure is TerminalError || failure is EddaUsageError {
+                engine.metrics.activityAttempt(invocation.activityName, outcome: .failure, duration: ran)
                 try await recordFailure(invocation, error: failure, retry: nil, reason: nil, carrying: buffered)
                 await hooks.activityFailed(
                     instanceID: instanceID, activityID: invocation.activityID, activityName: invocation.activityName, error: failure)
                 throw failure
             }
             if let reason = stopReason(invocation.policy, error: failure, attempt: attempt, started: started) {
+                engine.metrics.activityAttempt(invocation.activityName, outcome: .failure, duration: ran)
                 retry.exhausted = true
                 retry.totalDurationMs = Int64(Date().timeIntervalSince(started) * 1000)
                 let exhausted = RetryExhaustedError(
@@ -99,6 +105,7 @@ struct ExecutionScope: Sendable {
                     instanceID: instanceID, activityID: invocation.activityID, activityName: invocation.activityName, error: exhausted)
                 throw exhausted
             }
+            engine.metrics.activityAttempt(invocation.activityName, outcome: .retry, duration: ran)
             let delay = invocation.policy.delay(afterAttempt: attempt)
             engine.logger.debug(
                 "Activity attempt failed; retrying",
@@ -119,7 +126,7 @@ struct ExecutionScope: Sendable {
     /// failure of the activity.
     private func applyStep(_ transition: InstanceTransition) async throws -> TransitionOutcome {
         do {
-            return try await engine.store.apply(transition, now: Date())
+            return try await engine.apply(transition)
         } catch let error as TransactionalWorkError {
             throw error
         } catch let error as EddaUsageError {
@@ -184,7 +191,7 @@ struct ExecutionScope: Sendable {
     func commit(_ transition: InstanceTransition, isStep: Bool = true) async throws -> [DeliveryReport] {
         let outcome: TransitionOutcome
         do {
-            outcome = try await engine.store.apply(transition, now: Date())
+            outcome = try await engine.apply(transition)
         } catch {
             throw EngineStoreError(underlying: error)
         }

@@ -166,6 +166,7 @@ public final class WorkflowContext {
     private func complete<Output: Codable & Sendable>(_ call: PreparedCall, as type: Output.Type) async throws -> Output {
         switch call {
         case .recorded(let id, let name, let entry):
+            scope.engine.metrics.stepReplayed(scope.workflowName)
             await hooks.activityStarted(instanceID: instanceID, activityID: id, activityName: name, isReplaying: true)
             return try await replayed(entry, id: id, name: name, as: type)
         case .live(let invocation):
@@ -190,6 +191,7 @@ public final class WorkflowContext {
             return ActivityHandle(context: self, state: .failed(error))
         case .success(.recorded(let id, let name, let entry)):
             return ActivityHandle(context: self, state: .recorded { [self] in
+                scope.engine.metrics.stepReplayed(scope.workflowName)
                 await hooks.activityStarted(instanceID: instanceID, activityID: id, activityName: name, isReplaying: true)
                 return try await replayed(entry, id: id, name: name, as: type)
             })

@@ -16,7 +16,10 @@ extension WorkflowEngine {
     /// Takes the next pending message for a held instance, or registers its wait and suspends it.
     func receive(_ request: ReceiveRequest) async throws -> ReceiveOutcome {
         let channels = try channelStore()
-        return try await storeOperation { try await channels.receive(request, now: Date()) }
+        let started = ContinuousClock.now
+        let outcome = try await storeOperation { try await channels.receive(request, now: Date()) }
+        metrics.committed("receive", duration: ContinuousClock.now - started)
+        return outcome
     }
 
     /// The app's store as a ``ChannelStore``, or a usage error if its driver has no channels.

@@ -98,6 +98,7 @@ final class WorkflowEngine: Sendable {
     let workerID: String
     let serviceName: String
     let hooks: any WorkflowHooks
+    let metrics: EddaMetrics
     let defaultRetryPolicy: RetryPolicy
     let defaultLockTimeout: Duration
     let logger: Logger
@@ -130,10 +131,11 @@ final class WorkflowEngine: Sendable {
     let leadership = Mutex(false)
 
     init(
-        store: any WorkflowStore, workerID: String, serviceName: String, hooks: any WorkflowHooks,
+        store: any WorkflowStore, workerID: String, serviceName: String, hooks: any WorkflowHooks, metrics: EddaMetrics,
         defaultRetryPolicy: RetryPolicy, defaultLockTimeout: Duration, clock: any WorkflowClock, tasks: TaskTracker,
         logger: Logger
     ) {
+        self.metrics = metrics
         self.clock = clock
         self.tasks = tasks
         self.claimPolicyBox = Mutex(ClaimPolicy(workerID: workerID, leases: [:]))
@@ -153,6 +155,25 @@ final class WorkflowEngine: Sendable {
         error is WorkflowCancelledError || error is LockLostError || error is NondeterminismError
             || error is EngineStoreError || error is StoredInputError || error is WorkflowSuspended || error is RecurRequested
             || (error is CancellationError && Task.isCancelled)
+    }
+
+    /// Commits a transition, timing it.
+    func apply(_ transition: InstanceTransition) async throws -> TransitionOutcome {
+        let started = ContinuousClock.now
+        let outcome = try await store.apply(transition, now: Date())
+        metrics.committed(Self.metricLabel(transition), duration: ContinuousClock.now - started)
+        return outcome
+    }
+
+    /// A transition's kind, as the commit-duration metric names it.
+    static func metricLabel(_ transition: InstanceTransition) -> String {
+        if transition.successor != nil { return "recur" }
+        switch transition.newStatus {
+        case .completed?, .failed?, .cancelled?: return "finish"
+        case .compensating?: return "compensate"
+        case .waitingForTimer?, .waitingForMessage?: return "suspend"
+        default: return transition.history.contains { $0.eventType.hasPrefix("Compensation") } ? "compensation" : "step"
+        }
     }
 
     // MARK: - Registry
@@ -333,6 +354,7 @@ final class WorkflowEngine: Sendable {
             unreserve(instanceID)
             throw error
         }
+        metrics.claimed(won: claimed != nil)
         guard let claimed else {
             unreserve(instanceID)
             return nil
@@ -482,6 +504,7 @@ final class WorkflowEngine: Sendable {
             scope: scope, mode: mode, log: log, compensations: start.compensations, subscriptions: start.subscriptions,
             logger: logger)
         if start.isNew {
+            metrics.workflowStarted(workflow.name)
             await hooks.workflowStarted(instanceID: scope.instanceID, workflowName: workflow.name, inputJSON: start.inputJSON)
         }
         context.logger.debug(start.isNew ? "Workflow started" : "Workflow resumed")
@@ -559,6 +582,7 @@ final class WorkflowEngine: Sendable {
         }
         control.markClaimed(lockExpiresAt: transition.successor?.lockExpiresAt)
         context.logger.debug("Workflow recurred", metadata: ["edda.successor": .string(successorID)])
+        metrics.workflowEnded(workflow.name, status: .recurred)
         return .continued(ExecutionStart(
             workflow: workflow, control: control, inputJSON: inputJSON, lockTimeoutSeconds: start.lockTimeoutSeconds))
     }
@@ -570,10 +594,11 @@ final class WorkflowEngine: Sendable {
             outputJSON: StepPayloads.completedOutput(resultJSON: output.json))
         transition.compensations = context.bufferedCompensations
         do {
-            switch try await store.apply(transition, now: Date()) {
+            switch try await apply(transition) {
             case .applied:
                 context.bufferedCompensationsWritten()
                 context.logger.debug("Workflow completed")
+                metrics.workflowEnded(scope.workflowName, status: .completed)
                 await hooks.workflowCompleted(instanceID: scope.instanceID, workflowName: scope.workflowName, resultJSON: output.json)
                 return .completed(output)
             case .rejected(let status, let lockedBy) where lockedBy == workerID && status == .compensating:
@@ -611,6 +636,7 @@ final class WorkflowEngine: Sendable {
             return await stop(context, because: control)
         }
         context.logger.info("Workflow failed", metadata: ["edda.error": .string(ErrorDescription.message(error))])
+        metrics.workflowEnded(scope.workflowName, status: .failed)
         await hooks.workflowFailed(instanceID: scope.instanceID, workflowName: scope.workflowName, error: error)
         return .failed(error)
     }
@@ -641,6 +667,7 @@ final class WorkflowEngine: Sendable {
             return await stop(context, because: error, cancelling: true)
         }
         context.logger.info("Workflow cancelled")
+        metrics.workflowEnded(scope.workflowName, status: .cancelled)
         await hooks.workflowCancelled(instanceID: scope.instanceID, workflowName: scope.workflowName)
         return .cancelled
     }
@@ -680,6 +707,7 @@ final class WorkflowEngine: Sendable {
                 payload = StepPayloads.compensationFailed(name: record.name, id: rowID, error: error)
                 succeeded = false
             }
+            metrics.compensationRan(record.name, succeeded: succeeded)
             let transition = InstanceTransition.compensationRecorded(
                 instanceID: scope.instanceID, workerID: workerID, leaseUntil: scope.leaseUntil,
                 event: NewHistoryEvent(
@@ -688,7 +716,7 @@ final class WorkflowEngine: Sendable {
                     payload: .json(payload)))
             let outcome: TransitionOutcome
             do {
-                outcome = try await store.apply(transition, now: Date())
+                outcome = try await apply(transition)
             } catch {
                 throw EngineStoreError(underlying: error)
             }

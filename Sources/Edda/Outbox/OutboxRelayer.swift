@@ -43,6 +43,15 @@ public struct OutboxRelayerConfiguration: Sendable {
 /// recording it leaves the row to be sent again. The event ID (the CloudEvent's `id`) is the
 /// consumer's key for dropping the repeat.
 struct OutboxRelayer {
+    /// How the outbox metric names an outcome that drops the event.
+    static func metricOutcome(_ outcome: OutboxOutcome) -> String {
+        switch outcome {
+        case .invalid: "invalid"
+        case .expired: "expired"
+        default: "failed"
+        }
+    }
+
     /// The key ``WorkflowEngine/outboxWakeup`` is signalled with.
     static let wakeupKey = "outbox"
     let engine: WorkflowEngine
@@ -128,13 +137,16 @@ struct OutboxRelayer {
             switch outcome {
             case .published:
                 published += 1
+                engine.metrics.outboxEvent("published")
                 await engine.hooks.eventSent(eventType: event.eventType, eventSource: event.eventSource, dataJSON: event.payload.jsonDescription)
             case .retrying(let error):
+                engine.metrics.outboxEvent("retry")
                 engine.logger.warning(
                     "Outbox event not sent; it will be retried",
                     metadata: ["edda.event_id": .string(event.eventID), "edda.error": .string(error),
                                "edda.attempt": .stringConvertible(event.retryCount + 1)])
             case .failed(let error), .invalid(let error), .expired(let error):
+                engine.metrics.outboxEvent(Self.metricOutcome(outcome))
                 engine.logger.error(
                     "Outbox event dropped", metadata: ["edda.event_id": .string(event.eventID), "edda.error": .string(error)])
             case .postponed:

@@ -34,11 +34,15 @@ struct LeaseRenewer {
                 let held = try await engine.store.renewLocks(
                     instanceIDs: group.map(\.instanceID), workerID: engine.workerID,
                     leaseUntil: now.addingTimeInterval(lease.seconds), now: now)
+                var lost = 0
                 for control in group {
                     switch held[control.instanceID] {
                     case nil:
                         // No longer held by this worker: lost, unless the execution just ended.
-                        if engine.runningInstanceIDs[control.instanceID] === control { control.raise(.lockLost) }
+                        if engine.runningInstanceIDs[control.instanceID] === control {
+                            lost += 1
+                            control.raise(.lockLost)
+                        }
                     case .compensating?:
                         control.markRenewed(at: started)
                         control.raise(.cancelRequested)
@@ -46,6 +50,7 @@ struct LeaseRenewer {
                         control.markRenewed(at: started)
                     }
                 }
+                engine.metrics.leasesRenewed(group.count - lost, lost: lost)
             } catch {
                 engine.logger.warning("Lock renewal failed; retrying: \(error)")
             }

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 
 extension EddaApp {
@@ -21,6 +22,10 @@ extension EddaApp {
         public var lockTimeout: Duration = .seconds(30)
         /// Lifecycle callbacks. Default: none.
         public var hooks: any WorkflowHooks = NoHooks()
+        /// Where the app's metrics go (see ``EddaMetricName`` for the list). Default `nil`: the
+        /// process's `MetricsSystem`, which discards them until you bootstrap a backend
+        /// (swift-prometheus, swift-otel, …).
+        public var metricsFactory: (any MetricsFactory)?
         /// The logger; instance and activity IDs are attached as metadata.
         public var logger = Logger(label: "edda")
         /// How often to look for instances left unfinished (by a crashed worker, or resumable

@@ -84,7 +84,7 @@ public final class EddaApp: Service, Sendable {
         self.tasks = tasks
         self.engine = WorkflowEngine(
             store: store, workerID: workerID, serviceName: configuration.serviceName, hooks: configuration.hooks,
-            defaultRetryPolicy: configuration.defaultRetryPolicy, defaultLockTimeout: configuration.lockTimeout,
+            metrics: EddaMetrics(factory: configuration.metricsFactory), defaultRetryPolicy: configuration.defaultRetryPolicy, defaultLockTimeout: configuration.lockTimeout,
             clock: configuration.clock, tasks: tasks, logger: logger)
         renewer = Task(executorPreference: engine.renewalExecutor) { [engine] in
             await PreferredTaskExecutor.$current.withValue(engine.renewalExecutor) {
@@ -384,6 +384,7 @@ public final class EddaApp: Service, Sendable {
             return false
         case .cancelled:
             if let instance = try await store.instance(id: instanceID) {
+                engine.metrics.workflowEnded(instance.workflowName, status: .cancelled)
                 await configuration.hooks.workflowCancelled(instanceID: instanceID, workflowName: instance.workflowName)
             }
             engine.completions.signal(instanceID)

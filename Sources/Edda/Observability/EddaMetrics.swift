@@ -1,0 +1,146 @@
+import CoreMetrics
+import Foundation
+import Synchronization
+
+/// The names and dimensions of the metrics an ``EddaApp`` reports through swift-metrics.
+///
+/// Names follow the OpenTelemetry semantic-convention style (dotted, `edda.` first; a
+/// Prometheus backend turns the dots into underscores). Every dimension value is bounded: a
+/// workflow or activity name, a status, an outcome, never an instance ID. See the Observability
+/// article for what each measures.
+public enum EddaMetricName {
+    /// Counter: instances started. Dimension ``workflow``.
+    public static let workflowStarts = "edda.workflow.starts"
+    /// Counter: instances that ended on this worker. Dimensions ``workflow`` and ``status``
+    /// (`completed`, `failed`, `cancelled`, `recurred`).
+    public static let workflowEnds = "edda.workflow.ends"
+    /// Counter: activity attempts that ran. Dimensions ``activity`` and ``outcome`` (`success`;
+    /// `retry`, a failed attempt that will be retried; `failure`, a failed attempt that ends the
+    /// step: a terminal error or the last retry).
+    public static let activityAttempts = "edda.activity.attempts"
+    /// Timer: how long each activity attempt's code ran. Dimensions ``activity`` and ``outcome``.
+    public static let activityDuration = "edda.activity.duration"
+    /// Counter: steps read from history on replay instead of run (activities, receives, timers).
+    /// Dimension ``workflow``.
+    public static let replayedSteps = "edda.replay.steps"
+    /// Counter: compensations run. Dimensions ``activity`` (the compensation's name) and
+    /// ``outcome`` (`success`, `failure`).
+    public static let compensations = "edda.compensation.runs"
+    /// Counter: claims of free instances (recovery, resumption after a wait elsewhere).
+    /// Dimension ``outcome`` (`won`; `lost`, another worker had it first).
+    public static let claims = "edda.instance.claims"
+    /// Counter: lease renewals of running instances. Dimension ``outcome`` (`renewed`; `lost`,
+    /// the lock was gone and the execution stops).
+    public static let leaseRenewals = "edda.lease.renewals"
+    /// Timer: how long a step's commit took in the store (the transition, with the user's
+    /// transactional work, outbox rows and deliveries). Dimension ``transition``: `step` (an
+    /// activity's result or failure), `receive` (a message consumed, or the wait registered),
+    /// `suspend` (a timer), `compensate` (compensation begins), `compensation` (one recorded),
+    /// `finish`, `recur`.
+    public static let commitDuration = "edda.store.commit.duration"
+    /// Counter: outbox events the relayer handled. Dimension ``outcome`` (`published`, `retry`,
+    /// `failed`, `invalid`, `expired`).
+    public static let outboxEvents = "edda.outbox.events"
+
+    /// Dimension: the workflow's durable name.
+    public static let workflow = "edda.workflow.name"
+    /// Dimension: the activity's (or compensation's) durable name.
+    public static let activity = "edda.activity.name"
+    /// Dimension: how an instance ended.
+    public static let status = "edda.workflow.status"
+    /// Dimension: what an attempt, claim or renewal came to.
+    public static let outcome = "edda.outcome"
+    /// Dimension: the kind of a store transition.
+    public static let transition = "edda.transition"
+}
+
+/// The app's metric handles, made once per label and dimensions with the configured factory.
+final class EddaMetrics: Sendable {
+    private struct Key: Hashable {
+        let label: String
+        let dimensions: [String]
+
+        init(_ label: String, _ dimensions: [(String, String)]) {
+            self.label = label
+            self.dimensions = dimensions.flatMap { [$0.0, $0.1] }
+        }
+    }
+
+    private let factory: any MetricsFactory
+    private let counters = Mutex<[Key: Counter]>([:])
+    private let timers = Mutex<[Key: CoreMetrics.Timer]>([:])
+
+    /// Reports to `factory`, or to the process's `MetricsSystem` (a no-op until bootstrapped).
+    init(factory: (any MetricsFactory)?) {
+        self.factory = factory ?? MetricsSystem.factory
+    }
+
+    func increment(_ label: String, _ dimensions: [(String, String)], by amount: Int = 1) {
+        guard amount > 0 else { return }
+        let counter = counters.withLock { counters in
+            let key = Key(label, dimensions)
+            if let counter = counters[key] { return counter }
+            let counter = Counter(label: label, dimensions: dimensions, factory: factory)
+            counters[key] = counter
+            return counter
+        }
+        counter.increment(by: amount)
+    }
+
+    func record(_ label: String, _ dimensions: [(String, String)], _ duration: Duration) {
+        let timer = timers.withLock { timers in
+            let key = Key(label, dimensions)
+            if let timer = timers[key] { return timer }
+            let timer = CoreMetrics.Timer(label: label, dimensions: dimensions, factory: factory)
+            timers[key] = timer
+            return timer
+        }
+        let (seconds, attoseconds) = duration.components
+        timer.recordNanoseconds(max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
+    }
+
+    // MARK: - What the engine reports
+
+    func workflowStarted(_ workflow: String) {
+        increment(EddaMetricName.workflowStarts, [(EddaMetricName.workflow, workflow)])
+    }
+
+    func workflowEnded(_ workflow: String, status: WorkflowStatus) {
+        increment(EddaMetricName.workflowEnds, [(EddaMetricName.workflow, workflow), (EddaMetricName.status, status.rawValue)])
+    }
+
+    enum AttemptOutcome: String {
+        case success, retry, failure
+    }
+
+    func activityAttempt(_ activity: String, outcome: AttemptOutcome, duration: Duration) {
+        let dimensions = [(EddaMetricName.activity, activity), (EddaMetricName.outcome, outcome.rawValue)]
+        increment(EddaMetricName.activityAttempts, dimensions)
+        record(EddaMetricName.activityDuration, dimensions, duration)
+    }
+
+    func stepReplayed(_ workflow: String) {
+        increment(EddaMetricName.replayedSteps, [(EddaMetricName.workflow, workflow)])
+    }
+
+    func compensationRan(_ name: String, succeeded: Bool) {
+        increment(EddaMetricName.compensations, [(EddaMetricName.activity, name), (EddaMetricName.outcome, succeeded ? "success" : "failure")])
+    }
+
+    func claimed(won: Bool) {
+        increment(EddaMetricName.claims, [(EddaMetricName.outcome, won ? "won" : "lost")])
+    }
+
+    func leasesRenewed(_ renewed: Int, lost: Int) {
+        increment(EddaMetricName.leaseRenewals, [(EddaMetricName.outcome, "renewed")], by: renewed)
+        increment(EddaMetricName.leaseRenewals, [(EddaMetricName.outcome, "lost")], by: lost)
+    }
+
+    func committed(_ transition: String, duration: Duration) {
+        record(EddaMetricName.commitDuration, [(EddaMetricName.transition, transition)], duration)
+    }
+
+    func outboxEvent(_ outcome: String) {
+        increment(EddaMetricName.outboxEvents, [(EddaMetricName.outcome, outcome)])
+    }
+}

@@ -1,0 +1,122 @@
+import CoreMetrics
+import Edda
+import EddaSQLite
+import EddaTesting
+import Foundation
+import MetricsTestKit
+import Testing
+
+/// The metrics an app reports, read from swift-metrics' in-memory backend given to the app as
+/// its factory (the process's `MetricsSystem` stays untouched).
+@Suite("Metrics", .timeLimit(.minutes(2)))
+struct MetricsTests {
+    typealias Name = EddaMetricName
+
+    func total(_ metrics: TestMetrics, _ label: String, _ dimensions: [(String, String)]) -> Int64 {
+        metrics.counterTotal(label: label, dimensions: dimensions)
+    }
+
+    @Test("a saga with a retry and a compensation: exact counts of starts, ends, attempts by outcome, compensations and commits")
+    func saga() async throws {
+        let metrics = TestMetrics()
+        try await withDatabase { database in
+            let recorder = Recorder()
+            try await withApp(database, configure: { $0.metricsFactory = metrics }) { app in
+                let flow = app.register(workflow: "trip") { (_: NoValue, context) -> String in
+                    _ = try await context.run(Book(recorder: recorder), input: "hotel")
+                    _ = try await context.run(Flaky(failures: 1, recorder: recorder), input: "x")
+                    return try await context.run(Explode(), input: "fly")
+                }
+                await #expect(throws: WorkflowFailedError.self) { try await app.run(flow, input: NoValue()) }
+            }
+            #expect(recorder.all == ["book hotel", "attempt 1", "attempt 2", "undo booking-hotel"])
+        }
+        #expect(total(metrics, Name.workflowStarts, [(Name.workflow, "trip")]) == 1)
+        #expect(total(metrics, Name.workflowEnds, [(Name.workflow, "trip"), (Name.status, "failed")]) == 1)
+        #expect(metrics.counterTotal(label: Name.workflowEnds) == 1)
+        #expect(total(metrics, Name.activityAttempts, [(Name.activity, "book"), (Name.outcome, "success")]) == 1)
+        #expect(total(metrics, Name.activityAttempts, [(Name.activity, "flaky"), (Name.outcome, "retry")]) == 1)
+        #expect(total(metrics, Name.activityAttempts, [(Name.activity, "flaky"), (Name.outcome, "success")]) == 1)
+        #expect(total(metrics, Name.activityAttempts, [(Name.activity, "explode"), (Name.outcome, "failure")]) == 1)
+        #expect(metrics.counterTotal(label: Name.activityAttempts) == 4)
+        #expect(total(metrics, Name.compensations, [(Name.activity, Book.compensationName), (Name.outcome, "success")]) == 1)
+        #expect(metrics.counterTotal(label: Name.compensations) == 1)
+        #expect(metrics.counterTotal(label: Name.replayedSteps) == 0)
+        // One duration per attempt, under the attempt's outcome.
+        #expect(try metrics.expectTimer(Name.activityDuration, [(Name.activity, "flaky"), (Name.outcome, "retry")]).values.count == 1)
+        #expect(metrics.timers(label: Name.activityDuration).reduce(0) { $0 + $1.values.count } == 4)
+        // Commits: three steps (book, flaky, the failure of explode), begin compensating, the
+        // compensation's record, the end.
+        let commits = Dictionary(grouping: metrics.timers(label: Name.commitDuration)) {
+            $0.dimensions.first { $0.0 == Name.transition }?.1 ?? ""
+        }.mapValues { $0.reduce(0) { $0 + $1.values.count } }
+        #expect(commits == ["step": 3, "compensate": 1, "compensation": 1, "finish": 1])
+    }
+
+    @Test("a resumption after a wait replays the recorded step without running it again")
+    func replay() async throws {
+        let metrics = TestMetrics()
+        try await withDatabase { database in
+            let recorder = Recorder()
+            try await withApp(database, configure: { $0.metricsFactory = metrics }) { app in
+                let flow = app.register(workflow: "waiting") { (_: NoValue, context) -> String in
+                    _ = try await context.run(Book(recorder: recorder), input: "car")
+                    return try await context.waitEvent("go", as: String.self).data
+                }
+                let id = try await app.start(flow, input: NoValue())
+                #expect(try await app.instance(id)?.status == .waitingForMessage)
+                try await app.publish(to: "go", data: "now")
+                try await eventually("the workflow completes") { try await app.instance(id)?.status == .completed }
+            }
+            #expect(recorder.all == ["book car"])
+        }
+        #expect(total(metrics, Name.workflowStarts, [(Name.workflow, "waiting")]) == 1)
+        #expect(total(metrics, Name.workflowEnds, [(Name.workflow, "waiting"), (Name.status, "completed")]) == 1)
+        #expect(total(metrics, Name.activityAttempts, [(Name.activity, "book"), (Name.outcome, "success")]) == 1)
+        #expect(total(metrics, Name.replayedSteps, [(Name.workflow, "waiting")]) == 1)
+        #expect(metrics.timers(label: Name.commitDuration).contains { $0.dimensions.contains { $0 == (Name.transition, "receive") } })
+    }
+
+    @Test("a claim lost to the running worker, one won after a crash, and the lease renewals of a long step are counted")
+    func claimsAndRenewals() async throws {
+        let metrics = TestMetrics()
+        try await withDatabase { database in
+            let recorder = Recorder()
+            let gate = Gate()
+            func register(_ app: EddaApp) -> WorkflowReference<NoValue, String> {
+                app.register(workflow: "long", lockTimeout: .milliseconds(300)) { (_: NoValue, context) -> String in
+                    try await context.run(Hold(gate: gate, recorder: recorder), input: "x")
+                }
+            }
+            // Left running by a worker that stopped inside its step.
+            let crashed = try await startAndStop(database, register: register, input: NoValue(), heldBy: recorder)
+            try await withApp(database, configure: {
+                $0.metricsFactory = metrics
+                $0.runsBackgroundRecovery = false
+            }) { running in
+                _ = register(running)
+                try await eventually("the stopped worker's lock runs out") {
+                    try await running.instance(crashed)?.lockExpiresAt.map { $0 < Date() } ?? true
+                }
+                async let resumed = running.resume(instanceID: crashed)
+                try await eventually("the resume runs the step") { recorder.count("hold") == 2 }
+                let ranElsewhere = try await withApp(database, configure: {
+                    $0.metricsFactory = metrics
+                    $0.runsBackgroundRecovery = false
+                }) { other in
+                    _ = register(other)
+                    return try await other.resume(instanceID: crashed)
+                }
+                #expect(!ranElsewhere)
+                // Several renewals of the 300 ms lease while the step holds.
+                try await Task.sleep(for: .milliseconds(500))
+                gate.open()
+                #expect(try await resumed)
+            }
+        }
+        #expect(total(metrics, Name.claims, [(Name.outcome, "won")]) == 1)
+        #expect(total(metrics, Name.claims, [(Name.outcome, "lost")]) == 1)
+        #expect(total(metrics, Name.leaseRenewals, [(Name.outcome, "renewed")]) >= 1)
+        #expect(total(metrics, Name.leaseRenewals, [(Name.outcome, "lost")]) == 0)
+    }
+}
