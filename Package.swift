@@ -124,6 +124,7 @@ let package = Package(
                 "Edda", "EddaSQLite", "EddaPostgres", "EddaMySQL",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(name: "Quickstart", dependencies: ["Edda", "EddaSQLite"], path: "Examples/Quickstart", exclude: ["README.md"]),

@@ -9,6 +9,12 @@
 //                                                             falls due at <deadline>, seconds since
 //                                                             1970), then serve
 //   edda-test-worker <db-path> serve                          resume whatever is unfinished
+//   edda-test-worker <db-path> start-service <instance-id> <steps>
+//                                                             start the workflow detached and run the
+//                                                             app as a ServiceLifecycle service that
+//                                                             shuts down gracefully on SIGTERM;
+//                                                             EDDA_TEST_STEP_DELAY (seconds) sets how
+//                                                             long each step takes
 //   edda-test-worker <db-path> relay-hang                     relay outbox events to a broker that
 //                                                             never answers (prints "sending <id>");
 //                                                             lease EDDA_TEST_OUTBOX_LEASE seconds
@@ -21,6 +27,8 @@ import Edda
 import EddaSQLite
 import Foundation
 import GRDB
+import Logging
+import ServiceLifecycle
 
 struct StepInput: Codable, Sendable {
     var index: Int
@@ -141,7 +149,8 @@ do {
             ProcessInfo.processInfo.environment["EDDA_TEST_OUTBOX_LEASE"].flatMap(Double.init) ?? 10)
     }
     let app = try await EddaApp(configuration: configuration)
-    app.register(CrashSteps(delay: .milliseconds(150), gate: Gate(queue: queue)))
+    let stepDelay = ProcessInfo.processInfo.environment["EDDA_TEST_STEP_DELAY"].flatMap(Double.init).map { Duration.seconds($0) }
+    app.register(CrashSteps(delay: stepDelay ?? .milliseconds(150), gate: Gate(queue: queue)))
     app.register(Waiter())
     switch arguments[2] {
     case "start-waiter":
@@ -150,6 +159,14 @@ do {
         }
         try await app.start(Waiter.self, input: Date(timeIntervalSince1970: seconds), instanceID: arguments[3])
         while true { try await Task.sleep(for: .seconds(3600)) }
+    case "start-service":
+        try await app.startDetached(CrashSteps.self, input: Int(arguments[4]) ?? 3, instanceID: arguments[3])
+        print("started")
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: app)], gracefulShutdownSignals: [.sigterm], logger: Logger(label: "edda-test-worker")))
+        try await group.run()
+        print("stopped")
+        exit(0)
     case "start":
         let instanceID = arguments[3]
         let steps = Int(arguments[4]) ?? 10

@@ -84,6 +84,60 @@ struct CrashTests {
         }
     }
 
+    @Test("SIGTERM: the step in progress finishes and commits, the instance is released at once, and the next worker runs only the rest")
+    func gracefulShutdownOnSIGTERM() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.workerPath), "edda-test-worker not built at \(Self.workerPath)")
+        try await withDatabase { database in
+            func executed() -> [String] {
+                ((try? rows(database, "SELECT activity_id FROM executions ORDER BY rowid")) ?? []).map { $0["activity_id"] as String }
+            }
+            // Step 3 waits at the gate (inside the step) however late this test looks: at most
+            // steps 1 and 2 can commit before the signal.
+            let queue = try openDatabase(database.path)
+            try await queue.write { db in
+                try db.execute(sql: "CREATE TABLE IF NOT EXISTS gate (allowed INTEGER NOT NULL)")
+                try db.execute(sql: "INSERT INTO gate (allowed) VALUES (2)")
+            }
+            try queue.close()
+            // Each step takes 3 s; the lease is 1 s, so the step in progress lives on renewals.
+            let worker = try Self.launch(
+                [database.path, "start-service", "drain-1", "3"], environment: ["EDDA_TEST_STEP_DELAY": "3"])
+            defer { worker.killIfRunning() }
+            // SIGTERM while step 2 runs (step 1 committed).
+            try await eventually("the first step", timeout: .seconds(90)) { executed() == ["step:1"] }
+            let signalled = ContinuousClock.now
+            Glibc.kill(worker.processIdentifier, SIGTERM)
+            try await eventually("the worker to exit", timeout: .seconds(60)) { !worker.isRunning }
+            let exitTime = ContinuousClock.now - signalled
+            print("SIGTERM to exit: \(exitTime)")
+            #expect(worker.terminationReason == .exit && worker.terminationStatus == 0)
+            // Step 2 was not cut short: it finished and committed within the grace period. (Had
+            // this test looked so late that step 3 was already waiting at its gate, that step
+            // would have been cancelled when the 10 s grace ran out: the same rows.)
+            #expect(executed() == ["step:1", "step:2"])
+            let instance = try #require(try rows(database, "SELECT status, locked_by FROM workflow_instances WHERE instance_id = 'drain-1'").first)
+            #expect(instance["status"] as String == "running")
+            #expect(instance["locked_by"] as String? == nil, "released for the next worker, not left to its lease")
+
+            // The next worker resumes it at once and runs step 3 only.
+            try await database.withApp(configure: { $0.recoveryInterval = .milliseconds(100) }) { app in
+                app.register(workflow: "crash_steps") { (steps: Int, context) -> Int in
+                    var total = 0
+                    for index in 1...steps {
+                        total += try await context.run(
+                            ActivityDefinition<ShutdownStepInput, Int>(name: "step") { input, _ in input.index * 10 },
+                            input: ShutdownStepInput(index: index))
+                    }
+                    return total
+                }
+                try await eventually("completion by the next worker", timeout: .seconds(60)) {
+                    try await app.instance("drain-1")?.status == .completed
+                }
+            }
+            #expect(executed() == ["step:1", "step:2"], "steps 1 and 2 were not run again")
+        }
+    }
+
     @Test("a worker restarted on the same host resumes a killed worker's instance at once, not when its 120 s lease lapses")
     func restartTakesOverAtOnce() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.workerPath), "edda-test-worker not built at \(Self.workerPath)")
@@ -338,4 +392,9 @@ struct LeaseTests {
         ahead.markClaimed(lockExpiresAt: Date().addingTimeInterval(60))
         #expect(ahead.renewalDue - ContinuousClock.now <= .seconds(1))
     }
+}
+
+/// The test worker's step input (`StepInput` in edda-test-worker).
+struct ShutdownStepInput: Codable, Sendable {
+    var index: Int
 }

@@ -8,6 +8,8 @@ final class ExecutionControl: Sendable {
         case none
         case cancelRequested
         case lockLost
+        /// The app is shutting down: stop before the next step and release the instance.
+        case shuttingDown
     }
 
     private struct State {
@@ -60,7 +62,10 @@ final class ExecutionControl: Sendable {
     /// Marks the execution; wakes any back-off sleep so it notices at once.
     func raise(_ signal: Signal) {
         let sleepers = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            if state.signal == .none || signal == .lockLost { state.signal = signal }
+            // A lost lock overrides everything; a cancellation overrides a shutdown.
+            if state.signal == .none || signal == .lockLost || (signal == .cancelRequested && state.signal == .shuttingDown) {
+                state.signal = signal
+            }
             let sleepers = Array(state.sleepers.values)
             state.sleepers.removeAll()
             return sleepers
@@ -74,6 +79,7 @@ final class ExecutionControl: Sendable {
         case .none: return
         case .cancelRequested: throw WorkflowCancelledError(instanceID: instanceID)
         case .lockLost: throw LockLostError(instanceID: instanceID)
+        case .shuttingDown: throw ShuttingDownError(instanceID: instanceID)
         }
     }
 
@@ -124,6 +130,13 @@ final class ExecutionControl: Sendable {
 struct LockLostError: Error, Sendable, CustomStringConvertible {
     let instanceID: String
     var description: String { "Lost the lock on workflow instance \(instanceID); another worker continues it" }
+}
+
+/// The app is shutting down: the execution stops before its next step and releases the
+/// instance, so that another worker resumes it at once.
+struct ShuttingDownError: Error, Sendable, CustomStringConvertible {
+    let instanceID: String
+    var description: String { "The app is shutting down; workflow instance \(instanceID) is released for another worker" }
 }
 
 /// The stored input could not be decoded to the workflow's input type on resume.

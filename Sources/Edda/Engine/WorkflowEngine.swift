@@ -81,6 +81,7 @@ enum ExecutionResult: Sendable {
         guard case .abandoned(let error) = self else { return nil }
         if error is LockLostError { return .takenOver }
         if let failure = error as? EngineStoreError { return .stopped(failure.underlying) }
+        if error is ShuttingDownError { return .stopped(CancellationError()) }
         return .stopped(error)
     }
 
@@ -129,6 +130,15 @@ final class WorkflowEngine: Sendable {
     let recoveryWakeup = CompletionSignals()
     /// Whether this worker holds the leader lease.
     let leadership = Mutex(false)
+    /// Whether the app is shutting down: executions stop before their next step.
+    private let isDraining = Mutex(false)
+
+    /// Makes every execution, running or starting from now on, stop before its next step and
+    /// release its instance.
+    func drain() {
+        isDraining.withLock { $0 = true }
+        for control in runningInstanceIDs.values { control.raise(.shuttingDown) }
+    }
 
     init(
         store: any WorkflowStore, workerID: String, serviceName: String, hooks: any WorkflowHooks, metrics: EddaMetrics,
@@ -152,7 +162,7 @@ final class WorkflowEngine: Sendable {
     /// only when this task really is cancelled (shutdown); one thrown by an activity on its own
     /// is an ordinary, retryable failure.
     static func isControl(_ error: any Error) -> Bool {
-        error is WorkflowCancelledError || error is LockLostError || error is NondeterminismError
+        error is WorkflowCancelledError || error is LockLostError || error is NondeterminismError || error is ShuttingDownError
             || error is EngineStoreError || error is StoredInputError || error is WorkflowSuspended || error is RecurRequested
             || (error is CancellationError && Task.isCancelled)
     }
@@ -215,6 +225,8 @@ final class WorkflowEngine: Sendable {
         executions.withLock { executions -> ExecutionControl? in
             guard executions[instanceID] == nil else { return nil }
             let control = ExecutionControl(instanceID: instanceID, lease: lease)
+            // Started while the app shuts down: it stops before its first step.
+            if isDraining.withLock({ $0 }) { control.raise(.shuttingDown) }
             executions[instanceID] = control
             return control
         }.map { control in
@@ -368,7 +380,7 @@ final class WorkflowEngine: Sendable {
     /// timer, a timeout), each in a background task. While the app shuts down, releases them
     /// for the next worker instead.
     func runClaimed(_ claimed: [ClaimedInstance]) async {
-        for instance in claimed where !tasks.spawn({ await self.runClaimed(instance) }) {
+        for instance in claimed where !tasks.spawn(.execution, { await self.runClaimed(instance) }) {
             try? await store.releaseLock(instanceID: instance.instance.instanceID, workerID: workerID, now: Date())
         }
     }
@@ -737,6 +749,8 @@ final class WorkflowEngine: Sendable {
         case is NondeterminismError, is StoredInputError:
             _ = quarantined.withLock { $0.insert(scope.instanceID) }
             context.logger.error("Workflow execution stopped: \(error)")
+        case is ShuttingDownError:
+            context.logger.info("Workflow execution paused for shutdown; the instance is released for another worker")
         default:
             context.logger.warning("Workflow execution stopped; the instance will be resumed: \(error)")
         }

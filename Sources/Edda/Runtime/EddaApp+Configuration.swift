@@ -20,6 +20,10 @@ extension EddaApp {
         /// Swift's cooperative pool can delay, so this only bounds how soon another worker takes
         /// over after this one dies. Default 30 s; at least 300 ms.
         public var lockTimeout: Duration = .seconds(30)
+        /// How long steps in progress may take to finish and commit when the app shuts down
+        /// through ``EddaApp/run()`` (graceful shutdown, e.g. SIGTERM); see
+        /// ``EddaApp/shutdown(gracePeriod:)``. Default 10 s.
+        public var shutdownGracePeriod: Duration = .seconds(10)
         /// Lifecycle callbacks. Default: none.
         public var hooks: any WorkflowHooks = NoHooks()
         /// Where the app's metrics go (see ``EddaMetricName`` for the list). Default `nil`: the

@@ -13,7 +13,7 @@ import Synchronization
 /// ```
 ///
 /// Creating the app opens the database, applies the schema and starts the background work
-/// (lock renewal, recovery). Call ``shutdown()`` when done, or run the app as a
+/// (lock renewal, recovery). Call ``shutdown(gracePeriod:)`` when done, or run the app as a
 /// `ServiceLifecycle` service, which shuts it down on graceful shutdown.
 public final class EddaApp: Service, Sendable {
     /// The `framework` value this implementation writes and processes.
@@ -92,19 +92,19 @@ public final class EddaApp: Service, Sendable {
             }
         }
         if configuration.runsBackgroundRecovery {
-            tasks.spawn { [engine, tasks, configuration, liveness] in
+            tasks.spawn(.service) { [engine, tasks, configuration, liveness] in
                 await RecoveryLoop(
                     engine: engine, tasks: tasks, interval: configuration.recoveryInterval,
                     batchSize: configuration.resumeBatchSize, liveness: liveness
                 ).run()
             }
-            tasks.spawn { [engine, configuration] in
+            tasks.spawn(.service) { [engine, configuration] in
                 await WaitScheduler(
                     engine: engine, pollInterval: configuration.recoveryInterval, batchSize: configuration.resumeBatchSize
                 ).run()
             }
             if let publisher = configuration.outboxPublisher, let outbox = store as? any OutboxStore {
-                tasks.spawn { [engine, configuration] in
+                tasks.spawn(.service) { [engine, configuration] in
                     await OutboxRelayer(
                         engine: engine, store: outbox, publisher: publisher, configuration: configuration.outboxRelayer
                     ).run()
@@ -112,13 +112,13 @@ public final class EddaApp: Service, Sendable {
             }
             if let source = store as? any WakeUpSource {
                 let wakeUps = source.wakeUps()
-                tasks.spawn { [engine] in
+                tasks.spawn(.service) { [engine] in
                     for await wakeUp in wakeUps {
                         engine.wake(for: wakeUp)
                     }
                 }
             }
-            tasks.spawn { [engine, configuration] in
+            tasks.spawn(.service) { [engine, configuration] in
                 await LeaderElection(
                     engine: engine, locks: store as? any SystemLockStore, lockName: configuration.leaderLockName, heartbeat: configuration.leaderHeartbeatInterval,
                     lease: configuration.leaderLeaseDuration, messageRetention: configuration.messageRetention,
@@ -483,25 +483,44 @@ public final class EddaApp: Service, Sendable {
 
     /// Runs `body` as a background task of the app (stopped and awaited at shutdown).
     func runInBackground(_ body: @escaping @Sendable () async -> Void) {
-        tasks.spawn(body)
+        tasks.spawn(.execution, body)
     }
 
     // MARK: - Lifecycle
 
-    /// Runs until graceful shutdown (`ServiceLifecycle`), then shuts the app down.
+    /// Runs until graceful shutdown (`ServiceLifecycle`, e.g. on SIGTERM), then shuts the app
+    /// down with ``Configuration/shutdownGracePeriod``: steps in progress get that long to
+    /// finish and commit.
     public func run() async throws {
         try? await gracefulShutdown()
-        await shutdown()
+        await shutdown(gracePeriod: configuration.shutdownGracePeriod)
     }
 
-    /// Stops background work, lets executions in progress stop at their next step, releases
-    /// their locks, and closes the database. Idempotent.
-    public func shutdown() async {
+    /// Shuts the app down. Idempotent.
+    ///
+    /// Background work stops at once and no execution starts. Executions in progress stop
+    /// before their next step and release their instances, so that another worker resumes them
+    /// at once; a step in progress gets `gracePeriod` to finish and commit. What is still running
+    /// then is cancelled (its step runs again on the next worker). Last, the database is closed.
+    /// A caller waiting in ``run(_:input:instanceID:lockTimeout:)`` for an instance that stopped
+    /// so gets a `CancellationError`.
+    ///
+    /// - Parameter gracePeriod: How long steps in progress may take to finish. Default zero:
+    ///   they are cancelled at once.
+    public func shutdown(gracePeriod: Duration = .zero) async {
         let first = isShutDown.withLock { done -> Bool in
             defer { done = true }
             return !done
         }
         guard first else { return }
+        await tasks.stopServices()
+        engine.drain()
+        if gracePeriod > .zero {
+            let deadline = ContinuousClock.now + gracePeriod
+            while !engine.runningInstanceIDs.isEmpty || tasks.hasExecutions, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+        }
         // Executions stop first, while their locks are still renewed; then the renewer.
         await tasks.shutdown()
         renewer.cancel()
