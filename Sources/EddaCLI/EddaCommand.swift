@@ -24,7 +24,7 @@ struct EddaCommand: AsyncParsableCommand {
             postgresql://user@host/db or mysql://user:password@host/db), or read it from the EDDA_DB_URL environment variable.
             """,
         subcommands: [
-            Serve.self, List.self, Show.self, Cancel.self, Publish.self, SendEvent.self, Visualize.self, Migrate.self,
+            Serve.self, List.self, Show.self, Cancel.self, Publish.self, SendEvent.self, Purge.self, Visualize.self, Migrate.self,
         ])
 }
 
@@ -365,6 +365,46 @@ struct Cancel: AsyncParsableCommand {
                 "Cancellation of \(instanceID) requested: it is \(status?.rawValue ?? "gone") while its compensations run on the worker "
                     + "that executes it; `edda show \(instanceID)` says when it is cancelled.")
         }
+    }
+}
+
+struct Purge: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Delete finished instances older than an age, with everything recorded for them.",
+        discussion: """
+            Deletes completed, failed, cancelled and recurred instances (or only --status ones) that ended more than \
+            --older-than ago, with their history, archived history, compensations, subscriptions, timers and message claims, \
+            in batches of 500. Never a running, waiting or compensating instance; only this library's instances unless \
+            --all-frameworks. Safe while workers run.
+            """)
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "The age: a number with s, m, h or d, e.g. 30d or 12h.") var olderThan: String
+    @Option(help: "Only instances in these final statuses, comma-separated (completed, failed, cancelled, recurred).")
+    var status: String?
+    @Flag(help: "Also delete other frameworks' instances (Python Edda's, …) in the same database.") var allFrameworks = false
+    @Flag(help: "Count what would be deleted, and delete nothing.") var dryRun = false
+
+    /// `30d`, `12h`, `15m`, `90s`.
+    static func age(_ text: String) throws -> Duration {
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3_600, "d": 86_400]
+        guard let unit = text.last.flatMap({ units[$0] }), let number = Double(text.dropLast()), number >= 0, number.isFinite else {
+            throw CommandError("--older-than takes a number and a unit (s, m, h or d), e.g. 30d; got '\(text)'.")
+        }
+        return .seconds(number * unit)
+    }
+
+    func run() async throws {
+        let age = try Self.age(olderThan)
+        let statuses = status.map { $0.split(separator: ",").map { WorkflowStatus(rawValue: $0.trimmingCharacters(in: .whitespaces)) } }
+        let filter = try PurgeFilter(
+            endedBefore: Date().addingTimeInterval(-age.seconds), statuses: statuses ?? PurgeFilter.finalStatuses,
+            allFrameworks: allFrameworks)
+        let count = try await withApp(database, access: dryRun ? .read : .write) { app in
+            try await app.purgeInstances(filter, dryRun: dryRun)
+        }
+        let what = "\(count) finished instance\(count == 1 ? "" : "s") (\(filter.statuses.map(\.rawValue).joined(separator: ", ")))"
+        print(dryRun ? "Would delete \(what) that ended before \(Timestamp.iso8601(filter.endedBefore))." : "Deleted \(what).")
     }
 }
 

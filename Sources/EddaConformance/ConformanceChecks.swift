@@ -17,6 +17,7 @@ enum ConformanceChecks {
         .init(name: "the leader lease is held by one app and moves on shutdown", needs: .systemLocks, body: leader),
         .init(name: "an event delivered by another app wakes the waiting instance in its own app", needs: .channels, body: crossAppDelivery),
         .init(name: "migrating again changes nothing and the schema reads as current", body: migrations),
+        .init(name: "a purge deletes finished instances with their rows, by status and age, and never a waiting one", needs: .retention, body: retention),
     ]
 
     /// For a driver without `capability`: the app refuses its calls with a clear error, or
@@ -41,6 +42,10 @@ enum ConformanceChecks {
             }
         case .systemLocks:
             try await runAndCompensate(harness)
+        case .retention:
+            try await harness.withApp { app in
+                try await expectUnsupported("a purge") { _ = try await app.purgeInstances(try PurgeFilter(endedBefore: Date())) }
+            }
         }
     }
 
@@ -215,6 +220,58 @@ enum ConformanceChecks {
             var query = InstanceQuery()
             query.workflowName = "conformance_doubling"
             try expectEqual(try await app.findInstances(query).instances.count, 4, "instances in the chain")
+        }
+    }
+
+    static func retention(_ harness: ConformanceHarness) async throws {
+        try await harness.withApp { app in
+            let done = app.register(workflow: "conformance_done") { (value: Int, context) -> Int in
+                _ = try await context.run(note(Recorder()), input: "\(value)")
+                return value
+            }
+            let trail = Recorder()
+            let failing = app.register(workflow: "conformance_failing") { (_: Empty, context) -> String in
+                _ = try await context.run(Booking(trail: trail), input: "room")
+                throw TerminalError("no")
+            }
+            let chain = app.register(workflow: "conformance_chain") { (value: Int, context) -> Int in
+                _ = try await context.run(note(Recorder()), input: "\(value)")
+                if value >= 4 { return value }
+                try await context.recur(with: value * 2)
+            }
+            let sleeper = app.register(workflow: "conformance_sleeper") { (_: Empty, context) -> String in
+                _ = try await context.run(note(Recorder()), input: "before")
+                try await context.sleep(for: .seconds(3_600))
+                return "woke"
+            }
+            let completed = try await app.start(done, input: 1)
+            let failed = try await app.start(failing, input: Empty())
+            let first = try await app.start(chain, input: 1)
+            try expectEqual(try await app.result(of: first, as: Int.self), 4, "the chain's result")
+            let waiting = try await app.start(sleeper, input: Empty())
+            try expectEqual(try await app.instance(failed)?.status, .failed, "the failing instance")
+            try expectEqual(try await app.instance(waiting)?.status, .waitingForTimer, "the sleeping instance")
+
+            // Whole seconds on some databases: "ended before" a moment safely after now.
+            let later = Date().addingTimeInterval(2)
+            try expectEqual(try await app.purgeInstances(try PurgeFilter(endedBefore: Date(timeIntervalSince1970: 0))), 0, "instances that ended before 1970")
+            try expectEqual(
+                try await app.purgeInstances(try PurgeFilter(endedBefore: later, statuses: [.failed])), 1, "failed instances purged")
+            try expect(try await app.instance(failed) == nil, "the failed instance is gone")
+            try expect(try await app.history(of: failed).isEmpty, "its history is gone")
+            try expectEqual(try await app.purgeInstances(try PurgeFilter(endedBefore: later), dryRun: true), 4, "a dry run's count")
+            try expect(try await app.instance(completed) != nil, "a dry run deletes nothing")
+            // The completed instance, two recurred links of the chain and its completed end.
+            try expectEqual(try await app.purgeInstances(try PurgeFilter(endedBefore: later)), 4, "finished instances purged")
+            try expect(try await app.instance(completed) == nil, "the completed instance is gone")
+            try expect(try await app.instance(first) == nil, "the chain's first link is gone")
+            try expectEqual(try await app.instance(waiting)?.status, .waitingForTimer, "the waiting instance stays")
+            try expect(try await !app.history(of: waiting).isEmpty, "and keeps its history")
+            try expectEqual(try await app.purgeInstances(try PurgeFilter(endedBefore: later)), 0, "nothing left to purge")
+            do {
+                _ = try PurgeFilter(endedBefore: later, statuses: [.running])
+                throw ConformanceFailure("a filter of running instances: expected EddaUsageError.invalidQuery")
+            } catch let error as EddaUsageError where error.kind == .invalidQuery {}
         }
     }
 

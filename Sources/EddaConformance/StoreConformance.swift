@@ -60,6 +60,8 @@ public enum StoreConformance {
         case outbox
         /// ``Edda/SystemLockStore``: named locks for leader election.
         case systemLocks
+        /// ``Edda/RetentionStore``: deleting finished instances.
+        case retention
 
         /// Whether `store` adopts it.
         public func isAdopted(by store: any WorkflowStore) -> Bool {
@@ -67,6 +69,7 @@ public enum StoreConformance {
             case .channels: store is any ChannelStore
             case .outbox: store is any OutboxStore
             case .systemLocks: store is any SystemLockStore
+            case .retention: store is any RetentionStore
             }
         }
 

@@ -68,3 +68,25 @@ extension MySQLStore {
             lastError: try row.string("last_error"))
     }
 }
+
+extension MySQLStore: RetentionStore {
+    public func purgeInstances(_ filter: PurgeFilter, limit: Int, dryRun: Bool) async throws -> Int {
+        var selection: MySQLQuery = "status IN \(list: filter.statuses.map(\.rawValue)) AND updated_at < \(filter.endedBefore)"
+        if let frameworks = filter.frameworks { selection.append(" AND framework IN \(list: frameworks)") }
+        let condition = selection
+        if dryRun {
+            return try await read { connection in
+                try connection.query("SELECT COUNT(*) AS n FROM workflow_instances WHERE \(condition)").first?.int("n") ?? 0
+            }
+        }
+        return try await transaction { connection in
+            let ids = try connection.query(
+                "SELECT instance_id FROM workflow_instances WHERE \(condition) ORDER BY updated_at LIMIT \(max(1, limit)) FOR UPDATE SKIP LOCKED"
+            ).map { try $0.required("instance_id", $0.string) }
+            guard !ids.isEmpty else { return 0 }
+            try connection.execute("UPDATE workflow_instances SET continued_from = NULL WHERE continued_from IN \(list: ids)")
+            // The schema's ON DELETE CASCADE takes every row that refers to these instances.
+            return try connection.execute("DELETE FROM workflow_instances WHERE instance_id IN \(list: ids)")
+        }
+    }
+}

@@ -83,3 +83,32 @@ extension PostgresStore {
             lastError: try row.value("last_error"))
     }
 }
+
+extension PostgresStore: RetentionStore {
+    public func purgeInstances(_ filter: PurgeFilter, limit: Int, dryRun: Bool) async throws -> Int {
+        func selecting(_ columns: String, suffix: String = "") -> PostgresQuery {
+            var builder = QueryBuilder()
+            var sql = """
+                SELECT \(columns) FROM workflow_instances
+                WHERE status = ANY(\(builder.bind(filter.statuses.map(\.rawValue)))) AND updated_at < \(builder.bind(filter.endedBefore))
+                """
+            if let frameworks = filter.frameworks { sql += " AND framework = ANY(\(builder.bind(frameworks)))" }
+            builder.sql = sql + suffix
+            return builder.query
+        }
+        if dryRun {
+            let count = selecting("COUNT(*)::int AS n")
+            return try await read { connection in
+                try await connection.rows(count, logger: self.logger).first?.value("n", as: Int.self) ?? 0
+            }
+        }
+        let select = selecting("instance_id", suffix: " ORDER BY updated_at LIMIT \(max(1, limit)) FOR UPDATE SKIP LOCKED")
+        return try await transaction { connection in
+            let ids: [String] = try await connection.rows(select, logger: self.logger).map { try $0.value("instance_id") }
+            guard !ids.isEmpty else { return 0 }
+            try await connection.query("UPDATE workflow_instances SET continued_from = NULL WHERE continued_from = ANY(\(ids))", logger: self.logger)
+            // The schema's ON DELETE CASCADE takes every row that refers to these instances.
+            return try await connection.count("DELETE FROM workflow_instances WHERE instance_id = ANY(\(ids)) RETURNING 1", logger: self.logger)
+        }
+    }
+}

@@ -121,3 +121,33 @@ enum OutboxStatements {
         WHERE event_id = ? AND status = 'processing'
         """
 }
+
+extension SQLiteStore: RetentionStore {
+    public func purgeInstances(_ filter: PurgeFilter, limit: Int, dryRun: Bool) async throws -> Int {
+        var selection = "status IN (\(Self.placeholders(filter.statuses.count))) AND updated_at < ?"
+        var values = StatementArguments(filter.statuses.map(\.rawValue))
+        values += [Timestamp.database(filter.endedBefore)]
+        if let frameworks = filter.frameworks {
+            selection += " AND framework IN (\(Self.placeholders(frameworks.count)))"
+            values += StatementArguments(frameworks)
+        }
+        let (condition, arguments) = (selection, values)
+        if dryRun {
+            return try await pool.read { database in
+                try Int.fetchOne(database, sql: "SELECT COUNT(*) FROM workflow_instances WHERE \(condition)", arguments: arguments) ?? 0
+            }
+        }
+        return try await writer.write { database in
+            let ids = try String.fetchAll(
+                database, sql: "SELECT instance_id FROM workflow_instances WHERE \(condition) ORDER BY updated_at LIMIT ?",
+                arguments: arguments + [limit])
+            guard !ids.isEmpty else { return 0 }
+            let list = Self.placeholders(ids.count)
+            try database.execute(
+                sql: "UPDATE workflow_instances SET continued_from = NULL WHERE continued_from IN (\(list))", arguments: StatementArguments(ids))
+            // The schema's ON DELETE CASCADE takes every row that refers to these instances.
+            try database.execute(sql: "DELETE FROM workflow_instances WHERE instance_id IN (\(list))", arguments: StatementArguments(ids))
+            return database.changesCount
+        }
+    }
+}

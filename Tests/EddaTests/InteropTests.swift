@@ -61,37 +61,16 @@ struct InteropTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let outputURL = directory.appendingPathComponent("stdout")
         let errorURL = directory.appendingPathComponent("stderr")
-        guard FileManager.default.createFile(atPath: outputURL.path, contents: nil),
-              FileManager.default.createFile(atPath: errorURL.path, contents: nil)
-        else { throw PeerError(message: "could not create the output files in \(directory.path)") }
-        let output = try FileHandle(forWritingTo: outputURL)
-        let errors = try FileHandle(forWritingTo: errorURL)
-        defer {
-            try? output.close()
-            try? errors.close()
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        let timedOut = process.isRunning
-        if timedOut {
-            process.terminate()
-        }
-        process.waitUntilExit()
+        let exit = try spawnAndWait(
+            [executable] + arguments, standardOutput: outputURL.path, standardError: errorURL.path, timeout: timeout)
         let text = (try? String(contentsOf: outputURL, encoding: .utf8)) ?? ""
         let errorText = (try? String(contentsOf: errorURL, encoding: .utf8)) ?? ""
         let command = "\(executable) \(arguments.joined(separator: " "))"
-        if timedOut {
+        if exit.timedOut {
             throw PeerError(message: "\(command) did not finish within \(timeout) and was stopped; it wrote:\n\(text)\n\(errorText)")
         }
-        guard process.terminationStatus == 0 else {
-            throw PeerError(message: "\(command) exited with \(process.terminationStatus):\n\(errorText)")
+        guard exit.code == 0 else {
+            throw PeerError(message: "\(command) exited with \(exit.code):\n\(errorText)")
         }
         return text.trimmingCharacters(in: .whitespacesAndNewlines)
     }

@@ -33,24 +33,16 @@ func edda(_ arguments: [String], environment: [String: String] = [:]) async thro
 func runProgram(
     _ path: String, _ arguments: [String], environment: [String: String] = [:], directory workingDirectory: URL? = nil
 ) throws -> CommandResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-    if let workingDirectory { process.currentDirectoryURL = workingDirectory }
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edda-cli-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
     let out = directory.appendingPathComponent("out")
     let err = directory.appendingPathComponent("err")
-    _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-    process.standardOutput = try FileHandle(forWritingTo: out)
-    process.standardError = try FileHandle(forWritingTo: err)
-    try process.run()
-    process.waitUntilExit()
+    let exit = try spawnAndWait(
+        [path] + arguments, environment: environment, directory: workingDirectory?.path, standardOutput: out.path,
+        standardError: err.path, timeout: .seconds(300))
     return CommandResult(
-        status: process.terminationStatus, output: try String(contentsOf: out, encoding: .utf8),
+        status: exit.code, output: try String(contentsOf: out, encoding: .utf8),
         errors: try String(contentsOf: err, encoding: .utf8))
 }
 
@@ -164,6 +156,19 @@ struct CLITests {
             #expect(again.status != 0)
             #expect(again.errors.contains("Error: Cannot cancel nap-1: it is cancelled"))
             #expect(!again.errors.contains("USAGE"))  // not a usage mistake
+
+            // Purge: an age keeps recent instances, a dry run counts, a purge deletes, bad input is refused.
+            let recent = try await edda(["purge", "--older-than", "1d"] + db)
+            #expect(recent.output == "Deleted 0 finished instances (completed, failed, cancelled, recurred).\n", "\(recent.errors)")
+            let dry = try await edda(["purge", "--older-than", "0s", "--status", "cancelled", "--dry-run"] + db)
+            #expect(dry.output.hasPrefix("Would delete 1 finished instance (cancelled) that ended before "), "\(dry.output)\(dry.errors)")
+            let purged = try await edda(["purge", "--older-than", "0s", "--status", "cancelled"] + db)
+            #expect(purged.output == "Deleted 1 finished instance (cancelled).\n", "\(purged.errors)")
+            #expect(try rows(database, "SELECT status FROM workflow_instances WHERE instance_id = 'nap-1'").isEmpty)
+            let badAge = try await edda(["purge", "--older-than", "soon"] + db)
+            #expect(badAge.status != 0 && badAge.errors.contains("--older-than takes a number and a unit"), "\(badAge.errors)")
+            let notFinal = try await edda(["purge", "--older-than", "1d", "--status", "running"] + db)
+            #expect(notFinal.status != 0 && notFinal.errors.contains("Only finished instances can be purged"), "\(notFinal.errors)")
 
             // Errors: a clear message and a non-zero status.
             let badStatus = try await edda(["list", "--status", "nope"] + db)

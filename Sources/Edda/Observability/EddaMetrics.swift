@@ -38,6 +38,8 @@ public enum EddaMetricName {
     /// `suspend` (a timer), `compensate` (compensation begins), `compensation` (one recorded),
     /// `finish`, `recur`.
     public static let commitDuration = "edda.store.commit.duration"
+    /// Counter: finished instances deleted by retention or ``EddaApp/purgeInstances(_:dryRun:)``.
+    public static let purgedInstances = "edda.retention.purged"
     /// Counter: outbox events the relayer handled. Dimension ``outcome`` (`published`, `retry`,
     /// `failed`, `invalid`, `expired`).
     public static let outboxEvents = "edda.outbox.events"
@@ -138,6 +140,10 @@ final class EddaMetrics: Sendable {
 
     func committed(_ transition: String, duration: Duration) {
         record(EddaMetricName.commitDuration, [(EddaMetricName.transition, transition)], duration)
+    }
+
+    func purged(_ count: Int) {
+        increment(EddaMetricName.purgedInstances, [], by: count)
     }
 
     func outboxEvent(_ outcome: String) {

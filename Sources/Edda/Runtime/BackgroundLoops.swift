@@ -239,7 +239,31 @@ struct LeaderElection {
     let heartbeat: Duration
     let lease: Duration
     let messageRetention: Duration?
+    let instanceRetention: Duration?
     let cleanupInterval: Duration
+
+    /// Deletes channel messages past their retention and, with ``instanceRetention``, finished
+    /// instances past theirs.
+    func cleanUp() async {
+        if let retention = messageRetention, let channels = engine.store as? any ChannelStore {
+            do {
+                let deleted = try await channels.deleteChannelMessages(publishedBefore: Date().addingTimeInterval(-retention.seconds))
+                if deleted > 0 { engine.logger.info("Deleted \(deleted) channel messages past their retention") }
+            } catch {
+                engine.logger.warning("Channel message cleanup failed: \(error)")
+            }
+        }
+        if let retention = instanceRetention, let store = engine.store as? any RetentionStore {
+            do {
+                let purged = try await Retention.purge(
+                    store, try PurgeFilter(endedBefore: Date().addingTimeInterval(-retention.seconds)), dryRun: false)
+                engine.metrics.purged(purged)
+                if purged > 0 { engine.logger.info("Deleted \(purged) finished instances past their retention") }
+            } catch {
+                engine.logger.warning("Retention of finished instances failed: \(error)")
+            }
+        }
+    }
 
     func run() async {
         var lastCleanup: ContinuousClock.Instant?
@@ -262,16 +286,9 @@ struct LeaderElection {
             if isLeader != was {
                 engine.logger.debug(isLeader ? "This worker is now the leader" : "This worker is no longer the leader")
             }
-            if isLeader || locks == nil, let retention = messageRetention, let channels = engine.store as? any ChannelStore,
-               lastCleanup.map({ ContinuousClock.now - $0 >= cleanupInterval }) ?? true {
+            if isLeader || locks == nil, lastCleanup.map({ ContinuousClock.now - $0 >= cleanupInterval }) ?? true {
                 lastCleanup = .now
-                do {
-                    let deleted = try await channels.deleteChannelMessages(
-                        publishedBefore: Date().addingTimeInterval(-retention.seconds))
-                    if deleted > 0 { engine.logger.info("Deleted \(deleted) channel messages past their retention") }
-                } catch {
-                    engine.logger.warning("Channel message cleanup failed: \(error)")
-                }
+                await cleanUp()
             }
             try? await Task.sleep(for: heartbeat)
         }

@@ -73,8 +73,13 @@ extension EddaApp {
         /// How long channel messages nobody consumed are kept (the leader deletes older ones).
         /// Default 7 days; `nil` keeps them forever.
         public var messageRetention: Duration? = .seconds(7 * 24 * 3600)
-        /// How often the leader deletes expired channel messages. Default 1 hour.
+        /// How often the leader deletes expired channel messages and, with
+        /// ``instanceRetention``, finished instances. Default 1 hour.
         public var messageCleanupInterval: Duration = .seconds(3600)
+        /// How long finished instances (completed, failed, cancelled, recurred) of this framework
+        /// are kept: the leader deletes older ones with everything recorded for them, in
+        /// batches (see ``EddaApp/purgeInstances(_:dryRun:)``). Default `nil`: kept forever.
+        public var instanceRetention: Duration?
         /// Where the outbox relayer sends events written with
         /// ``ActivityContext/sendEventTransactional(type:source:data:contentType:)``. Default
         /// `nil`: no relayer runs in this app (the events wait in `outbox_events` for a relayer

@@ -122,6 +122,7 @@ public final class EddaApp: Service, Sendable {
                 await LeaderElection(
                     engine: engine, locks: store as? any SystemLockStore, lockName: configuration.leaderLockName, heartbeat: configuration.leaderHeartbeatInterval,
                     lease: configuration.leaderLeaseDuration, messageRetention: configuration.messageRetention,
+                    instanceRetention: configuration.instanceRetention,
                     cleanupInterval: configuration.messageCleanupInterval
                 ).run()
             }
@@ -443,6 +444,30 @@ public final class EddaApp: Service, Sendable {
         try attributes.validateIdentifiers()
         let target = instanceID ?? attributes.extensions["eddainstanceid"]?.stringValue
         return try await publish(to: attributes.type, data: data, metadata: attributes.metadata, targetInstanceID: target)
+    }
+
+    /// Deletes the finished instances `filter` selects, with everything recorded for them
+    /// (history, archived history, compensations, subscriptions, timers, message claims), in
+    /// batches of 500, each its own transaction; never a running, waiting or compensating
+    /// instance. With `dryRun`, deletes nothing.
+    ///
+    /// ```swift
+    /// let filter = try PurgeFilter(endedBefore: Date().addingTimeInterval(-30 * 86_400))
+    /// let deleted = try await app.purgeInstances(filter)
+    /// ```
+    ///
+    /// - Returns: How many instances were deleted (with `dryRun`: would be).
+    /// - Throws: ``EddaUsageError`` (`.unsupportedByStore`) if the database driver cannot
+    ///   delete instances (it is not a ``RetentionStore``).
+    @discardableResult
+    public func purgeInstances(_ filter: PurgeFilter, dryRun: Bool = false) async throws -> Int {
+        guard let retention = store as? any RetentionStore else {
+            throw EddaUsageError(
+                .unsupportedByStore, "\(type(of: store)) cannot delete finished instances (it is not a RetentionStore).")
+        }
+        let purged = try await Retention.purge(retention, filter, dryRun: dryRun)
+        if !dryRun { engine.metrics.purged(purged) }
+        return purged
     }
 
     /// Whether this app currently holds the leader lease (``Configuration/leaderLockName``).
