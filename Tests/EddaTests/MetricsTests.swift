@@ -84,7 +84,7 @@ struct MetricsTests {
             let recorder = Recorder()
             let gate = Gate()
             func register(_ app: EddaApp) -> WorkflowReference<NoValue, String> {
-                app.register(workflow: "long", lockTimeout: .milliseconds(300)) { (_: NoValue, context) -> String in
+                app.register(workflow: "long", lockTimeout: .seconds(3)) { (_: NoValue, context) -> String in
                     try await context.run(Hold(gate: gate, recorder: recorder), input: "x")
                 }
             }
@@ -108,8 +108,8 @@ struct MetricsTests {
                     return try await other.resume(instanceID: crashed)
                 }
                 #expect(!ranElsewhere)
-                // Several renewals of the 300 ms lease while the step holds.
-                try await Task.sleep(for: .milliseconds(500))
+                // A renewal of the 3 s lease (every second) while the step holds.
+                try await Task.sleep(for: .milliseconds(1_500))
                 gate.open()
                 #expect(try await resumed)
             }

@@ -109,7 +109,7 @@ public enum PostgresTestServer {
         if asServerUser { try run("/usr/bin/chown", [serverUser, directory]) }
         try run(initdb, ["-D", directory + "/data", "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"], asServerUser: asServerUser)
         let port = try freePort()
-        let options = "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=on"
+        let options = "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c max_connections=1000 -c fsync=on"
         do {
             try run(pgCtl, ["-D", directory + "/data", "-l", directory + "/server.log", "-o", options, "-w", "-t", "60", "start"],
                     asServerUser: asServerUser)

@@ -40,7 +40,8 @@ struct LeaseRenewer {
                     case nil:
                         // No longer held by this worker: lost, unless the execution just ended.
                         if engine.runningInstanceIDs[control.instanceID] === control {
-                            lost += 1
+                            // Counted once: the execution may take a while to notice.
+                            if control.signal != .lockLost { lost += 1 }
                             control.raise(.lockLost)
                         }
                     case .compensating?:

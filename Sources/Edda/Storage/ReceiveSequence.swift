@@ -71,7 +71,7 @@ public enum ReceiveAnswer: Sendable {
 /// instance keeps its lock) or, with none pending, registers the wait and suspends the
 /// instance. A step that has a history row already (an explicit ID used twice) changes
 /// nothing.
-public struct ReceiveSequence: Sendable {
+public struct ReceiveSequence: StoreSequence {
     private enum State: Sendable {
         case initial, checking, finding(afterSubscribing: Bool), subscribing, unsubscribing, compensating(ChannelSubscription)
         case findingPending(ChannelSubscription), recording(StoredMessage), keepingRunning(StoredMessage), suspending, finished
@@ -100,18 +100,6 @@ public struct ReceiveSequence: Sendable {
     /// `workerID` holds it.
     public init(updating channel: String, of instanceID: String, to mode: SubscriptionMode?, workerID: String) {
         self.request = .subscription(instanceID: instanceID, workerID: workerID, channel: channel, mode: mode)
-    }
-
-    /// Runs the sequence with a synchronous store.
-    public mutating func run(_ perform: (ReceiveEffect) throws -> ReceiveAnswer) rethrows {
-        var answer: ReceiveAnswer?
-        while let effect = next(after: answer) { answer = try perform(effect) }
-    }
-
-    /// Runs the sequence with an asynchronous store.
-    public mutating func run(_ perform: (ReceiveEffect) async throws -> ReceiveAnswer) async rethrows {
-        var answer: ReceiveAnswer?
-        while let effect = next(after: answer) { answer = try await perform(effect) }
     }
 
     /// The next effect, given the answer to the previous one (`nil` at the start); `nil` once

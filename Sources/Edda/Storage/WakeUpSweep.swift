@@ -1,5 +1,35 @@
 import Foundation
 
+/// A sequence of store operations decided by the core and performed by a driver (see
+/// ``WorkflowStore``): the driver asks for the next effect with the answer to the previous one,
+/// performs it, and so on until there is none; ``run(_:)`` does exactly that, with a synchronous
+/// or an asynchronous driver.
+public protocol StoreSequence: Sendable {
+    /// An operation the sequence asks the store for.
+    associatedtype Effect: Sendable
+    /// The store's result of an ``Effect``.
+    associatedtype Answer: Sendable
+
+    /// The next effect, given the answer to the previous one (`nil` at the start); `nil` once
+    /// the sequence is over. An answer that does not match the effect asked for is a driver
+    /// bug and stops the process.
+    mutating func next(after answer: Answer?) -> Effect?
+}
+
+extension StoreSequence {
+    /// Runs the sequence with a synchronous store: `perform` carries out each effect and answers.
+    public mutating func run(_ perform: (Effect) throws -> Answer) rethrows {
+        var answer: Answer?
+        while let effect = next(after: answer) { answer = try perform(effect) }
+    }
+
+    /// Runs the sequence with an asynchronous store: `perform` carries out each effect and answers.
+    public mutating func run(_ perform: (Effect) async throws -> Answer) async rethrows {
+        var answer: Answer?
+        while let effect = next(after: answer) { answer = try await perform(effect) }
+    }
+}
+
 /// A waiting instance a store found for a wake-up, with the wait that may end.
 public struct Waiter: Sendable, Equatable {
     /// The wait a wake-up ends.
@@ -204,7 +234,7 @@ public enum WakeUpAnswer: Sendable {
 /// the instance is woken by compare-and-set *before* its wait ends, so that if another writer
 /// took it meanwhile nothing is consumed and the wait stays registered; then the history row
 /// is written and the message consumed; an instance the worker claimed is read back to run.
-public struct WakeUpSweep: Sendable {
+public struct WakeUpSweep: StoreSequence {
     private enum State: Sendable {
         case initial
         case storing
@@ -266,18 +296,6 @@ public struct WakeUpSweep: Sendable {
     /// Delivery: what publishing the message did.
     public var report: DeliveryReport {
         DeliveryReport(messageID: message?.messageID ?? "", deliveredTo: deliveredTo, claimed: claimed, isDuplicate: isDuplicate)
-    }
-
-    /// Runs the sweep with a synchronous store: `perform` carries out each effect and answers.
-    public mutating func run(_ perform: (WakeUpEffect) throws -> WakeUpAnswer) rethrows {
-        var answer: WakeUpAnswer?
-        while let effect = next(after: answer) { answer = try perform(effect) }
-    }
-
-    /// Runs the sweep with an asynchronous store: `perform` carries out each effect and answers.
-    public mutating func run(_ perform: (WakeUpEffect) async throws -> WakeUpAnswer) async rethrows {
-        var answer: WakeUpAnswer?
-        while let effect = next(after: answer) { answer = try await perform(effect) }
     }
 
     /// The next effect, given the answer to the previous one (`nil` at the start); `nil` once
