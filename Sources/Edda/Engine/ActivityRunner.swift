@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Tracing
 
 /// A value produced by user code, with its JSON encoding.
 struct EncodedValue: Sendable {
@@ -35,7 +36,10 @@ struct ExecutionScope: Sendable {
         let started = Date()
         var retry = RetryMetadata()
         var attempt = 0
+        var backOff: Duration?
         while true {
+            // The back-off before a retry, outside the failed attempt's span.
+            if let delay = backOff { await control.sleep(for: delay) }
             attempt += 1
             try Task.checkCancellation()
             try control.check()
@@ -43,8 +47,14 @@ struct ExecutionScope: Sendable {
                 instanceID: instanceID, workflowName: workflowName, activityID: invocation.activityID, attempt: attempt)
             let failure: any Error
             let attemptStarted = ContinuousClock.now
+            let span = engine.tracer.startSpan("activity \(invocation.activityName)", context: ServiceContext.current ?? .topLevel)
+            span.attributes[EddaSpanAttribute.activity] = invocation.activityName
+            span.attributes[EddaSpanAttribute.activityID] = invocation.activityID
+            span.attributes[EddaSpanAttribute.attempt] = attempt
+            span.attributes[EddaSpanAttribute.instance] = instanceID
+            defer { span.end() }
             do {
-                let output = try await invocation.perform(context)
+                let output = try await ServiceContext.withValue(span.context) { try await invocation.perform(context) }
                 let ran = ContinuousClock.now - attemptStarted
                 var transition = stepTransition(currentActivityID: invocation.activityID)
                 transition.history = [NewHistoryEvent(
@@ -87,6 +97,8 @@ struct ExecutionScope: Sendable {
 
             retry.record(attempt: attempt, error: failure, at: Date())
             let ran = ContinuousClock.now - attemptStarted
+            span.recordError(failure)
+            span.setStatus(SpanStatus(code: .error))
             if failure is TerminalError || failure is EddaUsageError {
                 engine.metrics.activityAttempt(invocation.activityName, outcome: .failure, duration: ran)
                 try await recordFailure(invocation, error: failure, retry: nil, reason: nil, carrying: buffered)
@@ -116,7 +128,7 @@ struct ExecutionScope: Sendable {
             await hooks.activityRetrying(
                 instanceID: instanceID, activityID: invocation.activityID, activityName: invocation.activityName,
                 error: failure, attempt: attempt, delay: delay)
-            await control.sleep(for: delay)
+            backOff = delay
         }
     }
 

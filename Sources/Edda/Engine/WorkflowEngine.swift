@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Tracing
 import Logging
 import Synchronization
 
@@ -100,6 +101,7 @@ final class WorkflowEngine: Sendable {
     let serviceName: String
     let hooks: any WorkflowHooks
     let metrics: EddaMetrics
+    let tracer: any Tracer
     let defaultRetryPolicy: RetryPolicy
     let defaultLockTimeout: Duration
     let logger: Logger
@@ -142,10 +144,12 @@ final class WorkflowEngine: Sendable {
 
     init(
         store: any WorkflowStore, workerID: String, serviceName: String, hooks: any WorkflowHooks, metrics: EddaMetrics,
+        tracer: any Tracer,
         defaultRetryPolicy: RetryPolicy, defaultLockTimeout: Duration, clock: any WorkflowClock, tasks: TaskTracker,
         logger: Logger
     ) {
         self.metrics = metrics
+        self.tracer = tracer
         self.clock = clock
         self.tasks = tasks
         self.claimPolicyBox = Mutex(ClaimPolicy(workerID: workerID, leases: [:]))
@@ -504,7 +508,32 @@ final class WorkflowEngine: Sendable {
         case continued(ExecutionStart)
     }
 
+    /// Runs one execution in a span of its own (see ``EddaSpanAttribute``): the caller's
+    /// context is its parent, and it is the current context of the workflow body.
     private func executeOnce(_ start: ExecutionStart) async -> ExecutionStep {
+        let span = tracer.startSpan("workflow \(start.workflow.name)", context: ServiceContext.current ?? .topLevel)
+        span.attributes[EddaSpanAttribute.workflow] = start.workflow.name
+        span.attributes[EddaSpanAttribute.instance] = start.control.instanceID
+        span.attributes[EddaSpanAttribute.execution] = start.isNew ? "start" : "resume"
+        let step = await ServiceContext.withValue(span.context) { await execute(once: start) }
+        switch step {
+        case .finished(let result):
+            span.attributes[EddaSpanAttribute.outcome] = result.spanOutcome
+            switch result {
+            case .failed(let error), .abandoned(let error):
+                span.recordError(error)
+                span.setStatus(SpanStatus(code: .error))
+            default:
+                break
+            }
+        case .continued:
+            span.attributes[EddaSpanAttribute.outcome] = "recurred"
+        }
+        span.end()
+        return step
+    }
+
+    private func execute(once start: ExecutionStart) async -> ExecutionStep {
         let workflow = start.workflow
         let control = start.control
         defer { unreserve(control.instanceID) }
@@ -704,9 +733,13 @@ final class WorkflowEngine: Sendable {
                 guard let runner = context.compensationRunners[record.name] else {
                     throw CompensationUnavailableError(name: record.name)
                 }
-                try await runner(record.argsJSON, CompensationContext(
-                    instanceID: scope.instanceID, name: record.name, activityID: record.activityID,
-                    isCancellation: isCancellation))
+                try await tracer.withSpan("compensation \(record.name)") { span in
+                    span.attributes[EddaSpanAttribute.activity] = record.name
+                    span.attributes[EddaSpanAttribute.instance] = scope.instanceID
+                    try await runner(record.argsJSON, CompensationContext(
+                        instanceID: scope.instanceID, name: record.name, activityID: record.activityID,
+                        isCancellation: isCancellation))
+                }
                 payload = StepPayloads.compensationExecuted(name: record.name, id: rowID, argsJSON: record.argsJSON)
                 succeeded = true
                 context.logger.debug("Compensation executed", metadata: ["edda.compensation": .string(record.name)])

@@ -1,4 +1,5 @@
 import CoreMetrics
+import Tracing
 import Logging
 
 extension EddaApp {
@@ -30,6 +31,9 @@ extension EddaApp {
         /// process's `MetricsSystem`, which discards them until you bootstrap a backend
         /// (swift-prometheus, swift-otel, …).
         public var metricsFactory: (any MetricsFactory)?
+        /// Where the app's spans go (see ``EddaSpanAttribute``). Default `nil`: the process's
+        /// `InstrumentationSystem` tracer, a no-op until you bootstrap one (swift-otel, …).
+        public var tracer: (any Tracer)?
         /// The logger; instance and activity IDs are attached as metadata.
         public var logger = Logger(label: "edda")
         /// How often to look for instances left unfinished (by a crashed worker, or resumable

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Tracing
 import Synchronization
 
 /// A durable execution runtime inside your process: register workflows, start them, read their
@@ -84,7 +85,8 @@ public final class EddaApp: Service, Sendable {
         self.tasks = tasks
         self.engine = WorkflowEngine(
             store: store, workerID: workerID, serviceName: configuration.serviceName, hooks: configuration.hooks,
-            metrics: EddaMetrics(factory: configuration.metricsFactory), defaultRetryPolicy: configuration.defaultRetryPolicy, defaultLockTimeout: configuration.lockTimeout,
+            metrics: EddaMetrics(factory: configuration.metricsFactory), tracer: configuration.tracer ?? InstrumentationSystem.tracer,
+            defaultRetryPolicy: configuration.defaultRetryPolicy, defaultLockTimeout: configuration.lockTimeout,
             clock: configuration.clock, tasks: tasks, logger: logger)
         renewer = Task(executorPreference: engine.renewalExecutor) { [engine] in
             await PreferredTaskExecutor.$current.withValue(engine.renewalExecutor) {

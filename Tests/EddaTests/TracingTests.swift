@@ -1,0 +1,85 @@
+import Edda
+import EddaSQLite
+import EddaTesting
+import Foundation
+import InMemoryTracing
+import Testing
+import Tracing
+
+/// The spans an app records, read from swift-distributed-tracing's in-memory tracer given to the
+/// app (the process's `InstrumentationSystem` stays untouched).
+@Suite("Tracing", .timeLimit(.minutes(2)))
+struct TracingTests {
+    typealias Attribute = EddaSpanAttribute
+
+    func names(_ spans: [FinishedInMemorySpan]) -> [String] {
+        spans.map(\.operationName).sorted()
+    }
+
+    func text(_ span: FinishedInMemorySpan, _ key: String) -> String? {
+        guard case .string(let value)? = span.attributes.get(key) else { return nil }
+        return value
+    }
+
+    @Test("a saga with a retry and a compensation: one execution span, a span per attempt and compensation, errors recorded, all in the caller's trace")
+    func saga() async throws {
+        let tracer = InMemoryTracer()
+        try await withDatabase { database in
+            let recorder = Recorder()
+            try await withApp(database, configure: { $0.tracer = tracer }) { app in
+                let flow = app.register(workflow: "trip") { (_: NoValue, context) -> String in
+                    _ = try await context.run(Book(recorder: recorder), input: "hotel")
+                    _ = try await context.run(Flaky(failures: 1, recorder: recorder), input: "x")
+                    return try await context.run(Explode(), input: "fly")
+                }
+                try await tracer.withSpan("POST /trips") { _ in
+                    await #expect(throws: WorkflowFailedError.self) { try await app.run(flow, input: NoValue()) }
+                }
+            }
+        }
+        let spans = tracer.finishedSpans
+        #expect(names(spans) == [
+            "POST /trips", "activity book", "activity explode", "activity flaky", "activity flaky", "compensation compensate_book",
+            "workflow trip",
+        ])
+        let request = try #require(spans.first { $0.operationName == "POST /trips" })
+        let workflow = try #require(spans.first { $0.operationName == "workflow trip" })
+        #expect(workflow.parentSpanID == request.spanID)
+        #expect(spans.allSatisfy { $0.traceID == request.traceID })
+        for span in spans where span.operationName.hasPrefix("activity") || span.operationName.hasPrefix("compensation") {
+            #expect(span.parentSpanID == workflow.spanID, "\(span.operationName)")
+        }
+        #expect(text(workflow, Attribute.outcome) == "failed")
+        #expect(text(workflow, Attribute.execution) == "start")
+        #expect(workflow.status?.code == .error)
+        let flaky = spans.filter { $0.operationName == "activity flaky" }
+            .sorted { $0.startInstant.nanosecondsSinceEpoch < $1.startInstant.nanosecondsSinceEpoch }
+        #expect(flaky.map { $0.errors.count } == [1, 0], "the first attempt failed, the second succeeded")
+        #expect(spans.first { $0.operationName == "activity explode" }?.status?.code == .error)
+    }
+
+    @Test("a resumption after a wait is a new execution span; the replayed step records no span")
+    func replay() async throws {
+        let tracer = InMemoryTracer()
+        try await withDatabase { database in
+            let recorder = Recorder()
+            try await withApp(database, configure: { $0.tracer = tracer }) { app in
+                let flow = app.register(workflow: "waiting") { (_: NoValue, context) -> String in
+                    _ = try await context.run(Book(recorder: recorder), input: "car")
+                    let word = try await context.waitEvent("go", as: String.self).data
+                    _ = try await context.run(Book(recorder: recorder), input: word)
+                    return word
+                }
+                let id = try await app.start(flow, input: NoValue())
+                #expect(try await app.instance(id)?.status == .waitingForMessage)
+                try await app.publish(to: "go", data: "boat")
+                try await eventually("the workflow completes") { try await app.instance(id)?.status == .completed }
+            }
+        }
+        let spans = tracer.finishedSpans
+        #expect(names(spans) == ["activity book", "activity book", "workflow waiting", "workflow waiting"])
+        let executions = spans.filter { $0.operationName == "workflow waiting" }
+        #expect(Set(executions.compactMap { text($0, Attribute.outcome) }) == ["suspended", "completed"])
+        #expect(Set(executions.compactMap { text($0, Attribute.execution) }) == ["start", "resume"])
+    }
+}
