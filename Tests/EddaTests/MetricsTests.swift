@@ -22,11 +22,7 @@ struct MetricsTests {
         try await withDatabase { database in
             let recorder = Recorder()
             try await withApp(database, configure: { $0.metricsFactory = metrics }) { app in
-                let flow = app.register(workflow: "trip") { (_: NoValue, context) -> String in
-                    _ = try await context.run(Book(recorder: recorder), input: "hotel")
-                    _ = try await context.run(Flaky(failures: 1, recorder: recorder), input: "x")
-                    return try await context.run(Explode(), input: "fly")
-                }
+                let flow = registerTrip(app, recorder: recorder)
                 await #expect(throws: WorkflowFailedError.self) { try await app.run(flow, input: NoValue()) }
             }
             #expect(recorder.all == ["book hotel", "attempt 1", "attempt 2", "undo booking-hotel"])
@@ -59,10 +55,7 @@ struct MetricsTests {
         try await withDatabase { database in
             let recorder = Recorder()
             try await withApp(database, configure: { $0.metricsFactory = metrics }) { app in
-                let flow = app.register(workflow: "waiting") { (_: NoValue, context) -> String in
-                    _ = try await context.run(Book(recorder: recorder), input: "car")
-                    return try await context.waitEvent("go", as: String.self).data
-                }
+                let flow = registerWaiting(app, recorder: recorder)
                 let id = try await app.start(flow, input: NoValue())
                 #expect(try await app.instance(id)?.status == .waitingForMessage)
                 try await app.publish(to: "go", data: "now")

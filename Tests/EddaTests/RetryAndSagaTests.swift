@@ -43,6 +43,24 @@ struct Explode: Activity {
     }
 }
 
+/// The observability tests' saga: a booking (compensated), an activity that fails once and is
+/// retried, and one that fails for good.
+func registerTrip(_ app: EddaApp, recorder: Recorder) -> WorkflowReference<NoValue, String> {
+    app.register(workflow: "trip") { (_: NoValue, context) -> String in
+        _ = try await context.run(Book(recorder: recorder), input: "hotel")
+        _ = try await context.run(Flaky(failures: 1, recorder: recorder), input: "x")
+        return try await context.run(Explode(), input: "fly")
+    }
+}
+
+/// The observability tests' waiting workflow: a booking, then a wait for the `go` event.
+func registerWaiting(_ app: EddaApp, recorder: Recorder) -> WorkflowReference<NoValue, String> {
+    app.register(workflow: "waiting") { (_: NoValue, context) -> String in
+        _ = try await context.run(Book(recorder: recorder), input: "car")
+        return try await context.waitEvent("go", as: String.self).data
+    }
+}
+
 struct Refund: Compensation {
     static let name = "refund"
     let recorder: Recorder

@@ -27,11 +27,7 @@ struct TracingTests {
         try await withDatabase { database in
             let recorder = Recorder()
             try await withApp(database, configure: { $0.tracer = tracer }) { app in
-                let flow = app.register(workflow: "trip") { (_: NoValue, context) -> String in
-                    _ = try await context.run(Book(recorder: recorder), input: "hotel")
-                    _ = try await context.run(Flaky(failures: 1, recorder: recorder), input: "x")
-                    return try await context.run(Explode(), input: "fly")
-                }
+                let flow = registerTrip(app, recorder: recorder)
                 try await tracer.withSpan("POST /trips") { _ in
                     await #expect(throws: WorkflowFailedError.self) { try await app.run(flow, input: NoValue()) }
                 }
