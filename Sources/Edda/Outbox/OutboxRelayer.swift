@@ -92,7 +92,8 @@ struct OutboxRelayer {
                 OutboxClaim(limit: configuration.batchSize, leaseUntil: Date().addingTimeInterval(configuration.lease.seconds)),
                 now: Date())
         } catch {
-            engine.logger.warning("Taking outbox events failed; retrying: \(error)")
+            // Cancelled: the app is shutting down, nothing went wrong.
+            if !Task.isCancelled { engine.logger.warning("Taking outbox events failed; retrying: \(error)") }
             return (0, 0)
         }
         guard !events.isEmpty else { return (0, 0) }

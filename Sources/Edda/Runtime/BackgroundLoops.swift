@@ -109,8 +109,10 @@ struct RecoveryLoop {
                     }
                 }
             }
-        } catch {
+        } catch where !Task.isCancelled {
             engine.logger.warning("Recovery pass failed: \(error)")
+        } catch {
+            // The app is shutting down: nothing went wrong.
         }
     }
 }
@@ -208,7 +210,8 @@ struct WaitScheduler {
                 fired += claimed.count
                 if claimed.count < batchSize { break }
             } catch {
-                engine.logger.warning("Ending due waits failed; retrying: \(error)")
+                // Cancelled: the app is shutting down, nothing went wrong.
+                if !Task.isCancelled { engine.logger.warning("Ending due waits failed; retrying: \(error)") }
                 break
             }
         }
