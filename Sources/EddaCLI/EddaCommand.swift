@@ -388,7 +388,10 @@ struct Purge: AsyncParsableCommand {
     /// `30d`, `12h`, `15m`, `90s`.
     static func age(_ text: String) throws -> Duration {
         let units: [Character: Double] = ["s": 1, "m": 60, "h": 3_600, "d": 86_400]
-        guard let unit = text.last.flatMap({ units[$0] }), let number = Double(text.dropLast()), number >= 0, number.isFinite else {
+        // At most about a thousand years: beyond, the date would not exist (and the duration would overflow).
+        guard let unit = text.last.flatMap({ units[$0] }), let number = Double(text.dropLast()), number >= 0,
+              number.isFinite, number * unit <= 3e10
+        else {
             throw CommandError("--older-than takes a number and a unit (s, m, h or d), e.g. 30d; got '\(text)'.")
         }
         return .seconds(number * unit)

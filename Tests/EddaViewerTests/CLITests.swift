@@ -167,6 +167,8 @@ struct CLITests {
             #expect(try rows(database, "SELECT status FROM workflow_instances WHERE instance_id = 'nap-1'").isEmpty)
             let badAge = try await edda(["purge", "--older-than", "soon"] + db)
             #expect(badAge.status != 0 && badAge.errors.contains("--older-than takes a number and a unit"), "\(badAge.errors)")
+            let hugeAge = try await edda(["purge", "--older-than", "1e300d"] + db)
+            #expect(hugeAge.status != 0 && hugeAge.errors.contains("--older-than takes a number and a unit"), "\(hugeAge.errors)")
             let notFinal = try await edda(["purge", "--older-than", "1d", "--status", "running"] + db)
             #expect(notFinal.status != 0 && notFinal.errors.contains("Only finished instances can be purged"), "\(notFinal.errors)")
 

@@ -1,8 +1,8 @@
 import Crypto
 import Foundation
-import Tracing
 import Logging
 import Synchronization
+import Tracing
 
 /// A workflow registered with the app, erased to what the engine needs.
 struct RegisteredWorkflow: Sendable {
@@ -186,7 +186,9 @@ final class WorkflowEngine: Sendable {
         case .completed?, .failed?, .cancelled?: return "finish"
         case .compensating?: return "compensate"
         case .waitingForTimer?, .waitingForMessage?: return "suspend"
-        default: return transition.history.contains { $0.eventType.hasPrefix("Compensation") } ? "compensation" : "step"
+        default:
+            let compensation = [HistoryEventType.compensationExecuted, HistoryEventType.compensationFailed]
+            return transition.history.contains { compensation.contains($0.eventType) } ? "compensation" : "step"
         }
     }
 

@@ -465,7 +465,8 @@ public final class EddaApp: Service, Sendable {
     public func purgeInstances(_ filter: PurgeFilter, dryRun: Bool = false) async throws -> Int {
         guard let retention = store as? any RetentionStore else {
             throw EddaUsageError(
-                .unsupportedByStore, "\(type(of: store)) cannot delete finished instances (it is not a RetentionStore).")
+                .unsupportedByStore, "\(type(of: store)) cannot delete finished instances (it is not a RetentionStore). "
+                    + "SQLiteStore, PostgresStore and MySQLStore can; a driver of your own adopts RetentionStore and runs the conformance kit's retention check.")
         }
         let purged = try await Retention.purge(retention, filter, dryRun: dryRun)
         if !dryRun { engine.metrics.purged(purged) }
