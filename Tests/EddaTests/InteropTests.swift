@@ -3,8 +3,10 @@ import EddaSQLite
 import EddaTesting
 import Foundation
 import GRDB
+import InMemoryTracing
 import PostgresNIO
 import Testing
+import TestSupport
 
 /// Messages crossing between this implementation and Python Edda 0.16.2 in one database, on
 /// SQLite, PostgreSQL and MySQL (MariaDB).
@@ -120,6 +122,31 @@ struct InteropTests {
                 #expect(received["id"] == .string(messageID))
             }
         }
+    }
+
+    @Test("A CloudEvent that Python Edda accepted with a traceparent resumes a Swift workflow in an execution linked to that trace", arguments: Backend.allCases)
+    func pythonTraceContext(_ backend: Backend) async throws {
+        let tracer = W3CTestTracer()
+        let python = (traceID: W3CTestTracer.hex(digits: 32), spanID: W3CTestTracer.hex(digits: 16))
+        let traceparent = W3CTestTracer.traceparent(traceID: python.traceID, spanID: python.spanID)
+        try await withBackend(backend) { database in
+            try await database.withApp(configure: { $0.tracer = tracer }) { app in
+                let waiter = app.register(workflow: "swift_traced_waiter") { (_: NoValue, context) -> String in
+                    let event = try await context.waitEvent("cross.traced", as: [String: String].self)
+                    return event.extensions["traceparent"]?.stringValue ?? "-"
+                }
+                let id = try await app.start(waiter, input: NoValue())
+                #expect(try await app.instance(id)?.status == .waitingForMessage)
+                _ = try await Self.python([try Self.peerDatabase(database), "cloudevent", "cross.traced", #"{"from": "python"}"#, traceparent])
+                #expect(try await app.result(of: id, as: String.self) == traceparent)
+            }
+        }
+        let resumed = try #require(tracer.finishedSpans.first { span in
+            guard case .string("resume")? = span.attributes.get(EddaSpanAttribute.execution) else { return false }
+            return span.operationName == "workflow swift_traced_waiter"
+        })
+        #expect(resumed.links.compactMap { $0.context.inMemorySpanContext?.traceID } == [python.traceID])
+        #expect(resumed.links.compactMap { $0.context.inMemorySpanContext?.spanID } == [python.spanID])
     }
 
     @Test("A message published by Swift Edda reaches a waiting Python workflow, which completes with it", arguments: Backend.allCases)

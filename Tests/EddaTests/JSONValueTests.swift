@@ -275,4 +275,35 @@ struct JSONValueTests {
         #expect(throws: EncodingError.self) { try JSONEncoder().encode([huge]) }
         #expect(huge.jsonText == "1e400")
     }
+
+    @Test("a member is removed from an object's text, the rest kept as written", arguments: [
+        (#"{"_trace_context":{"traceparent":"x"},"n":1.50}"#, #"{"n":1.50}"#),
+        (#"{"n": 1.50, "_trace_context": {"a": "}"}}"#, #"{"n": 1.50}"#),
+        (#"{ "a": [1, {"b": 2}], "_trace_context": {}, "c": "d" }"#, #"{ "a": [1, {"b": 2}], "c": "d" }"#),
+        (#"{"_trace_context":{}}"#, "{}"),
+    ])
+    func removingMember(_ text: String, _ expected: String) {
+        #expect(RawJSON.removingMember("_trace_context", from: text) == expected)
+        #expect(TraceCarrier.removed(from: text) == expected)
+    }
+
+    @Test("removing a member that is not there, or from what is not an object, gives nil")
+    func removingNothing() {
+        #expect(RawJSON.removingMember("_trace_context", from: #"{"a":1}"#) == nil)
+        #expect(RawJSON.removingMember("_trace_context", from: #"["_trace_context"]"#) == nil)
+        #expect(RawJSON.removingMember("_trace_context", from: #"{"a":"_trace_context"}"#) == nil)
+        #expect(TraceCarrier.removed(from: #"{"a":"\"_trace_context\""}"#) == #"{"a":"\"_trace_context\""}"#)
+    }
+
+    @Test("a trace carrier is added to an object once, first, and read back")
+    func carrierAdded() {
+        let carrier = TraceCarrier(fields: ["traceparent": "00-a-b-01"])
+        #expect(carrier.added(toObject: #"{"n":1}"#) == #"{"_trace_context":{"traceparent":"00-a-b-01"},"n":1}"#)
+        #expect(carrier.added(toObject: "{ }") == #"{"_trace_context":{"traceparent":"00-a-b-01"}}"#)
+        #expect(carrier.added(toObject: "[1]") == "[1]")
+        let once = carrier.added(toObject: "{}")
+        #expect(TraceCarrier(fields: ["traceparent": "other"]).added(toObject: once) == once)
+        #expect(TraceCarrier(inObject: once) == carrier)
+        #expect(TraceCarrier(metadata: ["ce_extensions": ["traceparent": "00-c-d-01", "tenant": "x"]])?.fields == ["traceparent": "00-c-d-01"])
+    }
 }

@@ -4,6 +4,7 @@ import EddaTesting
 import Foundation
 import InMemoryTracing
 import Testing
+import TestSupport
 import Tracing
 
 /// The spans an app records, read from swift-distributed-tracing's in-memory tracer given to the
@@ -77,5 +78,70 @@ struct TracingTests {
         let executions = spans.filter { $0.operationName == "workflow waiting" }
         #expect(Set(executions.compactMap { text($0, Attribute.outcome) }) == ["suspended", "completed"])
         #expect(Set(executions.compactMap { text($0, Attribute.execution) }) == ["start", "resume"])
+    }
+
+    @Test("every execution joins the trace the instance was started in, on another worker too; the message that resumes it links its sender's trace")
+    func traceThroughTheDatabase() async throws {
+        let tracer = W3CTestTracer()
+        try await withDatabase { database in
+            let recorder = Recorder()
+            let id = try await withApp(database, configure: { $0.tracer = tracer }) { app in
+                let flow = registerWaiting(app, recorder: recorder)
+                return try await tracer.withSpan("POST /orders") { _ in try await app.start(flow, input: NoValue()) }
+            }
+            // Another worker (the first has stopped) resumes it when a message arrives.
+            try await withApp(database, configure: { $0.tracer = tracer }) { app in
+                _ = registerWaiting(app, recorder: recorder)
+                #expect(try await app.instance(id)?.status == .waitingForMessage)
+                try await tracer.withSpan("publisher") { _ in _ = try await app.publish(to: "go", data: "boat") }
+                try await eventually("the workflow completes") { try await app.instance(id)?.status == .completed }
+            }
+        }
+        let spans = tracer.finishedSpans
+        let request = try #require(spans.first { $0.operationName == "POST /orders" })
+        let publisher = try #require(spans.first { $0.operationName == "publisher" })
+        let executions = spans.filter { $0.operationName == "workflow waiting" }
+        #expect(executions.count == 2)
+        #expect(executions.allSatisfy { $0.traceID == request.traceID && $0.parentSpanID == request.spanID })
+        let start = try #require(executions.first { text($0, Attribute.execution) == "start" })
+        let resume = try #require(executions.first { text($0, Attribute.execution) == "resume" })
+        #expect(start.links.isEmpty)
+        #expect(resume.links.compactMap { $0.context.inMemorySpanContext?.spanID } == [publisher.spanID])
+        #expect(resume.links.first?.context.inMemorySpanContext?.traceID == publisher.traceID)
+    }
+
+    @Test("a message published inside an activity or a workflow carries the trace context in its metadata; none without a tracer")
+    func messageMetadata() async throws {
+        for traced in [true, false] {
+            let tracer = W3CTestTracer()
+            try await withDatabase { database in
+                try await withApp(database, configure: { if traced { $0.tracer = tracer } }) { app in
+                    let flow = app.register(workflow: "announcer") { (_: NoValue, context) -> String in
+                        try await context.publish("news", data: ["from": "workflow"])
+                        return try await context.run(
+                            ActivityDefinition<String, String>(name: "announce") { text, activity in
+                                try activity.publish("news", data: ["from": text])
+                                return text
+                            },
+                            input: "activity")
+                    }
+                    _ = try await tracer.withSpan("request") { _ in try await app.run(flow, input: NoValue()) }
+                }
+                let metadata = try rows(database, "SELECT metadata FROM channel_messages ORDER BY id").compactMap { row -> JSONValue? in
+                    JSONValue(jsonText: row["metadata"] as String? ?? "")
+                }
+                #expect(metadata.count == 2)
+                let carried = metadata.compactMap { $0["_trace_context"]?["traceparent"]?.stringValue.flatMap(W3CTestTracer.ids(of:)) }
+                if traced {
+                    let spans = tracer.finishedSpans
+                    let workflow = try #require(spans.first { $0.operationName == "workflow announcer" })
+                    let activity = try #require(spans.first { $0.operationName == "activity announce" })
+                    #expect(carried.map(\.spanID) == [workflow.spanID, activity.spanID])
+                    #expect(carried.allSatisfy { $0.traceID == workflow.traceID })
+                } else {
+                    #expect(carried.isEmpty)
+                }
+            }
+        }
     }
 }

@@ -15,6 +15,9 @@ Swift test shares with it: <db> is a SQLite file's path or a database URL
                                                              prints its instance's status and output
     python_peer.py <db> cancel <instance-id>                 cancel_workflow, as a Python app or its
                                                              viewer would; prints true or false
+    python_peer.py <db> cloudevent <type> <json> <traceparent>
+                                                             handle a CloudEvent with that traceparent as
+                                                             the Python app's HTTP endpoint would
 """
 
 import asyncio
@@ -104,6 +107,14 @@ async def main() -> None:
                 instance_id = str(error)[len(lock_failure):]
             instance = await finished(app, instance_id)
             print(json.dumps({"status": instance["status"], "output": instance["output_data"]}))
+        elif command == "cloudevent":
+            from cloudevents.http import CloudEvent
+
+            event = CloudEvent(
+                {"type": sys.argv[3], "source": "/python-peer", "traceparent": sys.argv[5]}, json.loads(sys.argv[4])
+            )
+            await app.handle_cloudevent(event, wait=True)
+            print(event["id"])
         elif command == "cancel":
             cancelled = await app.replay_engine.cancel_workflow(sys.argv[3], cancelled_by="python-peer")
             print(json.dumps(cancelled))

@@ -26,6 +26,8 @@ struct ExecutionScope: Sendable {
     let control: ExecutionControl
     let instanceID: String
     let workflowName: String
+    /// The execution's span (see ``EddaSpanAttribute``).
+    let executionSpan: any Span
 
     var workerID: String { engine.workerID }
 
@@ -71,8 +73,11 @@ struct ExecutionScope: Sendable {
                 }
                 transition.work = context.transactionalWork
                 try Self.checkWork(transition.work, for: engine.store)
-                transition.messages = context.messages
+                // What the attempt sends carries its trace (see `TraceCarrier`).
+                let carrier = engine.propagatesTraces ? TraceCarrier(injecting: span.context, with: engine.tracer) : nil
+                transition.messages = context.messages.map { $0.tracing(carrier) }
                 transition.outboxEvents = context.outboxEvents
+                if let carrier { engine.outboxTraceContexts.record(carrier, for: transition.outboxEvents.map(\.eventID)) }
                 try engine.checkCapabilities(messages: transition.messages, outboxEvents: transition.outboxEvents)
                 if !transition.messages.isEmpty { transition.claimPolicy = engine.claimPolicy }
                 let outcome = try await applyStep(transition)

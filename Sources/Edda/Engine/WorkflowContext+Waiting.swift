@@ -191,7 +191,11 @@ extension WorkflowContext {
         if let entry = log.take(activityID) {
             switch entry.eventType {
             case HistoryEventType.channelMessageReceived, HistoryEventType.eventReceived:
-                return .message(ReceivedRecord(entry.payload, fallbackChannel: storedChannel))
+                let record = ReceivedRecord(entry.payload, fallbackChannel: storedChannel)
+                // The last step recorded: the message that resumed this execution, which is
+                // linked to its sender's trace (once, not on later replays).
+                if !log.hasUnconsumedSteps { scope.engine.link(scope.executionSpan, toMessageWith: record.metadata) }
+                return .message(record)
             case HistoryEventType.messageTimeout:
                 return .timedOut
             default:
@@ -215,6 +219,7 @@ extension WorkflowContext {
             if subscribesIfNeeded { subscriptions[storedChannel] = subscriptions[storedChannel] ?? "broadcast" }
             // Read back exactly as a replay will read the recorded row.
             let record = ReceivedRecord(MessageHistory.payload(message, ownInstance: true), fallbackChannel: storedChannel)
+            scope.engine.link(scope.executionSpan, toMessageWith: record.metadata)
             await hooks.eventReceived(instanceID: instanceID, eventType: storedChannel, dataJSON: record.payload.jsonDescription)
             return .message(record)
         case .suspended:
@@ -295,6 +300,7 @@ extension WorkflowContext {
         metadata["published_at"] = metadata["published_at"] ?? .string(Timestamp.iso8601(Date()))
         let message = try guarded {
             try OutgoingMessage.make(channel: channel, data: data, metadata: metadata, target: target)
+                .tracing(scope.engine.currentTraceCarrier())
         }
         _ = try guarded { try scope.engine.channelStore() }
         var transition = scope.stepTransition(currentActivityID: activityID)

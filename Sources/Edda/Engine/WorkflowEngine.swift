@@ -52,7 +52,9 @@ enum WorkflowInput {
         return "{\"input\":\(json)}"
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, from json: String) throws -> T {
+    /// Decodes an input as stored; its trace context (see ``TraceCarrier``) is not part of it.
+    static func decode<T: Decodable>(_ type: T.Type, from stored: String) throws -> T {
+        let json = TraceCarrier.removed(from: stored)
         do {
             return try JSON.decode(type, from: json)
         } catch let whole {
@@ -102,6 +104,11 @@ final class WorkflowEngine: Sendable {
     let hooks: any WorkflowHooks
     let metrics: EddaMetrics
     let tracer: any Tracer
+    /// Whether the tracer records anything (it is not a no-op): only then are trace contexts
+    /// carried through the database.
+    let propagatesTraces: Bool
+    /// The trace contexts of outbox events written here and not yet sent (see ``OutboxTraceContexts``).
+    let outboxTraceContexts = OutboxTraceContexts()
     let defaultRetryPolicy: RetryPolicy
     let defaultLockTimeout: Duration
     let logger: Logger
@@ -150,6 +157,7 @@ final class WorkflowEngine: Sendable {
     ) {
         self.metrics = metrics
         self.tracer = tracer
+        self.propagatesTraces = !(tracer is NoOpTracer)
         self.clock = clock
         self.tasks = tasks
         self.claimPolicyBox = Mutex(ClaimPolicy(workerID: workerID, leases: [:]))
@@ -263,11 +271,11 @@ final class WorkflowEngine: Sendable {
     func start(
         workflowName: String, inputJSON: String, instanceID requestedID: String?, lockTimeout: Duration?
     ) async throws -> (String, ExecutionResult?) {
-        let (workflow, instanceID, control) = try await create(
+        let (workflow, instanceID, control, storedInput) = try await create(
             workflowName: workflowName, inputJSON: inputJSON, instanceID: requestedID, lockTimeout: lockTimeout)
         guard let control else { return (instanceID, nil) }
         let result = await execute(ExecutionStart(
-            workflow: workflow, control: control, inputJSON: inputJSON, lockTimeoutSeconds: lockTimeout.map(Self.seconds)))
+            workflow: workflow, control: control, inputJSON: storedInput, lockTimeoutSeconds: lockTimeout.map(Self.seconds)))
         return (instanceID, result)
     }
 
@@ -276,18 +284,21 @@ final class WorkflowEngine: Sendable {
         workflowName: String, inputJSON: String, instanceID requestedID: String?, lockTimeout: Duration?,
         tracker: TaskTracker
     ) async throws -> String {
-        let (workflow, instanceID, control) = try await create(
+        let (workflow, instanceID, control, storedInput) = try await create(
             workflowName: workflowName, inputJSON: inputJSON, instanceID: requestedID, lockTimeout: lockTimeout)
         guard let control else { return instanceID }
         let start = ExecutionStart(
-            workflow: workflow, control: control, inputJSON: inputJSON, lockTimeoutSeconds: lockTimeout.map(Self.seconds))
+            workflow: workflow, control: control, inputJSON: storedInput, lockTimeoutSeconds: lockTimeout.map(Self.seconds))
         tracker.spawn { _ = await self.execute(start) }
         return instanceID
     }
 
+    /// Creates the instance; returns the input as stored (with the caller's trace context, see
+    /// ``TraceCarrier``) and, unless it existed or runs here already, the control of its first
+    /// execution.
     private func create(
-        workflowName: String, inputJSON: String, instanceID requestedID: String?, lockTimeout: Duration?
-    ) async throws -> (RegisteredWorkflow, String, ExecutionControl?) {
+        workflowName: String, inputJSON requestedInput: String, instanceID requestedID: String?, lockTimeout: Duration?
+    ) async throws -> (RegisteredWorkflow, String, ExecutionControl?, String) {
         try Identifier.validate(workflowName, field: "workflow_name")
         guard let workflow = registered(workflowName) else {
             throw EddaUsageError(
@@ -295,12 +306,13 @@ final class WorkflowEngine: Sendable {
                 "No workflow named '\(workflowName)' is registered; register it with app.register(_:) before starting it.")
         }
         do {
-            try workflow.validateInput(inputJSON)
+            try workflow.validateInput(requestedInput)
         } catch {
             throw EddaUsageError(
                 .undecodableInput,
                 "The input does not decode to the input type of workflow '\(workflowName)': \(readableDecodingFailure(error)).")
         }
+        let inputJSON = currentTraceCarrier()?.added(toObject: requestedInput) ?? requestedInput
         let instanceID = requestedID ?? "\(workflowName)-\(Self.randomHex32())"
         try Identifier.validate(instanceID, field: "instance_id")
         let lockTimeoutSeconds = lockTimeout.map(Self.seconds)
@@ -310,7 +322,7 @@ final class WorkflowEngine: Sendable {
             if let existing = try await store.instance(id: instanceID) {
                 try Self.checkSameWorkflow(existing, workflow: workflow)
             }
-            return (workflow, instanceID, nil)
+            return (workflow, instanceID, nil, inputJSON)
         }
         let now = Date()
         let outcome: CreateInstanceOutcome
@@ -329,11 +341,11 @@ final class WorkflowEngine: Sendable {
         switch outcome {
         case .created:
             control.markClaimed(lockExpiresAt: now.addingTimeInterval(lease.seconds))
-            return (workflow, instanceID, control)
+            return (workflow, instanceID, control, inputJSON)
         case .existing(let existing):
             unreserve(instanceID)
             try Self.checkSameWorkflow(existing, workflow: workflow)
-            return (workflow, instanceID, nil)
+            return (workflow, instanceID, nil, inputJSON)
         }
     }
 
@@ -513,11 +525,13 @@ final class WorkflowEngine: Sendable {
     /// Runs one execution in a span of its own (see ``EddaSpanAttribute``): the caller's
     /// context is its parent, and it is the current context of the workflow body.
     private func executeOnce(_ start: ExecutionStart) async -> ExecutionStep {
-        let span = tracer.startSpan("workflow \(start.workflow.name)", context: ServiceContext.current ?? .topLevel)
+        // The trace the instance was started in, wherever this execution runs.
+        let stored = propagatesTraces ? TraceCarrier(inObject: start.inputJSON)?.context(with: tracer) : nil
+        let span = tracer.startSpan("workflow \(start.workflow.name)", context: stored ?? ServiceContext.current ?? .topLevel)
         span.attributes[EddaSpanAttribute.workflow] = start.workflow.name
         span.attributes[EddaSpanAttribute.instance] = start.control.instanceID
         span.attributes[EddaSpanAttribute.execution] = start.isNew ? "start" : "resume"
-        let step = await ServiceContext.withValue(span.context) { await execute(once: start) }
+        let step = await ServiceContext.withValue(span.context) { await execute(once: start, span: span) }
         switch step {
         case .finished(let result):
             span.attributes[EddaSpanAttribute.outcome] = result.spanOutcome
@@ -535,11 +549,12 @@ final class WorkflowEngine: Sendable {
         return step
     }
 
-    private func execute(once start: ExecutionStart) async -> ExecutionStep {
+    private func execute(once start: ExecutionStart, span: any Span) async -> ExecutionStep {
         let workflow = start.workflow
         let control = start.control
         defer { unreserve(control.instanceID) }
-        let scope = ExecutionScope(engine: self, control: control, instanceID: control.instanceID, workflowName: workflow.name)
+        let scope = ExecutionScope(
+            engine: self, control: control, instanceID: control.instanceID, workflowName: workflow.name, executionSpan: span)
         let log = ReplayLog(history: start.history)
         let mode: WorkflowContext.Mode =
             start.status == .compensating ? (log.cancellation != nil ? .cancelling : .recoveringFailure) : .normal

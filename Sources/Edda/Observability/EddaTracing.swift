@@ -1,3 +1,4 @@
+import Synchronization
 import Tracing
 
 /// The span names and attributes an ``EddaApp`` records through swift-distributed-tracing.
@@ -5,8 +6,10 @@ import Tracing
 /// - `workflow <name>`: one span per **execution** of an instance — its start, and each
 ///   resumption after a wait, a crash or a restart — never one span for the instance's whole
 ///   life, so a workflow that waits for a week holds no span open. Its parent is the context
-///   current where the execution runs: the caller's at `start`/`run` (a request's span), none
-///   for a resumption by a background worker.
+///   current where the instance was started (the caller's at `start`/`run`, a request's span;
+///   a CloudEvent's `traceparent`), kept with the instance's input, so that every execution,
+///   on any worker, joins that trace. A message or event that resumes it (carrying the trace
+///   context of its sender) is a link of the execution it resumes.
 /// - `activity <name>`: one span per **attempt** that runs, child of the execution's span; a
 ///   retried attempt ends with its error recorded. Steps replayed from history record no span.
 ///   Your activity code runs with the attempt's span as the current context, so the spans of
@@ -40,5 +43,55 @@ extension ExecutionResult {
         case .suspended: "suspended"
         case .abandoned: "stopped"
         }
+    }
+}
+
+extension WorkflowEngine {
+    /// The current trace context, to store with what this worker writes for later work.
+    func currentTraceCarrier() -> TraceCarrier? {
+        guard propagatesTraces, let context = ServiceContext.current else { return nil }
+        return TraceCarrier(injecting: context, with: tracer)
+    }
+
+    /// Links `span` to the trace of the message received, if it carries one.
+    func link(_ span: any Span, toMessageWith metadata: [String: JSONValue]) {
+        guard propagatesTraces, let context = TraceCarrier(metadata: metadata)?.context(with: tracer) else { return }
+        span.addLink(SpanLink(context: context, attributes: [:]))
+    }
+}
+
+/// The trace contexts of outbox events this process wrote, by event ID, until its relayer
+/// sends them (as the events' `traceparent`/`tracestate` extension attributes).
+///
+/// The shared schema's `outbox_events` has no column for them, so they live in memory: an
+/// event sent by another process, or after a restart, goes without. At most ``capacity`` are
+/// kept (the oldest dropped first).
+final class OutboxTraceContexts: Sendable {
+    static let capacity = 10_000
+    private let state = Mutex<(fields: [String: TraceCarrier], order: [String])>(([:], []))
+
+    func record(_ carrier: TraceCarrier, for eventIDs: [String]) {
+        guard !eventIDs.isEmpty else { return }
+        state.withLock { state in
+            for id in eventIDs {
+                state.fields[id] = carrier
+                state.order.append(id)
+            }
+            if state.order.count > Self.capacity {
+                let dropped = state.order.count - Self.capacity
+                for id in state.order.prefix(dropped) { state.fields[id] = nil }
+                state.order.removeFirst(dropped)
+            }
+        }
+    }
+
+    /// The propagation fields of an event's trace (empty if unknown here).
+    func fields(for eventID: String) -> [String: String] {
+        state.withLock { $0.fields[eventID]?.fields ?? [:] }
+    }
+
+    /// Forgets an event that will not be sent again.
+    func remove(_ eventID: String) {
+        state.withLock { _ = $0.fields.removeValue(forKey: eventID) }
     }
 }

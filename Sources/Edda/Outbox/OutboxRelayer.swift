@@ -112,7 +112,8 @@ struct OutboxRelayer {
             }
         }
         var published = 0
-        for event in events {
+        for var event in events {
+            event.traceContext = engine.outboxTraceContexts.fields(for: event.eventID)
             let outcome: OutboxOutcome
             if Task.isCancelled {
                 outcome = .postponed
@@ -134,6 +135,10 @@ struct OutboxRelayer {
                 try await store.finishOutboxEvent(eventID: event.eventID, outcome: outcome, now: Date())
             } catch {
                 engine.logger.warning("Recording the outcome of outbox event \(event.eventID) failed: \(error)")
+            }
+            switch outcome {
+            case .retrying, .postponed: break
+            default: engine.outboxTraceContexts.remove(event.eventID)
             }
             switch outcome {
             case .published:

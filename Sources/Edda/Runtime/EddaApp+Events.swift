@@ -70,23 +70,13 @@ extension EddaApp {
             var starts: [(String, String)] = []
             for name in handlers.workflows[event.attributes.type] ?? [] {
                 guard let workflow = engine.registered(name) else { continue }
-                // With the trace context if the input type takes the extra key (a struct does; a
-                // dictionary of numbers does not), else the data alone.
-                let candidates = [Self.handlerInput(for: event, withTraceContext: true), Self.handlerInput(for: event, withTraceContext: false)]
-                var failure: (any Error)?
-                var accepted: String?
-                for candidate in candidates where accepted == nil {
-                    do {
-                        try workflow.validateInput(candidate)
-                        accepted = candidate
-                    } catch {
-                        failure = failure ?? error
-                    }
-                }
-                guard let inputJSON = accepted else {
+                // With the event's trace context, which the input type does not see (see `TraceCarrier`).
+                let inputJSON = Self.handlerInput(for: event)
+                do {
+                    try workflow.validateInput(inputJSON)
+                } catch {
                     throw EventInputError(
-                        eventType: event.attributes.type, eventID: event.attributes.id, workflowName: name,
-                        detail: "\(failure.map { "\($0)" } ?? "undecodable")")
+                        eventType: event.attributes.type, eventID: event.attributes.id, workflowName: name, detail: "\(error)")
                 }
                 starts.append((name, inputJSON))
             }
@@ -139,19 +129,16 @@ extension EddaApp {
 
     /// The input of a handler workflow: the event data as sent (numbers keep their precision);
     /// JSON object data gains `_trace_context` with the `traceparent`/`tracestate` extensions,
-    /// as the reference stores it. Other data is wrapped as `{"input": data}`.
-    static func handlerInput(for event: CloudEvent, withTraceContext: Bool) -> String {
+    /// as the reference stores it (see ``TraceCarrier``). Other data is wrapped as `{"input": data}`.
+    static func handlerInput(for event: CloudEvent) -> String {
         guard case .json(let raw)? = event.data else { return "{}" }
         let text = raw.trimmingCharacters(in: .whitespacesAndNewlines)
         guard text.hasPrefix("{") else { return text == "null" ? "{}" : "{\"input\":\(text)}" }
-        var trace: [String: JSONValue] = [:]
-        for key in ["traceparent", "tracestate"] {
-            if let value = event.attributes.extensions[key] { trace[key] = value }
+        let fields = ["traceparent", "tracestate"].reduce(into: [String: String]()) { fields, key in
+            fields[key] = event.attributes.extensions[key]?.stringValue
         }
-        guard withTraceContext, !trace.isEmpty, RawJSON.member("_trace_context", in: text) == nil else { return text }
-        let rest = text.dropFirst().drop { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }
-        let separator = rest.hasPrefix("}") ? "" : ","
-        return "{\"_trace_context\":\(JSONValue.object(trace).jsonText)\(separator)\(rest)"
+        guard !fields.isEmpty else { return text }
+        return TraceCarrier(fields: fields).added(toObject: text)
     }
 
     /// The SHA-256 of the event's `source` and `id`, which identify it (CloudEvents 1.0).

@@ -425,6 +425,7 @@ public final class EddaApp: Service, Sendable {
         let message: OutgoingMessage
         do {
             message = try OutgoingMessage.make(channel: channel, data: data, metadata: metadata, target: targetInstanceID)
+                .tracing(engine.currentTraceCarrier())
         } catch let error as InvalidIdentifierError {
             throw error
         } catch {

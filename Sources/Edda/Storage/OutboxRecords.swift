@@ -79,6 +79,11 @@ public struct OutboxEvent: Sendable, Hashable {
     public var retryCount: Int
     /// The last sending error.
     public var lastError: String?
+    /// The propagation fields of the trace the event was written in (`traceparent` and
+    /// `tracestate` with a W3C propagator), for a publisher to send as the event's extension
+    /// attributes. Known only to the process that wrote the event, until it sends it (the
+    /// shared schema keeps no trace context with an outbox row); empty otherwise.
+    public var traceContext: [String: String] = [:]
 
     /// Creates a value with every field given.
     public init(

@@ -122,6 +122,51 @@ package enum RawJSON {
         }
     }
 
+    /// The object `text` without its top-level member `key` (the rest as written); `nil` if
+    /// `text` is not an object or has no such member.
+    package static func removingMember(_ key: String, from text: String) -> String? {
+        let bytes = Array(text.utf8)
+        var index = 0
+        skipSpace(bytes, &index)
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else { return nil }
+        index += 1
+        // Where the previous member's value ended (its comma follows), if there is one.
+        var previousEnd: Int?
+        while true {
+            skipSpace(bytes, &index)
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { return nil }
+            let keyStart = index
+            guard skipValue(bytes, &index) else { return nil }
+            let name = try? JSON.decode(String.self, from: String(decoding: bytes[keyStart..<index], as: UTF8.self))
+            skipSpace(bytes, &index)
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return nil }
+            index += 1
+            skipSpace(bytes, &index)
+            guard skipValue(bytes, &index) else { return nil }
+            let valueEnd = index
+            skipSpace(bytes, &index)
+            guard index < bytes.count else { return nil }
+            let hasNext = bytes[index] == UInt8(ascii: ",")
+            if name == key {
+                // With its following comma, or else the comma before it.
+                var removed = keyStart..<valueEnd
+                if hasNext {
+                    var next = index + 1
+                    skipSpace(bytes, &next)
+                    removed = keyStart..<next
+                } else if let previousEnd {
+                    removed = previousEnd..<valueEnd
+                }
+                var result = bytes
+                result.removeSubrange(removed)
+                return String(decoding: result, as: UTF8.self)
+            }
+            guard hasNext else { return nil }
+            previousEnd = valueEnd
+            index += 1
+        }
+    }
+
     /// The texts of the elements of the array `text`, or `nil` if `text` is not an array.
     package static func elements(of text: String) -> [String]? {
         let bytes = Array(text.utf8)

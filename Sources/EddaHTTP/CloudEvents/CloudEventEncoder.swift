@@ -43,7 +43,8 @@ extension CloudEvent {
         self.init(
             attributes: CloudEventAttributes(
                 type: event.eventType, source: event.eventSource, id: event.eventID,
-                time: ISO8601DateFormatter().string(from: event.createdAt), dataContentType: event.contentType),
+                time: ISO8601DateFormatter().string(from: event.createdAt), dataContentType: event.contentType,
+                extensions: event.traceContext.mapValues(JSONValue.string)),
             data: event.payload)
     }
 }
