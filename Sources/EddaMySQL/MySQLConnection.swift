@@ -285,7 +285,7 @@ public final class MySQLConnection: @unchecked Sendable {
             try execute(savepoint.map { "RELEASE SAVEPOINT \(unescaped: $0)" } ?? "COMMIT")
             return result
         } catch {
-            if !isBroken { _ = try? execute(savepoint.map { "ROLLBACK TO SAVEPOINT \(unescaped: $0)" } ?? "ROLLBACK") }
+            rollBack(savepoint.map { "ROLLBACK TO SAVEPOINT \(unescaped: $0)" } ?? "ROLLBACK")
             throw error
         }
     }
@@ -365,8 +365,21 @@ public final class MySQLConnection: @unchecked Sendable {
             let outcomes = try runAll(["START TRANSACTION"] + statements + ["COMMIT"])
             return Array(outcomes.dropFirst().dropLast())
         } catch {
-            if !isBroken { _ = try? execute("ROLLBACK") }
+            rollBack("ROLLBACK")
             throw error
+        }
+    }
+
+    /// Rolls back after an error. A connection whose rollback failed is not used again: its
+    /// transaction's state is unknown, and the next `START TRANSACTION` on it would commit
+    /// whatever the failed transaction had written so far. Closing it makes the server roll
+    /// that back.
+    private func rollBack(_ statement: MySQLQuery) {
+        guard !isBroken else { return }
+        do {
+            try execute(statement)
+        } catch {
+            isBroken = true
         }
     }
 }

@@ -90,3 +90,15 @@ extension MySQLStore: RetentionStore {
         }
     }
 }
+
+extension MySQLStore: StatisticsStore {
+    public func statistics() async throws -> StoreStatistics {
+        try await read { connection in
+            let row = try connection.query(MySQLQuery(unsafeSQL: StoreStatistics.query)).first
+            func count(_ column: String) throws -> Int { try row?.int(column) ?? 0 }
+            return StoreStatistics(
+                waitingForTimer: try count("timers"), waitingForMessage: try count("messages"),
+                waitingForEvent: try count("events"), outboxBacklog: try count("outbox"))
+        }
+    }
+}

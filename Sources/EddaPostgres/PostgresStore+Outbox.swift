@@ -112,3 +112,16 @@ extension PostgresStore: RetentionStore {
         }
     }
 }
+
+extension PostgresStore: StatisticsStore {
+    public func statistics() async throws -> StoreStatistics {
+        try await read { connection in
+            guard let row = try await connection.rows(PostgresQuery(unsafeSQL: StoreStatistics.query), logger: self.logger).first else {
+                return StoreStatistics(waitingForTimer: 0, waitingForMessage: 0, waitingForEvent: 0, outboxBacklog: 0)
+            }
+            return StoreStatistics(
+                waitingForTimer: try row.value("timers"), waitingForMessage: try row.value("messages"),
+                waitingForEvent: try row.value("events"), outboxBacklog: try row.value("outbox"))
+        }
+    }
+}

@@ -241,6 +241,18 @@ enum HTML {
         ol.timeline li::before { content: ""; position: absolute; left: -6px; top: .45rem; width: 10px; height: 10px;
           border-radius: 50%; background: var(--accent); }
         ol.timeline li.failed::before { background: var(--danger); }
+        .waterfall { display: grid; gap: .2rem; }
+        .wf-row { display: grid; grid-template-columns: minmax(10rem, 30%) 1fr 6rem; gap: .75rem; align-items: center; }
+        .wf-label { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; font-size: 13px; }
+        .wf-track { position: relative; height: 14px; background: var(--code); border-radius: 3px; }
+        .wf-bar { position: absolute; top: 2px; bottom: 2px; border-radius: 2px; background: var(--accent); }
+        .wf-failure { background: var(--danger); }
+        .wf-timer { background: var(--timer-ink); opacity: .55; }
+        .wf-message { background: var(--waiting-ink); opacity: .55; }
+        .wf-compensation { background: var(--compensating-ink); }
+        .wf-running { background: var(--running-ink); }
+        .wf-open { background-image: repeating-linear-gradient(45deg, transparent 0 4px, rgba(255, 255, 255, .45) 4px 8px); }
+        .wf-time { text-align: right; font-size: 12px; color: var(--muted); white-space: nowrap; }
         .step { border-top: 1px solid var(--line); padding-top: .75rem; margin-top: .75rem; }
         .step:target { outline: 2px solid var(--accent); outline-offset: 4px; border-radius: 4px; }
         fieldset { border: 1px solid var(--line); border-radius: 6px; margin: 0 0 .75rem; display: grid; gap: .6rem; }

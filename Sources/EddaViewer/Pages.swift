@@ -500,6 +500,7 @@ struct Pages: Sendable {
             </section>
             <section id="activities"><h2>Activity details</h2>\(stepDetails(steps))</section>
             </div>
+            <section id="timeline"><h2>Timeline</h2>\(Waterfall(report, now: Date()).html)</section>
             <section id="compensations"><h2>Compensations</h2>\(compensations(report))</section>
             <section id="history"><h2>History</h2>\(timeline(report.history, anchors: anchors))</section>
             """

@@ -68,6 +68,44 @@ struct MetricsTests {
         #expect(total(metrics, Name.activityAttempts, [(Name.activity, "book"), (Name.outcome, "success")]) == 1)
         #expect(total(metrics, Name.replayedSteps, [(Name.workflow, "waiting")]) == 1)
         #expect(metrics.timers(label: Name.commitDuration).contains { $0.dimensions.contains { $0 == (Name.transition, "receive") } })
+        // The resumption after the message: one resume lag, for a message.
+        #expect(metrics.timers(label: Name.resumeLag).map(\.dimensions.description) == [[(Name.waitKind, "message")].description])
+        #expect(metrics.timers(label: Name.resumeLag).flatMap(\.values).count == 1)
+    }
+
+    @Test(
+        "the resume lag of a timer is measured from its expiry; the leader measures waiting instances and the outbox backlog",
+        arguments: Backend.allCases)
+    func lagAndGauges(_ backend: Backend) async throws {
+        let metrics = TestMetrics()
+        try await withBackend(backend) { database in
+            try await database.withApp(configure: {
+                $0.metricsFactory = metrics
+                $0.leaderHeartbeatInterval = .milliseconds(50)
+            }) { app in
+                let sleeper = app.register(workflow: "sleeper") { (seconds: Double, context) -> String in
+                    try await context.sleep(for: .milliseconds(Int(seconds * 1000)))
+                    return "awake"
+                }
+                let waiter = app.register(workflow: "waiter") { (_: NoValue, context) -> String in
+                    try await context.waitEvent("never", as: String.self).data
+                }
+                let short = try await app.start(sleeper, input: 0.2)
+                _ = try await app.start(sleeper, input: 3600)
+                _ = try await app.start(waiter, input: NoValue())
+                _ = try await app.start(waiter, input: NoValue())
+                try await eventually("the short sleep ends") { try await app.instance(short)?.status == .completed }
+                try await eventually("the gauges show the waits") {
+                    (try? metrics.expectGauge(Name.waitingInstances, [(Name.waitKind, "timer")]).lastValue) == 1
+                        && (try? metrics.expectGauge(Name.waitingInstances, [(Name.waitKind, "message")]).lastValue) == 2
+                }
+            }
+        }
+        let lags = metrics.timers(label: Name.resumeLag)
+        #expect(lags.map(\.dimensions.description) == [[(Name.waitKind, "timer")].description])
+        let lag = try #require(lags.first?.lastValue)
+        #expect(lag >= 0 && lag < 60_000_000_000, "from the expiry to the resumption: \(lag) ns")
+        #expect(try metrics.expectGauge(Name.outboxBacklog).lastValue == 0)
     }
 
     @Test("a claim lost to the running worker, one won after a crash, and the lease renewals of a long step are counted")

@@ -125,6 +125,39 @@ struct ViewerPresentationTests {
         }
     }
 
+    @Test("The timeline draws each recorded step as a bar in order, failures and compensations in their colours, an open bar while the instance waits")
+    func timelineWaterfall() async throws {
+        try await withSeededViewer { app, base, _ in
+            for id in ["ticket-ok", "ticket-failed", "ticket-premium"] {
+                let page = try await get(base + "/workflow/\(id)").body
+                let timeline = try #require(Self.section("timeline", in: page), "\(id)")
+                let history = try await app.history(of: id)
+                let steps = history.filter {
+                    ["ActivityCompleted", "ActivityFailed", "TimerExpired", "ChannelMessageReceived", "EventReceived", "MessageTimeout",
+                     "CompensationExecuted", "CompensationFailed"].contains($0.eventType)
+                }
+                let rows = Self.blocks(of: "<div class=\"wf-row\" role=\"row\">", in: timeline)
+                let isWaiting = id == "ticket-premium"
+                #expect(rows.count == steps.count + (isWaiting ? 1 : 0), "\(id): a bar per step\(isWaiting ? ", and the wait" : "")")
+                // The bars follow the history's order, and fit the track.
+                for (row, step) in zip(rows, steps) { #expect(row.contains("<code>\(step.activityID)</code>"), "\(id)") }
+                var previousLeft = -1.0
+                for row in rows {
+                    let style = try #require(row.range(of: "style=\"left:").map { row[$0.upperBound...] })
+                    let numbers = style.prefix { $0 != "\"" }.split(separator: "%").compactMap { Double($0.filter { $0.isNumber || $0 == "." }) }
+                    #expect(numbers.count == 2)
+                    #expect(numbers[0] >= previousLeft && numbers[0] + numbers[1] <= 100.01, "\(id): \(style.prefix(40))")
+                    previousLeft = numbers[0]
+                }
+                #expect(rows.last?.contains("wf-open") == isWaiting, "\(id)")
+                if id == "ticket-failed" {
+                    #expect(rows.contains { $0.contains("wf-bar wf-failure") })
+                    #expect(rows.contains { $0.contains("wf-bar wf-compensation") })
+                }
+            }
+        }
+    }
+
     @Test("In a real browser: the list links each instance by its ID; dark theme pills and date pickers are dark")
     func browserListAndDarkTheme() async throws {
         try await withSeededViewer { _, base, _ in

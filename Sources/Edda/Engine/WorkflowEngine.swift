@@ -531,6 +531,7 @@ final class WorkflowEngine: Sendable {
         span.attributes[EddaSpanAttribute.workflow] = start.workflow.name
         span.attributes[EddaSpanAttribute.instance] = start.control.instanceID
         span.attributes[EddaSpanAttribute.execution] = start.isNew ? "start" : "resume"
+        if !start.isNew, let (kind, lag) = Self.resumeLag(after: start.history.last) { metrics.resumed(after: kind, lag: lag) }
         let step = await ServiceContext.withValue(span.context) { await execute(once: start, span: span) }
         switch step {
         case .finished(let result):
@@ -547,6 +548,34 @@ final class WorkflowEngine: Sendable {
         }
         span.end()
         return step
+    }
+
+    /// How long an instance woken by `wakeUp` (its last history row) waited for this execution,
+    /// and for what kind of wait: from a timer's expiry, a receive's timeout, or a message's
+    /// delivery (when the row was written). `nil` if the row ended no wait.
+    static func resumeLag(after wakeUp: HistoryEvent?, now: Date = Date()) -> (String, Duration)? {
+        guard let wakeUp else { return nil }
+        let kind: String
+        var ended = wakeUp.createdAt
+        switch wakeUp.eventType {
+        case HistoryEventType.timerExpired:
+            kind = "timer"
+            if case .json(let text) = wakeUp.payload, let due = Self.date("expires_at", in: text) { ended = due }
+        case HistoryEventType.messageTimeout:
+            kind = "message"
+            if case .json(let text) = wakeUp.payload, let due = Self.date("timeout_at", in: text) { ended = due }
+        case HistoryEventType.channelMessageReceived:
+            kind = "message"
+        case HistoryEventType.eventReceived:
+            kind = "event"
+        default:
+            return nil
+        }
+        return (kind, .seconds(max(0, now.timeIntervalSince(ended))))
+    }
+
+    private static func date(_ key: String, in object: String) -> Date? {
+        RawJSON.member(key, in: object).flatMap { try? JSON.decode(String.self, from: $0) }.flatMap(Timestamp.parse)
     }
 
     private func execute(once start: ExecutionStart, span: any Span) async -> ExecutionStep {

@@ -43,6 +43,15 @@ public enum EddaMetricName {
     /// Counter: outbox events the relayer handled. Dimension ``outcome`` (`published`, `retry`,
     /// `failed`, `invalid`, `expired`).
     public static let outboxEvents = "edda.outbox.events"
+    /// Timer: how long a woken instance waited for the execution that resumes it, from the
+    /// moment its wait ended (a timer's expiry, a receive's timeout, a message's delivery).
+    public static let resumeLag = "edda.resume.lag"
+    /// Gauge: instances waiting now, by ``waitKind`` (`timer`, `message`, `event`), all workflows
+    /// of the database; measured by the leader every recovery interval.
+    public static let waitingInstances = "edda.instances.waiting"
+    /// Gauge: outbox events not yet sent (`pending`, or `processing` by a relayer); measured by
+    /// the leader every recovery interval.
+    public static let outboxBacklog = "edda.outbox.backlog"
 
     /// Dimension: the workflow's durable name.
     public static let workflow = "edda.workflow.name"
@@ -54,6 +63,8 @@ public enum EddaMetricName {
     public static let outcome = "edda.outcome"
     /// Dimension: the kind of a store transition.
     public static let transition = "edda.transition"
+    /// What a wait is for: `timer`, `message` (a channel receive, or its timeout), `event`.
+    public static let waitKind = "edda.wait"
 }
 
 /// The app's metric handles, made once per label and dimensions with the configured factory.
@@ -71,6 +82,7 @@ final class EddaMetrics: Sendable {
     private let factory: any MetricsFactory
     private let counters = Mutex<[Key: Counter]>([:])
     private let timers = Mutex<[Key: CoreMetrics.Timer]>([:])
+    private let gauges = Mutex<[Key: Gauge]>([:])
 
     /// Reports to `factory`, or to the process's `MetricsSystem` (a no-op until bootstrapped).
     init(factory: (any MetricsFactory)?) {
@@ -87,6 +99,16 @@ final class EddaMetrics: Sendable {
             return counter
         }
         counter.increment(by: amount)
+    }
+
+    func gauge(_ label: String, _ dimensions: [(String, String)]) -> Gauge {
+        gauges.withLock { gauges in
+            let key = Key(label, dimensions)
+            if let gauge = gauges[key] { return gauge }
+            let gauge = Gauge(label: label, dimensions: dimensions, factory: factory)
+            gauges[key] = gauge
+            return gauge
+        }
     }
 
     func record(_ label: String, _ dimensions: [(String, String)], _ duration: Duration) {
@@ -144,6 +166,18 @@ final class EddaMetrics: Sendable {
 
     func purged(_ count: Int) {
         increment(EddaMetricName.purgedInstances, [], by: count)
+    }
+
+    func resumed(after kind: String, lag: Duration) {
+        record(EddaMetricName.resumeLag, [(EddaMetricName.waitKind, kind)], lag)
+    }
+
+    func waiting(_ count: Int, kind: String) {
+        gauge(EddaMetricName.waitingInstances, [(EddaMetricName.waitKind, kind)]).record(count)
+    }
+
+    func outboxBacklog(_ count: Int) {
+        gauge(EddaMetricName.outboxBacklog, []).record(count)
     }
 
     func outboxEvent(_ outcome: String) {

@@ -269,6 +269,21 @@ struct LeaderElection {
         }
     }
 
+    /// Records what waits in the database (``EddaMetricName/waitingInstances``,
+    /// ``EddaMetricName/outboxBacklog``): one worker measures it, every heartbeat.
+    func measure() async {
+        guard let store = engine.store as? any StatisticsStore else { return }
+        do {
+            let statistics = try await store.statistics()
+            engine.metrics.waiting(statistics.waitingForTimer, kind: "timer")
+            engine.metrics.waiting(statistics.waitingForMessage, kind: "message")
+            engine.metrics.waiting(statistics.waitingForEvent, kind: "event")
+            engine.metrics.outboxBacklog(statistics.outboxBacklog)
+        } catch {
+            if !Task.isCancelled { engine.logger.debug("Measuring the waiting instances failed: \(error)") }
+        }
+    }
+
     func run() async {
         var lastCleanup: ContinuousClock.Instant?
         while !Task.isCancelled {
@@ -290,6 +305,7 @@ struct LeaderElection {
             if isLeader != was {
                 engine.logger.debug(isLeader ? "This worker is now the leader" : "This worker is no longer the leader")
             }
+            if isLeader || locks == nil { await measure() }
             if isLeader || locks == nil, lastCleanup.map({ ContinuousClock.now - $0 >= cleanupInterval }) ?? true {
                 lastCleanup = .now
                 await cleanUp()
