@@ -6,6 +6,7 @@ import Edda
 import EddaSQLite
 import EddaPostgres
 import Foundation
+import InMemoryTracing
 import Logging
 import MetricsTestKit
 
@@ -158,6 +159,9 @@ struct EddaBench: AsyncParsableCommand {
     @Option(help: "Where the app's metrics go: default (the process's MetricsSystem, not bootstrapped here: discarded) or memory (an in-memory backend that keeps every value, swift-metrics' TestMetrics), to measure the instrumentation's cost.")
     var metrics: String = "default"
 
+    @Option(help: "Where the app's spans go: default (the process's InstrumentationSystem tracer, not bootstrapped here: a no-op) or memory (swift-distributed-tracing's in-memory tracer, which keeps every span), to measure the tracing's cost.")
+    var tracing: String = "default"
+
     mutating func run() async throws {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -173,6 +177,9 @@ struct EddaBench: AsyncParsableCommand {
         }
         guard ["default", "memory"].contains(metrics) else {
             throw ValidationError("--metrics must be default or memory; got '\(metrics)'")
+        }
+        guard ["default", "memory"].contains(tracing) else {
+            throw ValidationError("--tracing must be default or memory; got '\(tracing)'")
         }
         let database = try await BenchDatabase.open(db, durability: durability)
         var floorFigures: [String: JSONValue] = [:]
@@ -198,6 +205,7 @@ struct EddaBench: AsyncParsableCommand {
         let crossProcess = (sender ?? (database.isServer ? "process" : "in-process")) == "process"
         configuration.runsBackgroundRecovery = workload == "timer" || (workload == "event_latency" && crossProcess)
         if metrics == "memory" { configuration.metricsFactory = TestMetrics() }
+        if tracing == "memory" { configuration.tracer = InMemoryTracer() }
         let store = database.store
         let app = try await EddaApp(configuration: configuration, store: store)
         let marks = Marks()
@@ -353,7 +361,7 @@ struct EddaBench: AsyncParsableCommand {
         let timedOut = ContinuousClock.now >= deadline
         var line: [String: JSONValue] = [
             "workload": .string(workload), "impl": .string("edda-swift"), "db": .string(database.kind),
-            "durability": .string(durability), "n": .number(Double(count)), "metrics": .string(metrics),
+            "durability": .string(durability), "n": .number(Double(count)), "metrics": .string(metrics), "tracing": .string(tracing),
             "cpu_s": .number(cpuSeconds() - cpuStart), "wall_s": .number((ContinuousClock.now - wallStart).seconds),
             "peak_rss_mib": .number(peakRSSMiB()),
         ]
