@@ -4,6 +4,8 @@
 //   swift run order-service                      serve on http://127.0.0.1:8080 with orders.db
 //                                                (workflow viewer at http://127.0.0.1:8080/viewer/)
 //   swift run order-service --port 0 --database /tmp/o.db --broker-url http://127.0.0.1:9000/events
+//   swift run order-service --prometheus         also serve the metrics on GET /metrics
+//                                                (or ORDER_SERVICE_PROMETHEUS=1)
 import ArgumentParser
 import Edda
 import EddaSQLite
@@ -14,6 +16,8 @@ import EddaViewer
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
+import Prometheus
 
 @main
 struct OrderService: AsyncParsableCommand {
@@ -41,6 +45,9 @@ struct OrderService: AsyncParsableCommand {
         """)
     var trustedOrigin: [String] = []
 
+    @Flag(help: "Serve the app's metrics (workflows, activities, commits, waits, outbox, HTTP requests) on GET /metrics in Prometheus' text format. Also switched on by ORDER_SERVICE_PROMETHEUS=1.")
+    var prometheus = false
+
     @Flag(help: "Print less.")
     var quiet = false
 
@@ -51,6 +58,14 @@ struct OrderService: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
+        // Metrics through swift-metrics: bootstrapped with a Prometheus registry when asked, else
+        // discarded. Traces through swift-distributed-tracing: the HTTP middleware below makes a
+        // span of each request (joining an incoming `traceparent`) and the workflows it starts
+        // join it; a tracer bootstrapped at start-up (swift-otel's `OTel.bootstrap()`) exports them.
+        let metricsRegistry = prometheus || ProcessInfo.processInfo.environment["ORDER_SERVICE_PROMETHEUS"] == "1"
+            ? PrometheusCollectorRegistry() : nil
+        if let metricsRegistry { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metricsRegistry)) }
+
         let location = try DatabaseLocation.fileOrURL(database, drivers: [PostgresStore.self, MySQLStore.self])
         var configuration = EddaApp.Configuration(serviceName: "order-service", database: location)
         if let brokerURL { configuration.outboxPublisher = HTTPOutboxPublisher(brokerURL: brokerURL) }
@@ -66,6 +81,15 @@ struct OrderService: AsyncParsableCommand {
         if !["0.0.0.0", "::", "[::]", ""].contains(host) { crossSite.trustedHosts.append(host) }
 
         let router = Router()
+        router.add(middleware: TracingMiddleware())
+        router.add(middleware: MetricsMiddleware())
+        if let metricsRegistry {
+            router.get("metrics") { _, _ in
+                Response(
+                    status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: metricsRegistry.emitToBuffer())))
+            }
+        }
         OrderRoutes(edda: edda).addRoutes(to: router.group("api"))
         var routes = EddaRoutes.Configuration()
         routes.bearerToken = authToken

@@ -116,6 +116,39 @@ struct OrderServiceTests {
         }
     }
 
+    @Test("With --prometheus the service serves its metrics on GET /metrics; without, there is no such route")
+    func prometheusEndpoint() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "order-service not built at \(Self.binary)")
+        try await TemporaryDatabase.with { database in
+            let (process, base) = try Self.launch(["--port", "0", "--database", database.path, "--quiet", "--prometheus"])
+            defer {
+                process.terminate()
+                process.waitUntilExit()
+            }
+            let reply = try await httpRequest(
+                "\(base)/api/orders", headers: [("Content-Type", "application/json")],
+                text: #"{"order_id": "m-1", "items": [{"sku": "book", "quantity": 1}], "amount": 10, "address": "1 Main St"}"#)
+            #expect(reply.status == 202)
+            #expect(try await status(base, "m-1", until: ["completed", "failed"])["status"] == "completed")
+            let metrics = try await httpRequest("\(base)/metrics", method: .GET)
+            #expect(metrics.status == 200)
+            #expect(metrics.header("content-type")?.hasPrefix("text/plain") == true)
+            let lines = metrics.body.split(separator: "\n")
+            #expect(lines.contains(#"edda_workflow_starts{edda_workflow_name="order_saga"} 1"#), "\(metrics.body.prefix(3000))")
+            #expect(lines.contains(#"edda_workflow_ends{edda_workflow_name="order_saga",edda_workflow_status="completed"} 1"#))
+            #expect(lines.contains { $0.hasPrefix("edda_activity_attempts{") && $0.contains(#"edda_outcome="success""#) })
+            #expect(lines.contains { $0.hasPrefix("edda_store_commit_duration_bucket{") })
+        }
+        try await TemporaryDatabase.with { database in
+            let (process, base) = try Self.launch(["--port", "0", "--database", database.path, "--quiet"])
+            defer {
+                process.terminate()
+                process.waitUntilExit()
+            }
+            #expect(try await httpRequest("\(base)/metrics", method: .GET).status == 404)
+        }
+    }
+
     @Test("Order IDs are percent-decoded and encoded; bad orders get 400 naming the field, from the REST route and the viewer alike")
     func hostileOrders() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "order-service not built at \(Self.binary)")
