@@ -34,6 +34,8 @@ final class WriteBatcher: Sendable {
     let transactions = Atomic<Int>(0)
     /// SQLite commits made (a commit may carry several transactions).
     let commits = Atomic<Int>(0)
+    /// Where the size of each commit's batch is reported.
+    let instruments = Mutex<StoreInstruments?>(nil)
 
     init(pool: DatabasePool, busyTimeout: Duration) {
         self.pool = pool
@@ -199,6 +201,7 @@ final class WriteBatcher: Sendable {
             } else {
                 try database.commit()
                 commits.add(1, ordering: .relaxed)
+                instruments.withLock { $0 }?.groupCommit(transactions: completions.count)
             }
         } catch {
             try? database.rollback()

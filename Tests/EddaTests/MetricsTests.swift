@@ -47,6 +47,9 @@ struct MetricsTests {
             $0.dimensions.first { $0.0 == Name.transition }?.1 ?? ""
         }.mapValues { $0.reduce(0) { $0 + $1.values.count } }
         #expect(commits == ["step": 3, "compensate": 1, "compensation": 1, "finish": 1])
+        // SQLite's group commit reports each commit's batch: one operation at a time here.
+        let batches = try metrics.expectRecorder(Name.commitBatchSize).values
+        #expect(!batches.isEmpty && batches.allSatisfy { $0 == 1 })
     }
 
     @Test("a resumption after a wait replays the recorded step without running it again")

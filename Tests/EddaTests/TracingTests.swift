@@ -80,6 +80,39 @@ struct TracingTests {
         #expect(Set(executions.compactMap { text($0, Attribute.execution) }) == ["start", "resume"])
     }
 
+    @Test("a crash and a replay on another worker: the step that completed before the crash records no second span; both executions are in the starting trace")
+    func crashAndReplay() async throws {
+        let tracer = InMemoryTracer()
+        try await withDatabase { database in
+            let recorder = Recorder()
+            let gate = Gate()
+            func register(_ app: EddaApp) -> WorkflowReference<NoValue, String> {
+                app.register(workflow: "crashy") { (_: NoValue, context) -> String in
+                    _ = try await context.run(Book(recorder: recorder), input: "car")
+                    return try await context.run(Hold(gate: gate, recorder: recorder), input: "x")
+                }
+            }
+            // The first worker stops inside the held step, as a crash there would leave it.
+            let id = try await withApp(database, configure: { $0.tracer = tracer }) { first in
+                let id = try await tracer.withSpan("request") { _ in try await first.startDetached(register(first), input: NoValue()) }
+                try await eventually("the held step") { recorder.count("hold") == 1 }
+                return id
+            }
+            try await withApp(database, configure: { $0.tracer = tracer }) { second in
+                _ = register(second)
+                gate.open()
+                try await eventually("the replay completes it") { try await second.instance(id)?.status == .completed }
+            }
+            #expect(recorder.count("book car") == 1)
+        }
+        let spans = tracer.finishedSpans
+        #expect(names(spans) == ["activity book", "activity hold", "activity hold", "request", "workflow crashy", "workflow crashy"])
+        let request = try #require(spans.first { $0.operationName == "request" })
+        let executions = spans.filter { $0.operationName == "workflow crashy" }
+        #expect(Set(executions.compactMap { text($0, Attribute.outcome) }) == ["stopped", "completed"])
+        #expect(executions.allSatisfy { $0.traceID == request.traceID && $0.parentSpanID == request.spanID })
+    }
+
     @Test("every execution joins the trace the instance was started in, on another worker too; the message that resumes it links its sender's trace")
     func traceThroughTheDatabase() async throws {
         let tracer = W3CTestTracer()

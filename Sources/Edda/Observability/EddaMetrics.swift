@@ -43,6 +43,9 @@ public enum EddaMetricName {
     /// Counter: outbox events the relayer handled. Dimension ``outcome`` (`published`, `retry`,
     /// `failed`, `invalid`, `expired`).
     public static let outboxEvents = "edda.outbox.events"
+    /// Histogram: how many store operations one database commit carried, with group commit
+    /// (SQLite: concurrent steps share a commit, and its fsync).
+    public static let commitBatchSize = "edda.store.commit.batch"
     /// Timer: how long a woken instance waited for the execution that resumes it, from the
     /// moment its wait ended (a timer's expiry, a receive's timeout, a message's delivery).
     public static let resumeLag = "edda.resume.lag"
@@ -79,7 +82,7 @@ final class EddaMetrics: Sendable {
         }
     }
 
-    private let factory: any MetricsFactory
+    let factory: any MetricsFactory
     private let counters = Mutex<[Key: Counter]>([:])
     private let timers = Mutex<[Key: CoreMetrics.Timer]>([:])
     private let gauges = Mutex<[Key: Gauge]>([:])

@@ -83,9 +83,11 @@ public final class EddaApp: Service, Sendable {
         self.liveness = liveness
         let tasks = TaskTracker()
         self.tasks = tasks
+        let metrics = EddaMetrics(factory: configuration.metricsFactory)
+        (store as? any InstrumentedStore)?.report(to: StoreInstruments(factory: metrics.factory))
         self.engine = WorkflowEngine(
             store: store, workerID: workerID, serviceName: configuration.serviceName, hooks: configuration.hooks,
-            metrics: EddaMetrics(factory: configuration.metricsFactory), tracer: configuration.tracer ?? InstrumentationSystem.tracer,
+            metrics: metrics, tracer: configuration.tracer ?? InstrumentationSystem.tracer,
             defaultRetryPolicy: configuration.defaultRetryPolicy, defaultLockTimeout: configuration.lockTimeout,
             clock: configuration.clock, tasks: tasks, logger: logger)
         renewer = Task(executorPreference: engine.renewalExecutor) { [engine] in

@@ -1,3 +1,5 @@
+import CoreMetrics
+
 /// A store that counts what waits in it, for the app's gauges (``EddaMetricName/waitingInstances``,
 /// ``EddaMetricName/outboxBacklog``), which the leader measures.
 public protocol StatisticsStore: WorkflowStore {
@@ -33,4 +35,25 @@ public struct StoreStatistics: Sendable, Equatable {
           (SELECT COUNT(*) FROM workflow_instances WHERE status = 'waiting_for_event') AS events,
           (SELECT COUNT(*) FROM outbox_events WHERE status IN ('pending', 'processing')) AS outbox
         """
+}
+
+/// A store that reports how it works (for the app's metrics): the app hands it its
+/// ``StoreInstruments`` once it is open.
+public protocol InstrumentedStore: WorkflowStore {
+    /// Starts reporting to `instruments` (replacing any given before).
+    func report(to instruments: StoreInstruments)
+}
+
+/// What a store reports about its own work, recorded in the app's metrics.
+public final class StoreInstruments: Sendable {
+    private let batchSize: CoreMetrics.Recorder
+
+    init(factory: any MetricsFactory) {
+        batchSize = CoreMetrics.Recorder(label: EddaMetricName.commitBatchSize, dimensions: [], aggregate: true, factory: factory)
+    }
+
+    /// A commit carried `transactions` store operations together (group commit).
+    public func groupCommit(transactions: Int) {
+        batchSize.record(transactions)
+    }
 }
