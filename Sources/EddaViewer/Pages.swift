@@ -492,6 +492,7 @@ struct Pages: Sendable {
             <section id="input"><h2>Input</h2>\(HTML.json(instance.inputData.jsonText))</section>
             </div>
             \(outcome)
+            <section id="timeline"><h2>Timeline</h2>\(Waterfall(report, now: Date()).html)</section>
             <div class="grid2">
             <section id="diagram"><h2>Execution flow</h2>
             <div class="diagram">\(svg)</div>
@@ -500,7 +501,6 @@ struct Pages: Sendable {
             </section>
             <section id="activities"><h2>Activity details</h2>\(stepDetails(steps))</section>
             </div>
-            <section id="timeline"><h2>Timeline</h2>\(Waterfall(report, now: Date()).html)</section>
             <section id="compensations"><h2>Compensations</h2>\(compensations(report))</section>
             <section id="history"><h2>History</h2>\(timeline(report.history, anchors: anchors))</section>
             """

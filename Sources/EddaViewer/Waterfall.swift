@@ -89,8 +89,8 @@ struct Waterfall: Equatable {
             if let attempts = bar.attempts { title += ", \(attempts) attempts" }
             let attempts = bar.attempts.map { " <span class=\"muted\">×\($0)</span>" } ?? ""
             out += """
-                <div class="wf-row" role="row"><span class="wf-label" role="cell"><code>\(HTML.text(bar.activityID))</code> \
-                \(HTML.text(bar.label))\(attempts)</span><span class="wf-track" role="cell">\
+                <div class="wf-row" role="row"><span class="wf-label" role="cell">\(HTML.text(bar.label))\(attempts) \
+                <code class="muted">\(HTML.text(bar.activityID))</code></span><span class="wf-track" role="cell">\
                 <span class="wf-bar wf-\(bar.kind.rawValue)\(bar.isOpen ? " wf-open" : "")" \
                 style="left:\(String(format: "%.2f", left))%;width:\(String(format: "%.2f", width))%" title="\(HTML.text(title))"></span>\
                 </span><span class="wf-time" role="cell">\(Self.format(bar.duration))</span></div>

@@ -140,7 +140,7 @@ struct ViewerPresentationTests {
                 let isWaiting = id == "ticket-premium"
                 #expect(rows.count == steps.count + (isWaiting ? 1 : 0), "\(id): a bar per step\(isWaiting ? ", and the wait" : "")")
                 // The bars follow the history's order, and fit the track.
-                for (row, step) in zip(rows, steps) { #expect(row.contains("<code>\(step.activityID)</code>"), "\(id)") }
+                for (row, step) in zip(rows, steps) { #expect(row.contains("<code class=\"muted\">\(step.activityID)</code>"), "\(id)") }
                 var previousLeft = -1.0
                 for row in rows {
                     let style = try #require(row.range(of: "style=\"left:").map { row[$0.upperBound...] })
