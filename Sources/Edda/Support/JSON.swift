@@ -95,10 +95,33 @@ package enum RawJSON {
     /// object or has no such member.
     package static func member(_ key: String, in text: String) -> String? {
         let bytes = Array(text.utf8)
+        return find(key, in: bytes).map { String(decoding: bytes[$0.value], as: UTF8.self) }
+    }
+
+    /// The object `text` without its top-level member `key` (the rest as written); `nil` if
+    /// `text` is not an object or has no such member.
+    package static func removingMember(_ key: String, from text: String) -> String? {
+        var bytes = Array(text.utf8)
+        guard let found = find(key, in: bytes) else { return nil }
+        // With its following comma, or else the comma before it.
+        let removed = found.next.map { found.keyStart..<$0 }
+            ?? found.previousValueEnd.map { $0..<found.value.upperBound }
+            ?? found.keyStart..<found.value.upperBound
+        bytes.removeSubrange(removed)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Where the top-level member `key` of the object in `bytes` is: its key's start, its
+    /// value, where the next member starts (if a comma follows), and where the previous
+    /// member's value ended (if there is one).
+    private static func find(_ key: String, in bytes: [UInt8])
+        -> (keyStart: Int, value: Range<Int>, next: Int?, previousValueEnd: Int?)?
+    {
         var index = 0
         skipSpace(bytes, &index)
         guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else { return nil }
         index += 1
+        var previousValueEnd: Int?
         while true {
             skipSpace(bytes, &index)
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { return nil }
@@ -111,59 +134,17 @@ package enum RawJSON {
             skipSpace(bytes, &index)
             let valueStart = index
             guard skipValue(bytes, &index) else { return nil }
-            if name == key { return String(decoding: bytes[valueStart..<index], as: UTF8.self) }
+            let value = valueStart..<index
             skipSpace(bytes, &index)
-            guard index < bytes.count else { return nil }
-            if bytes[index] == UInt8(ascii: ",") {
+            var next: Int?
+            if index < bytes.count, bytes[index] == UInt8(ascii: ",") {
                 index += 1
-                continue
+                skipSpace(bytes, &index)
+                next = index
             }
-            return nil
-        }
-    }
-
-    /// The object `text` without its top-level member `key` (the rest as written); `nil` if
-    /// `text` is not an object or has no such member.
-    package static func removingMember(_ key: String, from text: String) -> String? {
-        let bytes = Array(text.utf8)
-        var index = 0
-        skipSpace(bytes, &index)
-        guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else { return nil }
-        index += 1
-        // Where the previous member's value ended (its comma follows), if there is one.
-        var previousEnd: Int?
-        while true {
-            skipSpace(bytes, &index)
-            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { return nil }
-            let keyStart = index
-            guard skipValue(bytes, &index) else { return nil }
-            let name = try? JSON.decode(String.self, from: String(decoding: bytes[keyStart..<index], as: UTF8.self))
-            skipSpace(bytes, &index)
-            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return nil }
-            index += 1
-            skipSpace(bytes, &index)
-            guard skipValue(bytes, &index) else { return nil }
-            let valueEnd = index
-            skipSpace(bytes, &index)
-            guard index < bytes.count else { return nil }
-            let hasNext = bytes[index] == UInt8(ascii: ",")
-            if name == key {
-                // With its following comma, or else the comma before it.
-                var removed = keyStart..<valueEnd
-                if hasNext {
-                    var next = index + 1
-                    skipSpace(bytes, &next)
-                    removed = keyStart..<next
-                } else if let previousEnd {
-                    removed = previousEnd..<valueEnd
-                }
-                var result = bytes
-                result.removeSubrange(removed)
-                return String(decoding: result, as: UTF8.self)
-            }
-            guard hasNext else { return nil }
-            previousEnd = valueEnd
-            index += 1
+            if name == key { return (keyStart, value, next, previousValueEnd) }
+            guard next != nil else { return nil }
+            previousValueEnd = value.upperBound
         }
     }
 
