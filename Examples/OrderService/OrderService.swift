@@ -6,6 +6,10 @@
 //   swift run order-service --port 0 --database /tmp/o.db --broker-url http://127.0.0.1:9000/events
 //   swift run order-service --prometheus         also serve the metrics on GET /metrics
 //                                                (or ORDER_SERVICE_PROMETHEUS=1)
+//   swift run --traits OpenTelemetry order-service --otel
+//                                                export traces and metrics over OTLP (or
+//                                                ORDER_SERVICE_OTEL=1; the collector from
+//                                                OTEL_EXPORTER_OTLP_ENDPOINT, default localhost:4318)
 import ArgumentParser
 import Edda
 import EddaSQLite
@@ -18,6 +22,10 @@ import Hummingbird
 import Logging
 import Metrics
 import Prometheus
+import ServiceLifecycle
+#if OpenTelemetry
+import OTel
+#endif
 
 @main
 struct OrderService: AsyncParsableCommand {
@@ -48,6 +56,9 @@ struct OrderService: AsyncParsableCommand {
     @Flag(help: "Serve the app's metrics (workflows, activities, commits, waits, outbox, HTTP requests) on GET /metrics in Prometheus' text format. Also switched on by ORDER_SERVICE_PROMETHEUS=1.")
     var prometheus = false
 
+    @Flag(help: "Export the app's traces and metrics over OTLP with swift-otel (configured by the OTEL_* environment variables). Needs a build with the OpenTelemetry trait: swift run --traits OpenTelemetry order-service --otel. Also switched on by ORDER_SERVICE_OTEL=1.")
+    var otel = false
+
     @Flag(help: "Print less.")
     var quiet = false
 
@@ -62,8 +73,25 @@ struct OrderService: AsyncParsableCommand {
         // discarded. Traces through swift-distributed-tracing: the HTTP middleware below makes a
         // span of each request (joining an incoming `traceparent`) and the workflows it starts
         // join it; a tracer bootstrapped at start-up (swift-otel's `OTel.bootstrap()`) exports them.
-        let metricsRegistry = prometheus || ProcessInfo.processInfo.environment["ORDER_SERVICE_PROMETHEUS"] == "1"
-            ? PrometheusCollectorRegistry() : nil
+        let environment = ProcessInfo.processInfo.environment
+        let exportsOTLP = otel || environment["ORDER_SERVICE_OTEL"] == "1"
+        let servesPrometheus = prometheus || environment["ORDER_SERVICE_PROMETHEUS"] == "1"
+        if exportsOTLP && servesPrometheus {
+            throw ValidationError("Choose one metrics backend: --otel exports metrics over OTLP, --prometheus serves them on /metrics.")
+        }
+        var observability: [any Service] = []
+        if exportsOTLP {
+            #if OpenTelemetry
+            var otel = OTel.Configuration.default
+            otel.serviceName = "order-service"
+            otel.logs.enabled = false  // logs stay on standard error
+            observability.append(try OTel.bootstrap(configuration: otel))
+            #else
+            throw ValidationError(
+                "This order-service was built without OpenTelemetry; build it with the trait: swift run --traits OpenTelemetry order-service --otel")
+            #endif
+        }
+        let metricsRegistry = servesPrometheus ? PrometheusCollectorRegistry() : nil
         if let metricsRegistry { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metricsRegistry)) }
 
         let location = try DatabaseLocation.fileOrURL(database, drivers: [PostgresStore.self, MySQLStore.self])
@@ -105,7 +133,7 @@ struct OrderService: AsyncParsableCommand {
         let server = Application(
             router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: "order-service"),
-            services: [edda],
+            services: [edda] + observability,
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 // The first line is read by tests to find the port (written unbuffered).

@@ -147,6 +147,17 @@ struct OrderServiceTests {
             }
             #expect(try await httpRequest("\(base)/metrics", method: .GET).status == 404)
         }
+        // --otel needs the OpenTelemetry trait, which this build (the default) does not have;
+        // and it cannot be combined with --prometheus.
+        for (arguments, message) in [(["--otel"], "--traits OpenTelemetry"), (["--otel", "--prometheus"], "Choose one metrics backend")] {
+            let output = FileManager.default.temporaryDirectory.appendingPathComponent("order-service-\(UUID().uuidString).txt").path
+            defer { try? FileManager.default.removeItem(atPath: output) }
+            let exit = try spawnAndWait(
+                [Self.binary, "--port", "0", "--database", ":memory:"] + arguments, standardOutput: output, standardError: nil,
+                timeout: .seconds(60))
+            #expect(exit.code != 0 && !exit.timedOut, "\(arguments)")
+            #expect((try? String(contentsOfFile: output, encoding: .utf8))?.contains(message) == true, "\(arguments)")
+        }
     }
 
     @Test("Order IDs are percent-decoded and encoded; bad orders get 400 naming the field, from the REST route and the viewer alike")
