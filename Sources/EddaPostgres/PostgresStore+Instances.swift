@@ -76,6 +76,13 @@ extension PostgresStore {
             outcome = try await transaction { connection in
                 try await self.apply(transition, statement, on: connection, now: now)
             }
+        } else if let prepared = statement.prepared {
+            // The most frequent commit, prepared once per connection.
+            outcome = try await read { connection in
+                var status: String?
+                for try await row in try await connection.execute(prepared, logger: self.logger) { status = row }
+                return status.map { TransitionOutcome.applied(status: WorkflowStatus(rawValue: $0)) }
+            }
         } else {
             // One statement, its own transaction: one round trip.
             outcome = try await read { connection in

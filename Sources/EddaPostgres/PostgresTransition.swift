@@ -13,6 +13,8 @@ import PostgresNIO
 /// none otherwise.
 struct TransitionStatement {
     private var builder = QueryBuilder()
+    /// The statement's text.
+    var sql: String { builder.sql }
 
     /// Whether the transition also needs statements after this one (and so a transaction).
     let needsTransaction: Bool
@@ -114,6 +116,41 @@ struct TransitionStatement {
     }
 
     var query: PostgresQuery { builder.query }
+
+    /// The statement as a prepared statement, when it has the most frequent shape (see
+    /// ``PreparedStepCommit``).
+    var prepared: PreparedStepCommit? {
+        !needsTransaction && builder.sql == PreparedStepCommit.sql ? PreparedStepCommit(bindings: builder.bindings) : nil
+    }
+}
+
+/// The transition statement of the most frequent commit — a step that records one history row,
+/// renews the lock and writes nothing else — as a named prepared statement: each connection
+/// has PostgreSQL parse it once, and after a few executions plan it once (a generic plan), where
+/// an unnamed statement is parsed and planned on every commit; that took more server time than
+/// the commit's own work. Any other shape goes as an unnamed statement.
+struct PreparedStepCommit: PostgresPreparedStatement {
+    static let name = "edda_step_commit_v1"
+
+    /// The text ``TransitionStatement`` writes for that shape (the same for every step of it:
+    /// the values are all bound).
+    static let sql: String = {
+        var template = InstanceTransition.step(
+            instanceID: "", workerID: "", leaseUntil: Date(timeIntervalSince1970: 0), currentActivityID: "")
+        template.history = [NewHistoryEvent(activityID: "", eventType: "", payload: .json("null"))]
+        return TransitionStatement(template, now: Date(timeIntervalSince1970: 0)).sql
+    }()
+
+    /// The instance's status after the step.
+    typealias Row = String
+
+    let bindings: PostgresBindings
+
+    func makeBindings() throws -> PostgresBindings { bindings }
+
+    func decodeRow(_ row: PostgresRow) throws -> String {
+        try row.decode((String, String).self).0
+    }
 }
 
 extension MessagePayload {

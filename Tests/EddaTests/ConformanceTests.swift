@@ -102,6 +102,27 @@ struct ConformanceTests {
 
 @Suite("PostgreSQL specifics", .timeLimit(.minutes(3)))
 struct PostgresSpecificTests {
+    @Test("A step that records one history row commits as the named prepared statement; any other shape as an unnamed one")
+    func preparedStepCommit() {
+        func step(_ payloads: [HistoryPayload], compensate: Bool = false) -> InstanceTransition {
+            var transition = InstanceTransition.step(instanceID: "i-1", workerID: "w", leaseUntil: Date(), currentActivityID: "a:1")
+            transition.history = payloads.map { NewHistoryEvent(activityID: "a:1", eventType: "ActivityCompleted", payload: $0) }
+            if compensate { transition.compensations = [CompensationRecord(activityID: "a:1", name: "undo", argsJSON: "{}")] }
+            return transition
+        }
+        #expect(TransitionStatement(step([.json(#"{"result": 1}"#)]), now: Date()).prepared != nil)
+        #expect(TransitionStatement(step([.binary([1, 2])]), now: Date()).prepared != nil)
+        #expect(TransitionStatement(step([.json("1"), .json("2")]), now: Date()).prepared == nil)
+        #expect(TransitionStatement(step([.json("1")], compensate: true), now: Date()).prepared == nil)
+        #expect(TransitionStatement(step([]), now: Date()).prepared == nil)
+        let suspend = InstanceTransition.suspend(
+            instanceID: "i-1", workerID: "w", onTimer: TimerRegistration(timerID: "sleep:1", activityID: "sleep:1", expiresAt: Date()))
+        #expect(TransitionStatement(suspend, now: Date()).prepared == nil)
+        var withWork = step([.json("1")])
+        withWork.messages = [OutgoingMessage(messageID: "m", channel: "c", payload: .json("1"), metadataJSON: "{}", targetInstanceID: nil)]
+        #expect(TransitionStatement(withWork, now: Date()).prepared == nil, "a transition that needs a transaction")
+    }
+
     @Test("The user's SQL commits with the step and rolls back with a failed attempt")
     func userTransactionalWork() async throws {
         try await withBackend(.postgres) { database in
