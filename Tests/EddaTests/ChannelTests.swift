@@ -483,9 +483,11 @@ struct ChannelTests {
                     try db.execute(
                         sql: """
                             INSERT INTO channel_messages (channel, message_id, data_type, data, metadata, published_at)
-                            VALUES ('numbers', 'm-1', 'json', ?, '{}', '2026-01-01 00:00:00')
+                            VALUES ('numbers', 'm-1', 'json', ?, '{}', ?)
                             """,
-                        arguments: [bigJSON])
+                        // Published now: a message older than the app's message retention would be
+                        // deleted by the leader's cleanup, which may run late on a loaded machine.
+                        arguments: [bigJSON, Timestamp.database(Date())])
                 }
                 try queue.close()
                 gate.open()

@@ -305,11 +305,11 @@ struct LeaderElection {
             if isLeader != was {
                 engine.logger.debug(isLeader ? "This worker is now the leader" : "This worker is no longer the leader")
             }
-            if isLeader || locks == nil { await measure() }
             if isLeader || locks == nil, lastCleanup.map({ ContinuousClock.now - $0 >= cleanupInterval }) ?? true {
                 lastCleanup = .now
                 await cleanUp()
             }
+            if isLeader || locks == nil { await measure() }
             try? await Task.sleep(for: heartbeat)
         }
         if engine.leadership.withLock({ $0 }) {
