@@ -5,6 +5,7 @@ import EddaSQLite
 import EddaPostgres
 import EddaMySQL
 import Foundation
+import GRDB
 import Synchronization
 
 /// Records whether the cooperative pool was really saturated: once every blocker is blocking,
@@ -77,8 +78,11 @@ struct PoolBlocker: Workflow {
     }
 }
 
-/// Reads the instances' locks every 100 ms through the app's store, from a task on a thread of
-/// its own (the cooperative pool is blocked), until stopped.
+/// Reads the instances' locks every 100 ms, from a task on a thread of its own (the cooperative
+/// pool is blocked), until stopped: through the app's store on a server database; on SQLite
+/// through a read-only connection of its own, read synchronously — the store's async reads give
+/// their reader connection back only once the calling task resumes, so cooperative tasks caught
+/// by the block hold the store's readers and the sampler would measure its own wait.
 final class LockSampler: Sendable {
     private final class Readings: Sendable {
         let samples = Mutex<[String: [[String]]]>([:])
@@ -88,16 +92,25 @@ final class LockSampler: Sendable {
     private let readings = Readings()
     private let task: Task<Void, Never>
 
-    init(app: EddaApp, ids: [String]) {
+    init(app: EddaApp, ids: [String], sqlitePath: String?) throws {
         let executor = DedicatedThreadExecutor(name: "lock sampler")
         let readings = self.readings
+        var configuration = Configuration()
+        configuration.readonly = true
+        let sqlite = try sqlitePath.map { try DatabaseQueue(path: $0, configuration: configuration) }
         task = Task(executorPreference: executor) {
             await PreferredTaskExecutor.$current.withValue(executor) {
                 while !readings.stopped.load(ordering: .relaxed) {
                     for id in ids {
-                        if let instance = try? await app.instance(id), let owner = instance.lockedBy,
-                           let expiry = instance.lockExpiresAt {
-                            readings.samples.withLock { $0[id, default: []].append([owner, Timestamp.iso8601(expiry)]) }
+                        var lock: (owner: String, expiry: Date)?
+                        if let sqlite {
+                            lock = Self.lock(of: id, in: sqlite)
+                        } else if let instance = try? await app.instance(id), let owner = instance.lockedBy,
+                                  let expiry = instance.lockExpiresAt {
+                            lock = (owner, expiry)
+                        }
+                        if let lock {
+                            readings.samples.withLock { $0[id, default: []].append([lock.owner, Timestamp.iso8601(lock.expiry)]) }
                         }
                     }
                     await executor.wait(until: .now + .milliseconds(100))
@@ -105,6 +118,19 @@ final class LockSampler: Sendable {
             }
         }
         self.executor = executor
+    }
+
+    /// The lock of instance `id`, read synchronously on the calling thread.
+    private static func lock(of id: String, in queue: DatabaseQueue) -> (owner: String, expiry: Date)? {
+        try? queue.read { database in
+            try Row.fetchOne(
+                database, sql: "SELECT locked_by, lock_expires_at FROM workflow_instances WHERE instance_id = ?", arguments: [id]
+            ).flatMap { row -> (String, Date)? in
+                guard let owner: String = row["locked_by"], let text: String = row["lock_expires_at"],
+                      let expiry = Timestamp.parse(text) else { return nil }
+                return (owner, expiry)
+            }
+        }
     }
 
     func stop() async -> [String: [[String]]] {
@@ -130,7 +156,7 @@ func runPoolBlockers(database: String, seconds: Double) async throws {
     for id in ids {
         _ = try await app.startDetached(PoolBlocker.self, input: seconds, instanceID: id)
     }
-    let sampler = LockSampler(app: app, ids: ids)
+    let sampler = try LockSampler(app: app, ids: ids, sqlitePath: database.contains("://") ? nil : database)
     for id in ids {
         _ = try await app.result(of: id, as: Double.self)
     }
