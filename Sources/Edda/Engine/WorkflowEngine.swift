@@ -522,8 +522,9 @@ final class WorkflowEngine: Sendable {
         case continued(ExecutionStart)
     }
 
-    /// Runs one execution in a span of its own (see ``EddaSpanAttribute``): the caller's
-    /// context is its parent, and it is the current context of the workflow body.
+    /// Runs one execution in a span of its own (see ``EddaSpanAttribute``): its parent is the
+    /// trace the instance was started in (kept in its input), else the caller's context, and it
+    /// is the current context of the workflow body.
     private func executeOnce(_ start: ExecutionStart) async -> ExecutionStep {
         // The trace the instance was started in, wherever this execution runs.
         let stored = propagatesTraces ? TraceCarrier(inObject: start.inputJSON)?.context(with: tracer) : nil
