@@ -59,7 +59,7 @@ struct Waterfall: Equatable {
                 }
             let step = instance.currentActivityID ?? ""
             bars.append(Bar(
-                activityID: step, label: kind == .running ? InstanceReport.stepName(of: step) : "waiting", kind: kind,
+                activityID: step, label: kind == .timer || kind == .message ? "waiting" : InstanceReport.stepName(of: step), kind: kind,
                 start: previous.timeIntervalSince(origin), duration: now.timeIntervalSince(previous), isOpen: true))
         }
         total = bars.map { $0.start + $0.duration }.max() ?? 0

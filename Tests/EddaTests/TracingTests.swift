@@ -1,4 +1,4 @@
-import Edda
+@testable import Edda
 import EddaSQLite
 import EddaTesting
 import Foundation
@@ -176,5 +176,24 @@ struct TracingTests {
                 }
             }
         }
+    }
+
+    @Test("the outbox's in-memory trace contexts stay bounded: sent events are forgotten, the oldest unsent dropped past capacity")
+    func outboxTraceContextsBounded() {
+        let table = OutboxTraceContexts()
+        let carrier = TraceCarrier(fields: ["traceparent": "00-a-b-01"])
+        // Sent here, one after another: nothing accumulates, not even in the order list.
+        for index in 0..<(3 * OutboxTraceContexts.capacity) {
+            table.record(carrier, for: ["sent-\(index)"])
+            #expect(table.fields(for: "sent-\(index)") == carrier.fields)
+            table.remove("sent-\(index)")
+        }
+        #expect(table.sizes.events == 0)
+        #expect(table.sizes.order <= 2 * OutboxTraceContexts.capacity)
+        // Never sent here (another process relays them): the oldest go first.
+        for index in 0...OutboxTraceContexts.capacity { table.record(carrier, for: ["unsent-\(index)"]) }
+        #expect(table.sizes.events == OutboxTraceContexts.capacity)
+        #expect(table.fields(for: "unsent-0").isEmpty)
+        #expect(table.fields(for: "unsent-\(OutboxTraceContexts.capacity)") == carrier.fields)
     }
 }

@@ -74,11 +74,10 @@ struct ExecutionScope: Sendable {
                 transition.work = context.transactionalWork
                 try Self.checkWork(transition.work, for: engine.store)
                 // What the attempt sends carries its trace (see `TraceCarrier`).
-                transition.messages = context.messages
-                transition.outboxEvents = context.outboxEvents
-                let sends = !transition.messages.isEmpty || !transition.outboxEvents.isEmpty
+                let sends = !context.messages.isEmpty || !context.outboxEvents.isEmpty
                 let carrier = engine.propagatesTraces && sends ? TraceCarrier(injecting: span.context, with: engine.tracer) : nil
-                transition.messages = transition.messages.map { $0.tracing(carrier) }
+                transition.messages = context.messages.map { $0.tracing(carrier) }
+                transition.outboxEvents = context.outboxEvents
                 if let carrier { engine.outboxTraceContexts.record(carrier, for: transition.outboxEvents.map(\.eventID)) }
                 try engine.checkCapabilities(messages: transition.messages, outboxEvents: transition.outboxEvents)
                 if !transition.messages.isEmpty { transition.claimPolicy = engine.claimPolicy }

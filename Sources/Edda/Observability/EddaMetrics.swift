@@ -50,10 +50,10 @@ public enum EddaMetricName {
     /// moment its wait ended (a timer's expiry, a receive's timeout, a message's delivery).
     public static let resumeLag = "edda.resume.lag"
     /// Gauge: instances waiting now, by ``waitKind`` (`timer`, `message`, `event`), all workflows
-    /// of the database; measured by the leader every recovery interval.
+    /// of the database; measured by the leader at each heartbeat.
     public static let waitingInstances = "edda.instances.waiting"
     /// Gauge: outbox events not yet sent (`pending`, or `processing` by a relayer); measured by
-    /// the leader every recovery interval.
+    /// the leader at each heartbeat.
     public static let outboxBacklog = "edda.outbox.backlog"
 
     /// Dimension: the workflow's durable name.
@@ -66,7 +66,8 @@ public enum EddaMetricName {
     public static let outcome = "edda.outcome"
     /// Dimension: the kind of a store transition.
     public static let transition = "edda.transition"
-    /// What a wait is for: `timer`, `message` (a channel receive, or its timeout), `event`.
+    /// Dimension: what a wait is for: `timer`, `message` (a channel receive, or its timeout),
+    /// `event` (the status other Edda implementations use for events).
     public static let waitKind = "edda.wait"
 }
 

@@ -68,7 +68,15 @@ extension WorkflowEngine {
 /// kept (the oldest dropped first).
 final class OutboxTraceContexts: Sendable {
     static let capacity = 10_000
-    private let state = Mutex<(fields: [String: TraceCarrier], order: [String])>(([:], []))
+
+    private struct State {
+        var fields: [String: TraceCarrier] = [:]
+        /// Event IDs in the order recorded, from `head` on (some may have been removed since).
+        var order: [String] = []
+        var head = 0
+    }
+
+    private let state = Mutex(State())
 
     func record(_ carrier: TraceCarrier, for eventIDs: [String]) {
         guard !eventIDs.isEmpty else { return }
@@ -77,10 +85,15 @@ final class OutboxTraceContexts: Sendable {
                 state.fields[id] = carrier
                 state.order.append(id)
             }
-            if state.order.count > Self.capacity {
-                let dropped = state.order.count - Self.capacity
-                for id in state.order.prefix(dropped) { state.fields[id] = nil }
-                state.order.removeFirst(dropped)
+            // The oldest go first when too many are unsent here (another process relays them).
+            while state.fields.count > Self.capacity, state.head < state.order.count {
+                state.fields[state.order[state.head]] = nil
+                state.head += 1
+            }
+            // Keep the order list near the table's size: most events are removed once sent.
+            if state.order.count - state.head > 2 * Self.capacity || state.head > Self.capacity {
+                state.order = state.order[state.head...].filter { state.fields[$0] != nil }
+                state.head = 0
             }
         }
     }
@@ -88,6 +101,11 @@ final class OutboxTraceContexts: Sendable {
     /// The propagation fields of an event's trace (empty if unknown here).
     func fields(for eventID: String) -> [String: String] {
         state.withLock { $0.fields[eventID]?.fields ?? [:] }
+    }
+
+    /// How many events it keeps, and how long its order list is (for tests of its bounds).
+    var sizes: (events: Int, order: Int) {
+        state.withLock { ($0.fields.count, $0.order.count - $0.head) }
     }
 
     /// Forgets an event that will not be sent again.
