@@ -113,7 +113,7 @@ public final class MySQLStore: WorkflowStore, ChannelStore, OutboxStore, SystemL
                 }
             }
             do {
-                try await SchemaMigrator.migrate(MySQLSchema.migrations, on: MigrationSession(connection: connection))
+                try await SchemaMigrator.migrate(SharedSchema.migrations(in: .mysql), on: MigrationSession(connection: connection))
             } catch {
                 _ = try? await connection.thread.run { try connection.query("SELECT RELEASE_LOCK(\(lock))") }
                 throw error

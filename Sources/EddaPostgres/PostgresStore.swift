@@ -193,17 +193,20 @@ public final class PostgresStore: WorkflowStore, ChannelStore, OutboxStore, Syst
         }
     }
 
+    /// The key of the advisory lock that serialises migrations across workers (the reference's).
+    static let migrationLockKey: Int64 = 20_251_217_000_000
+
     public func migrate() async throws {
         // Waiting for another worker's migration is not a stuck pool: a longer bound than one
         // operation's, so that workers starting together on a busy machine do not give up.
         try await read(timeout: max(operationTimeout, Self.migrationTimeout)) { connection in
             // One worker migrates at a time; the others wait for it and then find nothing to do.
-            try await connection.query("SELECT pg_advisory_lock(\(PostgresSchema.advisoryLockKey))", logger: self.logger)
+            try await connection.query("SELECT pg_advisory_lock(\(Self.migrationLockKey))", logger: self.logger)
             do {
-                try await SchemaMigrator.migrate(PostgresSchema.migrations, on: MigrationSession(connection: connection, logger: self.logger))
-                try await connection.query("SELECT pg_advisory_unlock(\(PostgresSchema.advisoryLockKey))", logger: self.logger)
+                try await SchemaMigrator.migrate(SharedSchema.migrations(in: .postgresql), on: MigrationSession(connection: connection, logger: self.logger))
+                try await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLockKey))", logger: self.logger)
             } catch {
-                _ = try? await connection.query("SELECT pg_advisory_unlock(\(PostgresSchema.advisoryLockKey))", logger: self.logger)
+                _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLockKey))", logger: self.logger)
                 throw error
             }
         }

@@ -75,7 +75,7 @@ public final class SQLiteStore: WorkflowStore, ChannelStore, OutboxStore, System
     }
 
     public func migrate() async throws {
-        try await SchemaMigrator.migrate(SQLiteSchema.migrations, on: SQLiteMigrationSession(pool: pool))
+        try await SchemaMigrator.migrate(SharedSchema.migrations(in: .sqlite), on: SQLiteMigrationSession(pool: pool))
     }
 
     /// Each step in its own transaction; SQLite's write lock serialises processes migrating at

@@ -102,6 +102,29 @@ struct InteropTests {
         try #require(JSONValue(jsonText: try await python([try peerDatabase(database), "resume", instanceID])))
     }
 
+    @Test("The shared schema renders, statement by statement, the migration files Python Edda ships", arguments: SharedSchema.Dialect.allCases)
+    func sharedSchemaIsTheReferences(_ dialect: SharedSchema.Dialect) async throws {
+        let directory = try await onOwnThread {
+            let python = try Self.interpreter.get()
+            let script = ["-c", "import edda, os; print(os.path.join(os.path.dirname(edda.__file__), 'migrations'))"]
+            return python.hasPrefix("/") ? try Self.run(python, script) : try Self.run("/usr/bin/env", [python] + script)
+        }
+        // The reference's file: the `-- migrate:up` section, comments dropped, split at `;`;
+        // compared up to white space (none inside parentheses, one space elsewhere).
+        func normalized(_ statement: Substring) -> String {
+            statement.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+                .replacingOccurrences(of: "( ", with: "(").replacingOccurrences(of: " )", with: ")")
+        }
+        for migration in SharedSchema.migrations(in: dialect) {
+            let file = try String(contentsOfFile: "\(directory)/\(dialect.rawValue)/\(migration.version)_initial_schema.sql", encoding: .utf8)
+            let up = try #require(file.components(separatedBy: "-- migrate:up").last?.components(separatedBy: "-- migrate:down").first)
+            let reference = up.split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).hasPrefix("--") }
+                .joined(separator: "\n").split(separator: ";").map(normalized).filter { !$0.isEmpty }
+            #expect(reference.count > 40)
+            #expect(migration.statements.map { normalized($0[...]) } == reference)
+        }
+    }
+
     @Test("A message published by Python Edda reaches a waiting Swift workflow", arguments: Backend.allCases)
     func pythonToSwift(_ backend: Backend) async throws {
         try await withBackend(backend) { database in
