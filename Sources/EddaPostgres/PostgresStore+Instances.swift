@@ -14,7 +14,7 @@ extension PostgresStore {
     public func createInstance(_ instance: NewInstance, now: Date) async throws -> CreateInstanceOutcome {
         // One statement, its own transaction.
         let created = try await read { connection in
-            try await connection.count(Self.insertInstance(instance, now: now), logger: self.logger) == 1
+            try await connection.rows(preparingFrequent: Self.insertInstance(instance, now: now), logger: self.logger).count == 1
         }
         if created { return .created }
         guard let existing = try await read({ connection in try await self.fetchInstance(instance.instanceID, on: connection) }) else {
@@ -35,7 +35,7 @@ extension PostgresStore {
                 started_at, updated_at, input_data, locked_by, locked_at, lock_expires_at, lock_timeout_seconds)
             VALUES (\(instance.instanceID), \(instance.workflowName), \(instance.sourceHash), \(instance.ownerService),
                     \(StoredFramework.name), 'running', \(instance.continuedFrom), \(now), \(now), \(instance.inputJSON),
-                    \(instance.lockedBy), \(lockedAt), \(instance.lockExpiresAt), \(instance.lockTimeoutSeconds))
+                    \(instance.lockedBy), \(lockedAt), \(instance.lockExpiresAt), \(instance.lockTimeoutSeconds)::int8)
             ON CONFLICT (instance_id) DO NOTHING
             RETURNING 1
             """
@@ -76,17 +76,10 @@ extension PostgresStore {
             outcome = try await transaction { connection in
                 try await self.apply(transition, statement, on: connection, now: now)
             }
-        } else if let prepared = statement.prepared {
-            // The most frequent commit, prepared once per connection.
-            outcome = try await read { connection in
-                var status: String?
-                for try await row in try await connection.execute(prepared, logger: self.logger) { status = row }
-                return status.map { TransitionOutcome.applied(status: WorkflowStatus(rawValue: $0)) }
-            }
         } else {
             // One statement, its own transaction: one round trip.
             outcome = try await read { connection in
-                try await connection.rows(statement.query, logger: self.logger).first.map {
+                try await connection.rows(preparingFrequent: statement.query, logger: self.logger).first.map {
                     TransitionOutcome.applied(status: WorkflowStatus(rawValue: try $0.value("status")))
                 }
             }

@@ -1,5 +1,6 @@
 import Edda
 import Foundation
+import Logging
 import PostgresNIO
 
 /// An ``Edda/InstanceTransition`` as one SQL statement: a compare-and-set `UPDATE` of the
@@ -116,40 +117,83 @@ struct TransitionStatement {
     }
 
     var query: PostgresQuery { builder.query }
-
-    /// The statement as a prepared statement, when it has the most frequent shape (see
-    /// ``PreparedStepCommit``).
-    var prepared: PreparedStepCommit? {
-        !needsTransaction && builder.sql == PreparedStepCommit.sql ? PreparedStepCommit(bindings: builder.bindings) : nil
-    }
 }
 
-/// The transition statement of the most frequent commit — a step that records one history row,
-/// renews the lock and writes nothing else — as a named prepared statement: each connection
-/// has PostgreSQL parse it once, and after a few executions plan it once (a generic plan), where
-/// an unnamed statement is parsed and planned on every commit; that took more server time than
-/// the commit's own work. Any other shape goes as an unnamed statement.
-struct PreparedStepCommit: PostgresPreparedStatement {
-    static let name = "edda_step_commit_v1"
+/// A statement this store sends so often that PostgreSQL should parse it once per connection
+/// and, after a few executions, plan it once (a generic plan): for these, parsing and planning
+/// an unnamed statement took more server time than the statement's own work. Each text is the
+/// one the store writes for its shape, derived from a template so that the two cannot drift;
+/// a query runs prepared only when its text is identical (the values are all bound).
+protocol FrequentStatement {
+    static var name: String { get }
+    static var sql: String { get }
+}
 
-    /// The text ``TransitionStatement`` writes for that shape (the same for every step of it:
-    /// the values are all bound).
+/// A step that records one history row, renews the lock and writes nothing else.
+enum StepCommit: FrequentStatement {
+    static let name = "edda_step_commit_v1"
     static let sql: String = {
         var template = InstanceTransition.step(
             instanceID: "", workerID: "", leaseUntil: Date(timeIntervalSince1970: 0), currentActivityID: "")
         template.history = [NewHistoryEvent(activityID: "", eventType: "", payload: .json("null"))]
         return TransitionStatement(template, now: Date(timeIntervalSince1970: 0)).sql
     }()
+}
 
-    /// The instance's status after the step.
-    typealias Row = String
+/// An instance finishing (completed, failed or cancelled) with nothing else to write.
+enum FinishCommit: FrequentStatement {
+    static let name = "edda_finish_v1"
+    static let sql = TransitionStatement(
+        .finish(instanceID: "", workerID: "", as: .completed, outputJSON: ""), now: Date(timeIntervalSince1970: 0)).sql
+}
+
+/// A new instance, with its workflow definition if that is new.
+enum CreateInstance: FrequentStatement {
+    static let name = "edda_create_instance_v1"
+    static let sql = PostgresStore.insertInstance(
+        NewInstance(instanceID: "", workflowName: "", sourceHash: "", sourceCode: "", ownerService: "", inputJSON: ""),
+        now: Date(timeIntervalSince1970: 0)
+    ).sql
+}
+
+/// A frequent statement's text with a query's values, as a named prepared statement.
+struct PreparedStatement<Statement: FrequentStatement>: PostgresPreparedStatement {
+    typealias Row = PostgresRow
+    static var name: String { Statement.name }
+    static var sql: String { Statement.sql }
 
     let bindings: PostgresBindings
 
     func makeBindings() throws -> PostgresBindings { bindings }
+    func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+}
 
-    func decodeRow(_ row: PostgresRow) throws -> String {
-        try row.decode((String, String).self).0
+extension PostgresConnection {
+    /// The name of the prepared statement `sql` runs as, if it is a frequent one.
+    static func preparedName(of sql: String) -> String? {
+        switch sql {
+        case StepCommit.sql: StepCommit.name
+        case FinishCommit.sql: FinishCommit.name
+        case CreateInstance.sql: CreateInstance.name
+        default: nil
+        }
+    }
+
+    /// The rows of `query`, run as a named prepared statement when its text is a frequent one
+    /// (outside a transaction, the statement is its own: one round trip either way).
+    func rows(preparingFrequent query: PostgresQuery, logger: Logger) async throws -> [PostgresRandomAccessRow] {
+        switch query.sql {
+        case StepCommit.sql: try await rows(PreparedStatement<StepCommit>(bindings: query.binds), logger: logger)
+        case FinishCommit.sql: try await rows(PreparedStatement<FinishCommit>(bindings: query.binds), logger: logger)
+        case CreateInstance.sql: try await rows(PreparedStatement<CreateInstance>(bindings: query.binds), logger: logger)
+        default: try await rows(query, logger: logger)
+        }
+    }
+
+    private func rows<Statement>(_ statement: PreparedStatement<Statement>, logger: Logger) async throws -> [PostgresRandomAccessRow] {
+        var rows: [PostgresRandomAccessRow] = []
+        for try await row in try await execute(statement, logger: logger) { rows.append(row.makeRandomAccess()) }
+        return rows
     }
 }
 

@@ -6,6 +6,8 @@ import EddaPostgres
 import EddaMySQL
 import Foundation
 import GRDB
+import Logging
+import PostgresNIO
 import Synchronization
 
 /// Records whether the cooperative pool was really saturated: once every blocker is blocking,
@@ -79,10 +81,12 @@ struct PoolBlocker: Workflow {
 }
 
 /// Reads the instances' locks every 100 ms, from a task on a thread of its own (the cooperative
-/// pool is blocked), until stopped: through the app's store on a server database; on SQLite
-/// through a read-only connection of its own, read synchronously — the store's async reads give
-/// their reader connection back only once the calling task resumes, so cooperative tasks caught
-/// by the block hold the store's readers and the sampler would measure its own wait.
+/// pool is blocked), until stopped, through a connection of its own: on SQLite a read-only one,
+/// read synchronously — the store's async reads give their reader connection back only once the
+/// calling task resumes, so cooperative tasks caught by the block hold the store's readers and
+/// the sampler would measure its own wait; on PostgreSQL one outside the store's pool, whose
+/// manager runs on the cooperative pool (a lease that needs a new connection waits for it). On
+/// MySQL through the app's store.
 final class LockSampler: Sendable {
     private final class Readings: Sendable {
         let samples = Mutex<[String: [[String]]]>([:])
@@ -92,7 +96,9 @@ final class LockSampler: Sendable {
     private let readings = Readings()
     private let task: Task<Void, Never>
 
-    init(app: EddaApp, ids: [String], sqlitePath: String?) throws {
+    init(app: EddaApp, ids: [String], database: String) throws {
+        let sqlitePath = database.contains("://") ? nil : database
+        let postgres = database.hasPrefix("postgres") ? URLComponents(string: database) : nil
         let executor = DedicatedThreadExecutor(name: "lock sampler")
         let readings = self.readings
         var configuration = Configuration()
@@ -100,11 +106,15 @@ final class LockSampler: Sendable {
         let sqlite = try sqlitePath.map { try DatabaseQueue(path: $0, configuration: configuration) }
         task = Task(executorPreference: executor) {
             await PreferredTaskExecutor.$current.withValue(executor) {
+                var connection: PostgresConnection?
+                if let postgres { connection = try? await Self.connect(to: postgres) }
                 while !readings.stopped.load(ordering: .relaxed) {
                     for id in ids {
                         var lock: (owner: String, expiry: Date)?
                         if let sqlite {
                             lock = Self.lock(of: id, in: sqlite)
+                        } else if let connection {
+                            lock = try? await Self.lock(of: id, on: connection)
                         } else if let instance = try? await app.instance(id), let owner = instance.lockedBy,
                                   let expiry = instance.lockExpiresAt {
                             lock = (owner, expiry)
@@ -115,6 +125,7 @@ final class LockSampler: Sendable {
                     }
                     await executor.wait(until: .now + .milliseconds(100))
                 }
+                try? await connection?.close()
             }
         }
         self.executor = executor
@@ -131,6 +142,22 @@ final class LockSampler: Sendable {
                 return (owner, expiry)
             }
         }
+    }
+
+    private static func connect(to url: URLComponents) async throws -> PostgresConnection {
+        let configuration = PostgresConnection.Configuration(
+            host: url.host ?? "127.0.0.1", port: url.port ?? 5432, username: url.user ?? "postgres", password: url.password,
+            database: String(url.path.dropFirst()), tls: .disable)
+        return try await PostgresConnection.connect(configuration: configuration, id: 1, logger: Logger(label: "lock-sampler"))
+    }
+
+    private static func lock(of id: String, on connection: PostgresConnection) async throws -> (owner: String, expiry: Date)? {
+        let rows = try await connection.query(
+            "SELECT locked_by, lock_expires_at FROM workflow_instances WHERE instance_id = \(id)", logger: Logger(label: "lock-sampler"))
+        for try await (owner, expiry) in rows.decode((String?, Date?).self) {
+            if let owner, let expiry { return (owner, expiry) }
+        }
+        return nil
     }
 
     func stop() async -> [String: [[String]]] {
@@ -156,7 +183,7 @@ func runPoolBlockers(database: String, seconds: Double) async throws {
     for id in ids {
         _ = try await app.startDetached(PoolBlocker.self, input: seconds, instanceID: id)
     }
-    let sampler = try LockSampler(app: app, ids: ids, sqlitePath: database.contains("://") ? nil : database)
+    let sampler = try LockSampler(app: app, ids: ids, database: database)
     for id in ids {
         _ = try await app.result(of: id, as: Double.self)
     }

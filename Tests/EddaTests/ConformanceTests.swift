@@ -102,25 +102,42 @@ struct ConformanceTests {
 
 @Suite("PostgreSQL specifics", .timeLimit(.minutes(3)))
 struct PostgresSpecificTests {
-    @Test("A step that records one history row commits as the named prepared statement; any other shape as an unnamed one")
-    func preparedStepCommit() {
+    @Test("The frequent statements (a one-row step, a plain finish, a new instance) run prepared; any other shape unnamed")
+    func preparedFrequentStatements() {
+        func prepared(_ transition: InstanceTransition) -> String? {
+            let statement = TransitionStatement(transition, now: Date())
+            return statement.needsTransaction ? nil : PostgresConnection.preparedName(of: statement.sql)
+        }
         func step(_ payloads: [HistoryPayload], compensate: Bool = false) -> InstanceTransition {
             var transition = InstanceTransition.step(instanceID: "i-1", workerID: "w", leaseUntil: Date(), currentActivityID: "a:1")
             transition.history = payloads.map { NewHistoryEvent(activityID: "a:1", eventType: "ActivityCompleted", payload: $0) }
             if compensate { transition.compensations = [CompensationRecord(activityID: "a:1", name: "undo", argsJSON: "{}")] }
             return transition
         }
-        #expect(TransitionStatement(step([.json(#"{"result": 1}"#)]), now: Date()).prepared != nil)
-        #expect(TransitionStatement(step([.binary([1, 2])]), now: Date()).prepared != nil)
-        #expect(TransitionStatement(step([.json("1"), .json("2")]), now: Date()).prepared == nil)
-        #expect(TransitionStatement(step([.json("1")], compensate: true), now: Date()).prepared == nil)
-        #expect(TransitionStatement(step([]), now: Date()).prepared == nil)
+        #expect(prepared(step([.json(#"{"result": 1}"#)])) == "edda_step_commit_v1")
+        #expect(prepared(step([.binary([1, 2])])) == "edda_step_commit_v1")
+        #expect(prepared(step([.json("1"), .json("2")])) == nil)
+        #expect(prepared(step([.json("1")], compensate: true)) == nil)
+        #expect(prepared(step([])) == nil)
         let suspend = InstanceTransition.suspend(
             instanceID: "i-1", workerID: "w", onTimer: TimerRegistration(timerID: "sleep:1", activityID: "sleep:1", expiresAt: Date()))
-        #expect(TransitionStatement(suspend, now: Date()).prepared == nil)
+        #expect(prepared(suspend) == nil)
         var withWork = step([.json("1")])
         withWork.messages = [OutgoingMessage(messageID: "m", channel: "c", payload: .json("1"), metadataJSON: "{}", targetInstanceID: nil)]
-        #expect(TransitionStatement(withWork, now: Date()).prepared == nil, "a transition that needs a transaction")
+        #expect(prepared(withWork) == nil, "a transition that needs a transaction")
+        for status in [WorkflowStatus.completed, .failed, .cancelled] {
+            #expect(prepared(.finish(instanceID: "i-1", workerID: "w", as: status, outputJSON: #"{"result": 1}"#)) == "edda_finish_v1")
+        }
+        var finishWithCompensation = InstanceTransition.finish(instanceID: "i-1", workerID: "w", as: .completed, outputJSON: "{}")
+        finishWithCompensation.compensations = [CompensationRecord(activityID: "a:1", name: "undo", argsJSON: "{}")]
+        #expect(prepared(finishWithCompensation) == nil)
+        let locked = NewInstance(
+            instanceID: "i-2", workflowName: "w", sourceHash: "h", sourceCode: "", ownerService: "s", inputJSON: "{}",
+            continuedFrom: "i-1", lockTimeoutSeconds: 30, lockedBy: "w", lockExpiresAt: Date())
+        let plain = NewInstance(instanceID: "i-3", workflowName: "w", sourceHash: "h", sourceCode: "", ownerService: "s", inputJSON: "{}")
+        for instance in [locked, plain] {
+            #expect(PostgresConnection.preparedName(of: PostgresStore.insertInstance(instance, now: Date()).sql) == "edda_create_instance_v1")
+        }
     }
 
     @Test("The user's SQL commits with the step and rolls back with a failed attempt")
