@@ -49,7 +49,7 @@ final class PostgresListener: Sendable {
                     }
                 } catch {
                     if Task.isCancelled { break }
-                    logger.debug("LISTEN connection lost; reconnecting: \(error)")
+                    logger.warning("LISTEN connection lost; reconnecting (waits and resumptions are found by polling meanwhile): \(error)")
                 }
                 try? await Task.sleep(for: .seconds(1))
             }

@@ -7,6 +7,7 @@ import EddaTesting
 import Foundation
 import GRDB
 import PostgresNIO
+import Synchronization
 import Testing
 
 /// The backends every store behaviour is checked against.
@@ -315,7 +316,12 @@ struct PostgresSpecificTests {
 /// (It hides `SQLiteStore`'s capabilities, so the engine and the kit see the core alone.)
 struct CoreOnlyStore: WorkflowStore {
     let base: SQLiteStore
-    init(_ base: SQLiteStore) { self.base = base }
+    /// While on, the reads of the background loops (recovery, due waits) fail.
+    let outage: StoreOutage?
+    init(_ base: SQLiteStore, outage: StoreOutage? = nil) {
+        self.base = base
+        self.outage = outage
+    }
 
     func migrate() async throws { try await base.migrate() }
     func hasCurrentSchema() async throws -> Bool { try await base.hasCurrentSchema() }
@@ -336,7 +342,8 @@ struct CoreOnlyStore: WorkflowStore {
         try await base.requestCancellation(instanceID: instanceID, cancelledBy: cancelledBy, now: now)
     }
     func resumableInstances(workflowNames: [String], limit: Int, now: Date) async throws -> [ResumableInstance] {
-        try await base.resumableInstances(workflowNames: workflowNames, limit: limit, now: now)
+        try outage?.check()
+        return try await base.resumableInstances(workflowNames: workflowNames, limit: limit, now: now)
     }
     func instance(id: String) async throws -> WorkflowInstance? { try await base.instance(id: id) }
     func history(instanceID: String) async throws -> [HistoryEvent] { try await base.history(instanceID: instanceID) }
@@ -344,8 +351,26 @@ struct CoreOnlyStore: WorkflowStore {
     func findInstances(_ query: InstanceQuery) async throws -> InstancePage { try await base.findInstances(query) }
     func successor(of instanceID: String) async throws -> String? { try await base.successor(of: instanceID) }
     func fireDueWaits(claim: ClaimPolicy, deadline: Date, now: Date, limit: Int) async throws -> [ClaimedInstance] {
-        try await base.fireDueWaits(claim: claim, deadline: deadline, now: now, limit: limit)
+        try outage?.check()
+        return try await base.fireDueWaits(claim: claim, deadline: deadline, now: now, limit: limit)
     }
-    func nextWaitDeadline(workflowNames: [String]) async throws -> Date? { try await base.nextWaitDeadline(workflowNames: workflowNames) }
+    func nextWaitDeadline(workflowNames: [String]) async throws -> Date? {
+        try outage?.check()
+        return try await base.nextWaitDeadline(workflowNames: workflowNames)
+    }
     func close() async throws { try await base.close() }
+}
+
+/// A switch that makes ``CoreOnlyStore``'s background reads fail, as a database that stopped
+/// answering would.
+final class StoreOutage: Sendable {
+    struct Down: Error, CustomStringConvertible {
+        var description: String { "the test's store outage" }
+    }
+    private let down = Mutex(false)
+    var isOn: Bool {
+        get { down.withLock { $0 } }
+        set { down.withLock { $0 = newValue } }
+    }
+    func check() throws { if isOn { throw Down() } }
 }

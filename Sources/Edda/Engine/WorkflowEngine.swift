@@ -139,6 +139,8 @@ final class WorkflowEngine: Sendable {
     let recoveryWakeup = CompletionSignals()
     /// Whether this worker holds the leader lease.
     let leadership = Mutex(false)
+    /// The background loops' failures and successes.
+    let background: BackgroundHealth
     /// Whether the app is shutting down: executions stop before their next step.
     private let isDraining = Mutex(false)
 
@@ -168,6 +170,7 @@ final class WorkflowEngine: Sendable {
         self.defaultRetryPolicy = defaultRetryPolicy
         self.defaultLockTimeout = defaultLockTimeout
         self.logger = logger
+        self.background = BackgroundHealth(logger: logger, metrics: metrics)
     }
 
     /// Errors that end an execution rather than fail the workflow. A `CancellationError` counts

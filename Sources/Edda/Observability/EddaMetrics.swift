@@ -40,6 +40,9 @@ public enum EddaMetricName {
     public static let commitDuration = "edda.store.commit.duration"
     /// Counter: finished instances deleted by retention or ``EddaApp/purgeInstances(_:dryRun:)``.
     public static let purgedInstances = "edda.retention.purged"
+    /// Counter: failures of the app's background loops (each retries on its own; see
+    /// ``EddaApp/backgroundStatus``). Dimension ``loop``.
+    public static let backgroundFailures = "edda.background.failures"
     /// Counter: outbox events the relayer handled. Dimension ``outcome`` (`published`, `retry`,
     /// `failed`, `invalid`, `expired`).
     public static let outboxEvents = "edda.outbox.events"
@@ -69,6 +72,9 @@ public enum EddaMetricName {
     /// Dimension: what a wait is for: `timer`, `message` (a channel receive, or its timeout),
     /// `event` (the status other Edda implementations use for events).
     public static let waitKind = "edda.wait"
+    /// Dimension: a background loop (``BackgroundLoop``'s raw values: `recovery`,
+    /// `wait-scheduler`, `outbox-relayer`, `wake-ups`, `leader`, `lease-renewal`).
+    public static let loop = "edda.loop"
 }
 
 /// The app's metric handles, made once per label and dimensions with the configured factory.
@@ -186,5 +192,9 @@ final class EddaMetrics: Sendable {
 
     func outboxEvent(_ outcome: String) {
         increment(EddaMetricName.outboxEvents, [(EddaMetricName.outcome, outcome)])
+    }
+
+    func backgroundFailure(_ loop: String) {
+        increment(EddaMetricName.backgroundFailures, [(EddaMetricName.loop, loop)])
     }
 }

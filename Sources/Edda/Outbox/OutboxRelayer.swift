@@ -93,9 +93,10 @@ struct OutboxRelayer {
                 now: Date())
         } catch {
             // Cancelled: the app is shutting down, nothing went wrong.
-            if !Task.isCancelled { engine.logger.warning("Taking outbox events failed; retrying: \(error)") }
+            if !Task.isCancelled { engine.background.failed(.outboxRelayer, "Taking outbox events failed", error) }
             return (0, 0)
         }
+        engine.background.succeeded(.outboxRelayer)
         guard !events.isEmpty else { return (0, 0) }
         let unsent = Mutex(Set(events.map(\.eventID)))
         // Renews the leases of the rows not yet finished while the batch is sent.
@@ -107,7 +108,7 @@ struct OutboxRelayer {
                 do {
                     try await store.renewOutboxEvents(eventIDs: ids, until: Date().addingTimeInterval(configuration.lease.seconds))
                 } catch {
-                    engine.logger.warning("Renewing the lease of outbox events failed; retrying: \(error)")
+                    engine.background.failed(.outboxRelayer, "Renewing the lease of outbox events failed", error)
                 }
             }
         }
@@ -134,7 +135,9 @@ struct OutboxRelayer {
             do {
                 try await store.finishOutboxEvent(eventID: event.eventID, outcome: outcome, now: Date())
             } catch {
-                engine.logger.warning("Recording the outcome of outbox event \(event.eventID) failed: \(error)")
+                engine.background.failed(
+                    .outboxRelayer, "Recording the outcome of outbox event \(event.eventID) failed", error,
+                    retrying: "it is sent again when its lease ends")
             }
             switch outcome {
             case .retrying, .postponed: break

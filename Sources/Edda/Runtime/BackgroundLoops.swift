@@ -52,8 +52,9 @@ struct LeaseRenewer {
                     }
                 }
                 engine.metrics.leasesRenewed(group.count - lost, lost: lost)
+                engine.background.succeeded(.leaseRenewal)
             } catch {
-                engine.logger.warning("Lock renewal failed; retrying: \(error)")
+                engine.background.failed(.leaseRenewal, "Lock renewal failed", error)
             }
         }
     }
@@ -109,8 +110,9 @@ struct RecoveryLoop {
                     }
                 }
             }
+            engine.background.succeeded(.recovery)
         } catch where !Task.isCancelled {
-            engine.logger.warning("Recovery pass failed: \(error)")
+            engine.background.failed(.recovery, "Recovery pass failed", error)
         } catch {
             // The app is shutting down: nothing went wrong.
         }
@@ -135,7 +137,7 @@ extension RecoveryLoop {
             } catch {
                 // The marker stays, and stays ended: the next pass tries again.
                 liveness.letGo(worker)
-                engine.logger.warning("Taking over the instances of ended worker \(worker.workerID) failed: \(error)")
+                engine.background.failed(.recovery, "Taking over the instances of ended worker \(worker.workerID) failed", error)
             }
         }
     }
@@ -144,8 +146,13 @@ extension RecoveryLoop {
     /// workers have ended where this one cannot tell (another host, or no marker).
     func reportHeldInstances() async {
         let now = Date()
-        guard let held = try? await instancesLocked({ ($0.lockExpiresAt ?? .distantPast) > now && $0.lockedBy != engine.workerID })
-        else { return }
+        let held: [WorkflowInstance]
+        do {
+            held = try await instancesLocked { ($0.lockExpiresAt ?? .distantPast) > now && $0.lockedBy != engine.workerID }
+        } catch {
+            if !Task.isCancelled { engine.background.failed(.recovery, "Reading the instances other workers hold failed", error, retrying: "not reported") }
+            return
+        }
         for (holder, instances) in Dictionary(grouping: held, by: { $0.lockedBy ?? "" }).sorted(by: { $0.key < $1.key }) {
             let until = instances.compactMap(\.lockExpiresAt).max() ?? now
             engine.logger.info(
@@ -188,7 +195,14 @@ struct WaitScheduler {
             engine.schedulerPlannedWake.withLock { $0 = .distantFuture }
             let fired = await fireDue()
             let names = engine.registeredNames
-            let next = names.isEmpty ? nil : (try? await engine.store.nextWaitDeadline(workflowNames: names)) ?? nil
+            var next: Date?
+            do {
+                next = names.isEmpty ? nil : try await engine.store.nextWaitDeadline(workflowNames: names)
+                engine.background.succeeded(.waitScheduler)
+            } catch {
+                if Task.isCancelled { break }
+                engine.background.failed(.waitScheduler, "Reading the next wait deadline failed", error, retrying: "polling")
+            }
             engine.schedulerPlannedWake.withLock { $0 = next ?? .distantFuture }
             if let next, next <= engine.clock.now() {
                 // Due but not taken (its instance is locked elsewhere): look again shortly.
@@ -211,7 +225,7 @@ struct WaitScheduler {
                 if claimed.count < batchSize { break }
             } catch {
                 // Cancelled: the app is shutting down, nothing went wrong.
-                if !Task.isCancelled { engine.logger.warning("Ending due waits failed; retrying: \(error)") }
+                if !Task.isCancelled { engine.background.failed(.waitScheduler, "Ending due waits failed", error) }
                 break
             }
         }
@@ -247,14 +261,17 @@ struct LeaderElection {
     let cleanupInterval: Duration
 
     /// Deletes channel messages past their retention and, with ``instanceRetention``, finished
-    /// instances past theirs.
-    func cleanUp() async {
+    /// instances past theirs. Returns whether all of it succeeded.
+    @discardableResult
+    func cleanUp() async -> Bool {
+        var succeeded = true
         if let retention = messageRetention, let channels = engine.store as? any ChannelStore {
             do {
                 let deleted = try await channels.deleteChannelMessages(publishedBefore: Date().addingTimeInterval(-retention.seconds))
                 if deleted > 0 { engine.logger.info("Deleted \(deleted) channel messages past their retention") }
             } catch {
-                engine.logger.warning("Channel message cleanup failed: \(error)")
+                engine.background.failed(.leader, "Channel message cleanup failed", error, retrying: "retrying at the next cleanup")
+                succeeded = false
             }
         }
         if let retention = instanceRetention, let store = engine.store as? any RetentionStore {
@@ -264,23 +281,29 @@ struct LeaderElection {
                 engine.metrics.purged(purged)
                 if purged > 0 { engine.logger.info("Deleted \(purged) finished instances past their retention") }
             } catch {
-                engine.logger.warning("Retention of finished instances failed: \(error)")
+                engine.background.failed(.leader, "Retention of finished instances failed", error, retrying: "retrying at the next cleanup")
+                succeeded = false
             }
         }
+        return succeeded
     }
 
     /// Records what waits in the database (``EddaMetricName/waitingInstances``,
-    /// ``EddaMetricName/outboxBacklog``): one worker measures it, every heartbeat.
-    func measure() async {
-        guard let store = engine.store as? any StatisticsStore else { return }
+    /// ``EddaMetricName/outboxBacklog``): one worker measures it, every heartbeat. Returns whether
+    /// it succeeded.
+    @discardableResult
+    func measure() async -> Bool {
+        guard let store = engine.store as? any StatisticsStore else { return true }
         do {
             let statistics = try await store.statistics()
             engine.metrics.waiting(statistics.waitingForTimer, kind: "timer")
             engine.metrics.waiting(statistics.waitingForMessage, kind: "message")
             engine.metrics.waiting(statistics.waitingForEvent, kind: "event")
             engine.metrics.outboxBacklog(statistics.outboxBacklog)
+            return true
         } catch {
-            if !Task.isCancelled { engine.logger.debug("Measuring the waiting instances failed: \(error)") }
+            if !Task.isCancelled { engine.background.failed(.leader, "Measuring the waiting instances failed", error, retrying: "at the next heartbeat") }
+            return false
         }
     }
 
@@ -289,14 +312,17 @@ struct LeaderElection {
         while !Task.isCancelled {
             let now = Date()
             let isLeader: Bool
+            var healthy = true
             do {
                 // Without named locks no worker is the leader, and every one does the housekeeping
                 // (it is idempotent).
                 isLeader = try await locks?.acquireSystemLock(
                     name: lockName, workerID: engine.workerID, until: now.addingTimeInterval(lease.seconds), now: now) ?? false
             } catch {
-                engine.logger.warning("Leader election failed; retrying: \(error)")
+                if Task.isCancelled { break }
+                engine.background.failed(.leader, "Leader election failed", error)
                 isLeader = false
+                healthy = false
             }
             let was = engine.leadership.withLock { leader -> Bool in
                 defer { leader = isLeader }
@@ -307,9 +333,10 @@ struct LeaderElection {
             }
             if isLeader || locks == nil, lastCleanup.map({ ContinuousClock.now - $0 >= cleanupInterval }) ?? true {
                 lastCleanup = .now
-                await cleanUp()
+                healthy = await cleanUp() && healthy
             }
-            if isLeader || locks == nil { await measure() }
+            if isLeader || locks == nil { healthy = await measure() && healthy }
+            if healthy { engine.background.succeeded(.leader) }
             try? await Task.sleep(for: heartbeat)
         }
         if engine.leadership.withLock({ $0 }) {

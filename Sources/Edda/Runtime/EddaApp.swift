@@ -35,6 +35,8 @@ public final class EddaApp: Service, Sendable {
     private let liveness: WorkerLiveness?
     private let isShutDown = Mutex(false)
     let eventHandlers = Mutex(EventHandlers())
+    /// The background loops this app runs.
+    private let loops: [BackgroundLoop]
 
     /// Opens the configured database, migrates it, and starts the background work.
     ///
@@ -90,12 +92,14 @@ public final class EddaApp: Service, Sendable {
             metrics: metrics, tracer: configuration.tracer ?? InstrumentationSystem.tracer,
             defaultRetryPolicy: configuration.defaultRetryPolicy, defaultLockTimeout: configuration.lockTimeout,
             clock: configuration.clock, tasks: tasks, logger: logger)
+        var loops: [BackgroundLoop] = [.leaseRenewal]
         renewer = Task(executorPreference: engine.renewalExecutor) { [engine] in
             await PreferredTaskExecutor.$current.withValue(engine.renewalExecutor) {
                 await LeaseRenewer(engine: engine).run()
             }
         }
         if configuration.runsBackgroundRecovery {
+            loops += [.recovery, .waitScheduler, .leader]
             tasks.spawn(.service) { [engine, tasks, configuration, liveness] in
                 await RecoveryLoop(
                     engine: engine, tasks: tasks, interval: configuration.recoveryInterval,
@@ -108,6 +112,7 @@ public final class EddaApp: Service, Sendable {
                 ).run()
             }
             if let publisher = configuration.outboxPublisher, let outbox = store as? any OutboxStore {
+                loops.append(.outboxRelayer)
                 tasks.spawn(.service) { [engine, configuration] in
                     await OutboxRelayer(
                         engine: engine, store: outbox, publisher: publisher, configuration: configuration.outboxRelayer
@@ -115,10 +120,17 @@ public final class EddaApp: Service, Sendable {
                 }
             }
             if let source = store as? any WakeUpSource {
+                loops.append(.wakeUps)
                 let wakeUps = source.wakeUps()
                 tasks.spawn(.service) { [engine] in
                     for await wakeUp in wakeUps {
                         engine.wake(for: wakeUp)
+                    }
+                    // The store ended its notifications: the loops' polls still find everything.
+                    if !Task.isCancelled {
+                        engine.background.failed(
+                            .wakeUps, "The store's wake-up notifications ended", StoreNotificationsEnded(),
+                            retrying: "waits end and instances resume at each poll (recoveryInterval) from now on")
                     }
                 }
             }
@@ -131,6 +143,7 @@ public final class EddaApp: Service, Sendable {
                 ).run()
             }
         }
+        self.loops = loops
     }
 
     // MARK: - Registration
@@ -510,6 +523,19 @@ public final class EddaApp: Service, Sendable {
         } catch {
             return false
         }
+    }
+
+    /// The app's background loops and how each is doing: its failures since its last success
+    /// (zero while healthy), the newest failure and the last success. Every failure is also
+    /// logged and counted (``EddaMetricName/backgroundFailures``); each loop retries on its own.
+    ///
+    /// ```swift
+    /// for loop in app.backgroundStatus where !loop.isHealthy {
+    ///     print(loop.loop, loop.consecutiveFailures, loop.lastFailure?.message ?? "")
+    /// }
+    /// ```
+    public var backgroundStatus: [BackgroundLoopStatus] {
+        engine.background.status(of: loops)
     }
 
     /// Runs `body` as a background task of the app (stopped and awaited at shutdown).
