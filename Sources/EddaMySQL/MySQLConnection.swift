@@ -445,6 +445,17 @@ public struct MySQLRow: Sendable {
     }
 }
 
+/// A MySQL row, read as the core reads stored rows.
+struct MySQLStoredRow: StoredRow {
+    let row: MySQLRow
+    init(_ row: MySQLRow) { self.row = row }
+
+    func text(_ column: String) throws -> String? { row.contains(column) ? try row.string(column) : nil }
+    func integer(_ column: String) throws -> Int? { row.contains(column) ? try row.int(column) : nil }
+    func timestamp(_ column: String) throws -> Date? { row.contains(column) ? try row.date(column) : nil }
+    func bytes(_ column: String) throws -> [UInt8]? { row.contains(column) ? try row.bytes(column) : nil }
+}
+
 /// The thread a connection's blocking calls run on.
 final class ConnectionThread: @unchecked Sendable {
     // Safe: `jobs` and `stopped` are read and written only while `condition` is locked.

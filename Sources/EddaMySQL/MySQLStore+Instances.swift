@@ -99,8 +99,9 @@ extension MySQLStore {
             subscriptions[try row.required("channel", row.string)] = try row.required("mode", row.string)
         }
         return ClaimedInstance(
-            instance: try instance(from: row, withSource: false), history: try results[2].rows.map { try history(from: $0, instanceID: instanceID) },
-            compensations: try results[3].rows.map(compensation(from:)), subscriptions: subscriptions)
+            instance: try WorkflowInstance(row: MySQLStoredRow(row), withSource: false),
+            history: try results[2].rows.map { try HistoryEvent(row: MySQLStoredRow($0), instanceID: instanceID) },
+            compensations: try results[3].rows.map { try CompensationRecord(row: MySQLStoredRow($0)) }, subscriptions: subscriptions)
     }
 
     public func apply(_ transition: InstanceTransition, now: Date) async throws -> TransitionOutcome {
@@ -301,7 +302,9 @@ extension MySQLStore {
     }
 
     static func fetchInstance(_ id: String, on connection: MySQLConnection, withSource: Bool = false) throws -> WorkflowInstance? {
-        try connection.query(instanceQuery(id, withSource: withSource)).first.map { try instance(from: $0, withSource: withSource) }
+        try connection.query(instanceQuery(id, withSource: withSource)).first.map {
+            try WorkflowInstance(row: MySQLStoredRow($0), withSource: withSource)
+        }
     }
 
     static func instanceQuery(_ id: String, withSource: Bool) -> MySQLQuery {
@@ -314,24 +317,8 @@ extension MySQLStore {
             : "SELECT \(unescaped: instanceColumns) FROM workflow_instances i WHERE i.instance_id = \(id)"
     }
 
-    static func instance(from row: MySQLRow, withSource: Bool) throws -> WorkflowInstance {
-        let input = try row.required("input_data", row.string)
-        let output = try row.string("output_data")
-        return WorkflowInstance(
-            instanceID: try row.required("instance_id", row.string), workflowName: try row.required("workflow_name", row.string),
-            sourceHash: try row.required("source_hash", row.string), ownerService: try row.required("owner_service", row.string),
-            framework: try row.required("framework", row.string), status: WorkflowStatus(rawValue: try row.required("status", row.string)),
-            currentActivityID: try row.string("current_activity_id"), continuedFrom: try row.string("continued_from"),
-            startedAt: try row.required("started_at", row.date), updatedAt: try row.required("updated_at", row.date),
-            inputData: JSONValue(jsonText: input) ?? .string(input),
-            outputData: output.map { JSONValue(jsonText: $0) ?? .string($0) },
-            lockedBy: try row.string("locked_by"), lockedAt: try row.date("locked_at"),
-            lockExpiresAt: try row.date("lock_expires_at"), lockTimeoutSeconds: try row.int("lock_timeout_seconds"),
-            sourceCode: withSource ? try row.string("source_code") : nil)
-    }
-
     static func fetchHistory(_ instanceID: String, on connection: MySQLConnection) throws -> [HistoryEvent] {
-        try connection.query(historyQuery(instanceID)).map { try history(from: $0, instanceID: instanceID) }
+        try connection.query(historyQuery(instanceID)).map { try HistoryEvent(row: MySQLStoredRow($0), instanceID: instanceID) }
     }
 
     static func historyQuery(_ instanceID: String) -> MySQLQuery {
@@ -341,20 +328,8 @@ extension MySQLStore {
         """
     }
 
-    static func history(from row: MySQLRow, instanceID: String) throws -> HistoryEvent {
-        let payload = MessagePayload(
-            type: try row.required("data_type", row.string), json: try row.string("event_data"), binary: try row.bytes("event_data_binary"))
-        let history: HistoryPayload = switch payload {
-        case .json(let text): .json(text)
-        case .binary(let bytes): .binary(bytes)
-        }
-        return HistoryEvent(
-            id: Int64(try row.required("id", row.int)), instanceID: instanceID, activityID: try row.required("activity_id", row.string),
-            eventType: try row.required("event_type", row.string), payload: history, createdAt: try row.required("created_at", row.date))
-    }
-
     static func fetchCompensations(_ instanceID: String, on connection: MySQLConnection) throws -> [CompensationRecord] {
-        try connection.query(compensationsQuery(instanceID)).map(compensation(from:))
+        try connection.query(compensationsQuery(instanceID)).map { try CompensationRecord(row: MySQLStoredRow($0)) }
     }
 
     static func compensationsQuery(_ instanceID: String) -> MySQLQuery {
@@ -362,12 +337,6 @@ extension MySQLStore {
         SELECT id, activity_id, activity_name, args FROM workflow_compensations
         WHERE instance_id = \(instanceID) ORDER BY created_at DESC, id DESC
         """
-    }
-
-    static func compensation(from row: MySQLRow) throws -> CompensationRecord {
-        CompensationRecord(
-            id: Int64(try row.required("id", row.int)), activityID: try row.required("activity_id", row.string),
-            name: try row.required("activity_name", row.string), argsJSON: try row.required("args", row.string))
     }
 
     /// Ends an instance by `recur`: archives its history, drops its waits, claims and
@@ -416,14 +385,6 @@ extension MessagePayload {
         switch self {
         case .json(let text): return ("json", text, nil)
         case .binary(let bytes): return ("binary", nil, bytes)
-        }
-    }
-
-    init(type: String, json: String?, binary: [UInt8]?) {
-        if type == "binary" {
-            self = .binary(binary ?? [])
-        } else {
-            self = .json(json ?? "null")
         }
     }
 }

@@ -3,13 +3,6 @@ import Foundation
 
 /// Timers, channel subscriptions, receives, publishing and delivery, and system locks.
 extension MySQLStore {
-    static func subscription(row: MySQLRow) throws -> ChannelSubscription {
-        ChannelSubscription(
-            id: Int64(try row.required("subscription_id", row.int)), instanceID: try row.required("instance_id", row.string),
-            channel: try row.required("channel", row.string), mode: try row.required("mode", row.string),
-            activityID: try row.string("activity_id"), cursor: Int64(try row.int("cursor_message_id") ?? 0))
-    }
-
     static let subscriptionColumns = "s.id AS subscription_id, s.instance_id, s.channel, s.mode, s.activity_id, s.cursor_message_id"
     static let waiterColumns = subscriptionColumns + ", i.framework, i.workflow_name, i.lock_timeout_seconds"
 
@@ -114,7 +107,7 @@ extension MySQLStore {
             SELECT \(unescaped: subscriptionColumns) FROM channel_subscriptions s
             WHERE s.instance_id = \(instanceID) AND s.channel = \(channel)
             """
-        ).first.map(subscription(row:))
+        ).first.map { try ChannelSubscription(row: MySQLStoredRow($0)) }
     }
 
     /// Subscribes unless subscribed already; returns the conflicting existing mode, if any.
@@ -149,16 +142,9 @@ extension MySQLStore {
             WHERE m.channel = \(subscription.channel) AND \(condition) AND \(addressed(to: "\(subscription.instanceID)"))
             ORDER BY m.id LIMIT 1 FOR UPDATE SKIP LOCKED
             """
-        ).first.map(message(from:))
+        ).first.map { try StoredMessage(row: MySQLStoredRow($0)) }
     }
 
-    static func message(from row: MySQLRow) throws -> StoredMessage {
-        StoredMessage(
-            rowID: Int64(try row.required("id", row.int)), messageID: try row.required("message_id", row.string),
-            channel: try row.required("channel", row.string),
-            payload: MessagePayload(type: try row.required("data_type", row.string), json: try row.string("data"), binary: try row.bytes("data_binary")),
-            metadataJSON: try row.string("metadata"), publishedAt: try row.required("published_at", row.date))
-    }
 
 
     public func publish(_ messages: [OutgoingMessage], claim: ClaimPolicy, now: Date) async throws -> [DeliveryReport] {
@@ -197,7 +183,7 @@ extension MySQLStore {
                         \(message.metadataJSON), \(now))
                 """))
         case .findWaiters(let query):
-            return .waiters(try connection.query(waiterQuery(query, now: now)).map(waiter(row:)))
+            return .waiters(try connection.query(waiterQuery(query, now: now)).map { try Waiter(row: MySQLStoredRow($0)) })
         case .findPendingMessage(let subscription):
             return .pendingMessage(try pendingMessage(for: subscription, on: connection))
         case .resume(let resumption):
@@ -289,27 +275,6 @@ extension MySQLStore {
                 ORDER BY s.id LIMIT \(limit)
                 """
         }
-    }
-
-    /// A row of ``waiterQuery(_:now:)``.
-    static func waiter(row: MySQLRow) throws -> Waiter {
-        let wait: Waiter.Wait
-        if row.contains("timer_row_id"), let rowID = try row.int("timer_row_id") {
-            let timerID = try row.required("timer_id", row.string)
-            wait = .timer(
-                rowID: Int64(rowID), timerID: timerID, activityID: try row.string("activity_id") ?? timerID,
-                expiresAt: try row.required("expires_at", row.date))
-        } else if row.contains("timeout_subscription_id"), let subscriptionID = try row.int("timeout_subscription_id") {
-            wait = .receiveTimeout(
-                subscriptionID: Int64(subscriptionID), channel: try row.required("channel", row.string),
-                activityID: try row.required("activity_id", row.string), timeoutAt: try row.required("timeout_at", row.date))
-        } else {
-            wait = .message(try subscription(row: row))
-        }
-        return Waiter(
-            instanceID: try row.required("instance_id", row.string), framework: try row.required("framework", row.string),
-            workflowName: try row.required("workflow_name", row.string), lockTimeoutSeconds: try row.int("lock_timeout_seconds"),
-            wait: wait)
     }
 
     public func nextWaitDeadline(workflowNames: [String]) async throws -> Date? {

@@ -20,7 +20,7 @@ extension MySQLStore {
             try connection.execute(
                 "UPDATE outbox_events SET status = 'processing', published_at = \(claim.leaseUntil.roundedUpToSecond) WHERE event_id IN \(list: ids)")
             return try connection.query("SELECT * FROM outbox_events WHERE event_id IN \(list: ids) ORDER BY created_at, event_id")
-                .map(Self.outboxEvent(from:))
+                .map { try OutboxEvent(row: MySQLStoredRow($0)) }
         }
     }
 
@@ -53,20 +53,10 @@ extension MySQLStore {
 
     public func outboxEvent(id: String) async throws -> OutboxEvent? {
         try await read { connection in
-            try connection.query("SELECT * FROM outbox_events WHERE event_id = \(id)").first.map(Self.outboxEvent(from:))
+            try connection.query("SELECT * FROM outbox_events WHERE event_id = \(id)").first.map { try OutboxEvent(row: MySQLStoredRow($0)) }
         }
     }
 
-    static func outboxEvent(from row: MySQLRow) throws -> OutboxEvent {
-        OutboxEvent(
-            eventID: try row.required("event_id", row.string), eventType: try row.required("event_type", row.string),
-            eventSource: try row.required("event_source", row.string),
-            payload: MessagePayload(
-                type: try row.required("data_type", row.string), json: try row.string("event_data"), binary: try row.bytes("event_data_binary")),
-            contentType: try row.required("content_type", row.string), createdAt: try row.required("created_at", row.date),
-            status: OutboxStatus(rawValue: try row.required("status", row.string)), retryCount: try row.int("retry_count") ?? 0,
-            lastError: try row.string("last_error"))
-    }
 }
 
 extension MySQLStore: RetentionStore {

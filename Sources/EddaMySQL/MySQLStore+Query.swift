@@ -6,7 +6,9 @@ extension MySQLStore {
     public func findInstances(_ query: InstanceQuery) async throws -> InstancePage {
         let validated = try query.validated()
         return try await read { connection in
-            let instances = try connection.query(Self.instanceQuery(validated)).map { try Self.instance(from: $0, withSource: true) }
+            let instances = try connection.query(Self.instanceQuery(validated)).map {
+                try WorkflowInstance(row: MySQLStoredRow($0), withSource: true)
+            }
             return InstancePage(fetched: instances, limit: query.limit)
         }
     }

@@ -39,17 +39,26 @@ final class PostgresListener: Sendable {
         let reference = store
         let listening = Task {
             var first = true
+            var lost = false
             while !Task.isCancelled {
                 do {
                     guard let client = reference?.store?.client else { break }
                     try await client.withConnection { connection in
                         if !first { continuation.yield(.all) }
+                        if lost { logger.info("LISTEN connection back; wake-ups are immediate again") }
                         first = false
+                        lost = false
                         try await Self.listen(on: connection, continuation: continuation)
                     }
                 } catch {
                     if Task.isCancelled { break }
-                    logger.warning("LISTEN connection lost; reconnecting (waits and resumptions are found by polling meanwhile): \(error)")
+                    // Once per outage: the retries go on every second.
+                    if lost {
+                        logger.debug("LISTEN connection still lost; reconnecting: \(error)")
+                    } else {
+                        logger.warning("LISTEN connection lost; reconnecting (waits and resumptions are found by polling meanwhile): \(error)")
+                    }
+                    lost = true
                 }
                 try? await Task.sleep(for: .seconds(1))
             }

@@ -23,6 +23,19 @@ extension PostgresRandomAccessRow {
     }
 }
 
+/// A PostgreSQL row, read as the core reads stored rows.
+struct PostgresStoredRow: StoredRow {
+    let row: PostgresRandomAccessRow
+    init(_ row: PostgresRandomAccessRow) { self.row = row }
+
+    func text(_ column: String) throws -> String? { row.contains(column) ? try row[column].decode(String?.self) : nil }
+    func integer(_ column: String) throws -> Int? { row.contains(column) ? try row[column].decode(Int?.self) : nil }
+    func timestamp(_ column: String) throws -> Date? { row.contains(column) ? try row[column].decode(Date?.self) : nil }
+    func bytes(_ column: String) throws -> [UInt8]? {
+        row.contains(column) ? try row[column].decode(ByteBuffer?.self).map { Array($0.readableBytesView) } : nil
+    }
+}
+
 /// A query whose text is assembled piece by piece, every value a bound parameter.
 struct QueryBuilder {
     var sql = ""
@@ -49,14 +62,6 @@ extension MessagePayload {
         switch self {
         case .json(let text): return ("json", text, nil)
         case .binary(let bytes): return ("binary", nil, ByteBuffer(bytes: bytes))
-        }
-    }
-
-    init(type: String, json: String?, binary: ByteBuffer?) {
-        if type == "binary" {
-            self = .binary(binary.map { Array($0.readableBytesView) } ?? [])
-        } else {
-            self = .json(json ?? "null")
         }
     }
 }

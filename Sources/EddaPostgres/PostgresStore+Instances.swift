@@ -293,24 +293,8 @@ extension PostgresStore {
         var bindings = PostgresBindings()
         bindings.append(id)
         return try await connection.rows(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger).first.map {
-            try Self.instance(from: $0, withSource: withSource)
+            try WorkflowInstance(row: PostgresStoredRow($0), withSource: withSource)
         }
-    }
-
-    static func instance(from row: PostgresRandomAccessRow, withSource: Bool) throws -> WorkflowInstance {
-        let input: String = try row.value("input_data")
-        let output: String? = try row.value("output_data")
-        return WorkflowInstance(
-            instanceID: try row.value("instance_id"), workflowName: try row.value("workflow_name"),
-            sourceHash: try row.value("source_hash"), ownerService: try row.value("owner_service"),
-            framework: try row.value("framework"), status: WorkflowStatus(rawValue: try row.value("status")),
-            currentActivityID: try row.value("current_activity_id"), continuedFrom: try row.value("continued_from"),
-            startedAt: try row.value("started_at"), updatedAt: try row.value("updated_at"),
-            inputData: JSONValue(jsonText: input) ?? .string(input),
-            outputData: output.map { JSONValue(jsonText: $0) ?? .string($0) },
-            lockedBy: try row.value("locked_by"), lockedAt: try row.value("locked_at"),
-            lockExpiresAt: try row.value("lock_expires_at"), lockTimeoutSeconds: try row.value("lock_timeout_seconds"),
-            sourceCode: withSource ? try row.value("source_code") : nil)
     }
 
     func fetchHistory(_ instanceID: String, on connection: PostgresConnection) async throws -> [HistoryEvent] {
@@ -319,17 +303,7 @@ extension PostgresStore {
             SELECT id, activity_id, event_type, data_type, event_data, event_data_binary, created_at
             FROM workflow_history WHERE instance_id = \(instanceID) ORDER BY created_at, id
             """, logger: logger
-        ).map { row in
-            let payload = MessagePayload(
-                type: try row.value("data_type"), json: try row.value("event_data"), binary: try row.value("event_data_binary"))
-            let history: HistoryPayload = switch payload {
-            case .json(let text): .json(text)
-            case .binary(let bytes): .binary(bytes)
-            }
-            return HistoryEvent(
-                id: Int64(try row.value("id", as: Int.self)), instanceID: instanceID, activityID: try row.value("activity_id"),
-                eventType: try row.value("event_type"), payload: history, createdAt: try row.value("created_at"))
-        }
+        ).map { try HistoryEvent(row: PostgresStoredRow($0), instanceID: instanceID) }
     }
 
     func fetchCompensations(_ instanceID: String, on connection: PostgresConnection) async throws -> [CompensationRecord] {
@@ -338,11 +312,7 @@ extension PostgresStore {
             SELECT id, activity_id, activity_name, args FROM workflow_compensations
             WHERE instance_id = \(instanceID) ORDER BY created_at DESC, id DESC
             """, logger: logger
-        ).map {
-            CompensationRecord(
-                id: Int64(try $0.value("id", as: Int.self)), activityID: try $0.value("activity_id"),
-                name: try $0.value("activity_name"), argsJSON: try $0.value("args"))
-        }
+        ).map { try CompensationRecord(row: PostgresStoredRow($0)) }
     }
 
     /// Ends an instance by `recur`: archives its history, drops its waits, claims and

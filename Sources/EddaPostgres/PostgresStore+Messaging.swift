@@ -5,13 +5,6 @@ import PostgresNIO
 
 /// Timers, channel subscriptions, receives, publishing and delivery, and system locks.
 extension PostgresStore {
-    static func subscription(row: PostgresRandomAccessRow) throws -> ChannelSubscription {
-        ChannelSubscription(
-            id: Int64(try row.value("subscription_id", as: Int.self)), instanceID: try row.value("instance_id"),
-            channel: try row.value("channel"), mode: try row.value("mode"), activityID: try row.value("activity_id"),
-            cursor: Int64(try row.value("cursor_message_id", as: Int?.self) ?? 0))
-    }
-
     static let subscriptionColumns = "s.id AS subscription_id, s.instance_id, s.channel, s.mode, s.activity_id, s.cursor_message_id"
     static let waiterColumns = subscriptionColumns + ", i.framework, i.workflow_name, i.lock_timeout_seconds"
 
@@ -107,7 +100,7 @@ extension PostgresStore {
             SELECT \(unescaped: Self.subscriptionColumns) FROM channel_subscriptions s
             WHERE s.instance_id = \(instanceID) AND s.channel = \(channel)
             """, logger: logger
-        ).first.map(Self.subscription(row:))
+        ).first.map { try ChannelSubscription(row: PostgresStoredRow($0)) }
     }
 
     /// Subscribes unless subscribed already; returns the conflicting existing mode, if any.
@@ -146,15 +139,9 @@ extension PostgresStore {
             WHERE m.channel = \(channel) AND \(condition) AND \(Self.addressed(to: subscriber))
             ORDER BY m.id LIMIT 1 FOR UPDATE SKIP LOCKED
             """
-        return try await connection.rows(builder.query, logger: logger).first.map(Self.message(from:))
+        return try await connection.rows(builder.query, logger: logger).first.map { try StoredMessage(row: PostgresStoredRow($0)) }
     }
 
-    static func message(from row: PostgresRandomAccessRow) throws -> StoredMessage {
-        StoredMessage(
-            rowID: Int64(try row.value("id", as: Int.self)), messageID: try row.value("message_id"), channel: try row.value("channel"),
-            payload: MessagePayload(type: try row.value("data_type"), json: try row.value("data"), binary: try row.value("data_binary")),
-            metadataJSON: try row.value("metadata"), publishedAt: try row.value("published_at"))
-    }
 
     public func publish(_ messages: [OutgoingMessage], claim: ClaimPolicy, now: Date) async throws -> [DeliveryReport] {
         try await transaction { connection in
@@ -196,7 +183,7 @@ extension PostgresStore {
                 """, logger: logger)
             return .stored(isNew: inserted == 1)
         case .findWaiters(let query):
-            return .waiters(try await connection.rows(Self.waiterQuery(query, now: now), logger: logger).map(Self.waiter(row:)))
+            return .waiters(try await connection.rows(Self.waiterQuery(query, now: now), logger: logger).map { try Waiter(row: PostgresStoredRow($0)) })
         case .findPendingMessage(let subscription):
             return .pendingMessage(try await pendingMessage(for: subscription, on: connection))
         case .resume(let resumption):
@@ -325,26 +312,6 @@ extension PostgresStore {
                 """
         }
         return builder.query
-    }
-
-    /// A row of ``waiterQuery(_:now:)``.
-    static func waiter(row: PostgresRandomAccessRow) throws -> Waiter {
-        let wait: Waiter.Wait
-        if row.contains("timer_row_id") {
-            let timerID: String = try row.value("timer_id")
-            wait = .timer(
-                rowID: Int64(try row.value("timer_row_id", as: Int.self)), timerID: timerID,
-                activityID: try row.value("activity_id") ?? timerID, expiresAt: try row.value("expires_at"))
-        } else if row.contains("timeout_subscription_id") {
-            wait = .receiveTimeout(
-                subscriptionID: Int64(try row.value("timeout_subscription_id", as: Int.self)), channel: try row.value("channel"),
-                activityID: try row.value("activity_id"), timeoutAt: try row.value("timeout_at"))
-        } else {
-            wait = .message(try subscription(row: row))
-        }
-        return Waiter(
-            instanceID: try row.value("instance_id"), framework: try row.value("framework"), workflowName: try row.value("workflow_name"),
-            lockTimeoutSeconds: try row.value("lock_timeout_seconds"), wait: wait)
     }
 
     public func nextWaitDeadline(workflowNames: [String]) async throws -> Date? {

@@ -20,7 +20,7 @@ extension PostgresStore {
                     FOR UPDATE SKIP LOCKED)
                 RETURNING *
                 """, logger: self.logger
-            ).map(Self.outboxEvent(from:))
+            ).map { try OutboxEvent(row: PostgresStoredRow($0)) }
             .sorted { ($0.createdAt, $0.eventID) < ($1.createdAt, $1.eventID) }
         }
     }
@@ -69,19 +69,10 @@ extension PostgresStore {
     public func outboxEvent(id: String) async throws -> OutboxEvent? {
         try await read { connection in
             try await connection.rows("SELECT * FROM outbox_events WHERE event_id = \(id)", logger: self.logger).first
-                .map(Self.outboxEvent(from:))
+                .map { try OutboxEvent(row: PostgresStoredRow($0)) }
         }
     }
 
-    static func outboxEvent(from row: PostgresRandomAccessRow) throws -> OutboxEvent {
-        OutboxEvent(
-            eventID: try row.value("event_id"), eventType: try row.value("event_type"), eventSource: try row.value("event_source"),
-            payload: MessagePayload(
-                type: try row.value("data_type"), json: try row.value("event_data"), binary: try row.value("event_data_binary")),
-            contentType: try row.value("content_type"), createdAt: try row.value("created_at"),
-            status: OutboxStatus(rawValue: try row.value("status")), retryCount: try row.value("retry_count", as: Int?.self) ?? 0,
-            lastError: try row.value("last_error"))
-    }
 }
 
 extension PostgresStore: RetentionStore {

@@ -9,7 +9,7 @@ extension PostgresStore {
         let built = Self.instanceQuery(validated)
         return try await read { connection in
             let instances = try await connection.rows(built, logger: self.logger).map {
-                try Self.instance(from: $0, withSource: true)
+                try WorkflowInstance(row: PostgresStoredRow($0), withSource: true)
             }
             return InstancePage(fetched: instances, limit: query.limit)
         }

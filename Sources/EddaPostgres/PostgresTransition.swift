@@ -124,6 +124,13 @@ struct TransitionStatement {
 /// an unnamed statement took more server time than the statement's own work. Each text is the
 /// one the store writes for its shape, derived from a template so that the two cannot drift;
 /// a query runs prepared only when its text is identical (the values are all bound).
+///
+/// A connection prepares a statement with the parameter types of its first execution (PostgresNIO
+/// takes them from those bindings; a `NULL` leaves the type to the server, which infers it from
+/// the column). So every parameter that may be `NULL` and whose column type differs from the
+/// bound one is cast in the text (`lock_timeout_seconds` is bound as `int8`: `::int8`), and
+/// times bound as `timestamptz` into `TIMESTAMP` columns rely on the session's UTC time zone
+/// (set by ``PostgresStore``), as the unnamed statements do.
 protocol FrequentStatement {
     static var name: String { get }
     static var sql: String { get }
@@ -190,10 +197,22 @@ extension PostgresConnection {
         }
     }
 
+    /// Runs `statement`. A server error closes the connection: PostgresNIO keeps a failed
+    /// preparation for the connection's life, and a statement whose plan went stale (a column's
+    /// type changed under it) fails on every later execution, so the pool opens a fresh one.
+    /// (The engine retries the operation; the statement that failed changed nothing.)
     private func rows<Statement>(_ statement: PreparedStatement<Statement>, logger: Logger) async throws -> [PostgresRandomAccessRow] {
-        var rows: [PostgresRandomAccessRow] = []
-        for try await row in try await execute(statement, logger: logger) { rows.append(row.makeRandomAccess()) }
-        return rows
+        do {
+            var rows: [PostgresRandomAccessRow] = []
+            for try await row in try await execute(statement, logger: logger) { rows.append(row.makeRandomAccess()) }
+            return rows
+        } catch let error as PSQLError where error.code == .server {
+            logger.warning(
+                "Prepared statement \(Statement.name) failed; closing its connection",
+                metadata: ["edda.error": .string(error.serverInfo?[.message] ?? "\(error)")])
+            try? await close()
+            throw error
+        }
     }
 }
 

@@ -99,12 +99,6 @@ extension SQLiteStore {
 
     // MARK: - Building blocks (inside a write transaction)
 
-    static func subscription(row: Row) -> ChannelSubscription {
-        ChannelSubscription(
-            id: row["subscription_id"], instanceID: row["instance_id"], channel: row["channel"], mode: row["mode"],
-            activityID: row["activity_id"], cursor: row["cursor_message_id"] ?? 0)
-    }
-
     /// `nil` if `workerID` holds the lock of the instance and it is `running`; else what was found.
     static func checkHolder(_ database: Database, instanceID: String, workerID: String) throws -> HolderMismatch? {
         let row = try Row.fetchOne(
@@ -119,7 +113,7 @@ extension SQLiteStore {
     static func subscription(_ database: Database, instanceID: String, channel: String) throws -> ChannelSubscription? {
         try Row.fetchOne(
             database.cachedStatement(sql: MessagingStatements.selectSubscription), arguments: [instanceID, channel]
-        ).map(subscription(row:))
+        ).map { try ChannelSubscription(row: SQLiteRow($0)) }
     }
 
     /// Subscribes unless subscribed already; returns the conflicting existing mode, if any.
@@ -143,21 +137,9 @@ extension SQLiteStore {
         var arguments: StatementArguments = [subscription.channel]
         if !subscription.isCompeting { arguments += [subscription.cursor] }
         arguments += [subscription.instanceID]
-        return try Row.fetchOne(database.cachedStatement(sql: sql), arguments: arguments).map(message(from:))
+        return try Row.fetchOne(database.cachedStatement(sql: sql), arguments: arguments).map { try StoredMessage(row: SQLiteRow($0)) }
     }
 
-    static func message(from row: Row) -> StoredMessage {
-        let payload: MessagePayload
-        if row["data_type"] as String == "binary" {
-            payload = .binary(Array(row["data_binary"] as Data? ?? Data()))
-        } else {
-            payload = .json(row["data"] ?? "null")
-        }
-        return StoredMessage(
-            rowID: row["id"], messageID: row["message_id"], channel: row["channel"], payload: payload,
-            metadataJSON: row["metadata"],
-            publishedAt: (row["published_at"] as String?).flatMap(Timestamp.parse) ?? Date(timeIntervalSince1970: 0))
-    }
 
     /// Carries out one step of a receive or subscription change (see ``ReceiveSequence``).
     static func perform(_ effect: ReceiveEffect, in database: Database, now: Date) throws -> ReceiveAnswer {
@@ -249,34 +231,22 @@ extension SQLiteStore {
     /// The waiting instances `query` asks for.
     static func waiters(_ query: WaiterQuery, in database: Database, now: Date) throws -> [Waiter] {
         let timestamp = Timestamp.database(now)
-        func fetch(_ sql: String, _ arguments: StatementArguments, _ wait: (Row) -> Waiter.Wait) throws -> [Waiter] {
-            try Row.fetchAll(database.cachedStatement(sql: sql), arguments: arguments).map { row in
-                Waiter(
-                    instanceID: row["instance_id"], framework: row["framework"], workflowName: row["workflow_name"],
-                    lockTimeoutSeconds: row["lock_timeout_seconds"], wait: wait(row))
-            }
+        func fetch(_ sql: String, _ arguments: StatementArguments) throws -> [Waiter] {
+            try Row.fetchAll(database.cachedStatement(sql: sql), arguments: arguments).map { try Waiter(row: SQLiteRow($0)) }
         }
-        func date(_ text: String?) -> Date { text.flatMap(Timestamp.parse) ?? now }
         switch query {
         case .dueTimers(let deadline, let names, let limit):
             return try fetch(
                 MessagingStatements.dueTimers(placeholders(names.count)),
-                [Timestamp.database(deadline), StoredFramework.name, timestamp] + StatementArguments(names) + [limit]
-            ) { row in
-                .timer(rowID: row["id"], timerID: row["timer_id"], activityID: row["activity_id"] ?? row["timer_id"], expiresAt: date(row["expires_at"]))
-            }
+                [Timestamp.database(deadline), StoredFramework.name, timestamp] + StatementArguments(names) + [limit])
         case .dueReceiveTimeouts(let deadline, let names, let limit):
             return try fetch(
                 MessagingStatements.dueReceiveTimeouts(placeholders(names.count)),
-                [Timestamp.database(deadline), StoredFramework.name, timestamp] + StatementArguments(names) + [limit]
-            ) { row in
-                .receiveTimeout(subscriptionID: row["id"], channel: row["channel"], activityID: row["activity_id"], timeoutAt: date(row["timeout_at"]))
-            }
+                [Timestamp.database(deadline), StoredFramework.name, timestamp] + StatementArguments(names) + [limit])
         case .subscribersWithPendingMessages(let names, let limit):
             return try fetch(
                 MessagingStatements.waitingWithPending(placeholders(names.count)),
-                [StoredFramework.name, timestamp] + StatementArguments(names) + [limit]
-            ) { .message(subscription(row: $0)) }
+                [StoredFramework.name, timestamp] + StatementArguments(names) + [limit])
         case .subscribers(let channel, let target, let after, let limit):
             var sql = MessagingStatements.waitingSubscribers + " AND s.id > ?"
             var arguments: StatementArguments = [channel, timestamp, after]
@@ -284,7 +254,7 @@ extension SQLiteStore {
                 sql += " AND s.instance_id = ?"
                 arguments += [target]
             }
-            return try fetch(sql + " ORDER BY s.id LIMIT ?", arguments + [limit]) { .message(subscription(row: $0)) }
+            return try fetch(sql + " ORDER BY s.id LIMIT ?", arguments + [limit])
         }
     }
 
@@ -483,7 +453,7 @@ enum MessagingStatements {
     /// Arguments: deadline, framework, now, names…, limit.
     static func dueTimers(_ names: String) -> String {
         """
-        SELECT t.id, t.instance_id, t.timer_id, t.expires_at, t.activity_id,
+        SELECT t.id AS timer_row_id, t.instance_id, t.timer_id, t.expires_at, t.activity_id,
                i.framework, i.workflow_name, i.lock_timeout_seconds
         FROM workflow_timer_subscriptions t JOIN workflow_instances i ON i.instance_id = t.instance_id
         WHERE t.expires_at <= ? AND i.status = 'waiting_for_timer' AND i.framework = ?
@@ -495,7 +465,7 @@ enum MessagingStatements {
     /// Arguments: deadline, framework, now, names…, limit.
     static func dueReceiveTimeouts(_ names: String) -> String {
         """
-        SELECT s.id, s.instance_id, s.channel, s.activity_id, s.timeout_at,
+        SELECT s.id AS timeout_subscription_id, s.instance_id, s.channel, s.activity_id, s.timeout_at,
                i.framework, i.workflow_name, i.lock_timeout_seconds
         FROM channel_subscriptions s JOIN workflow_instances i ON i.instance_id = s.instance_id
         WHERE s.timeout_at <= ? AND s.activity_id IS NOT NULL AND i.status = 'waiting_for_message' AND i.framework = ?

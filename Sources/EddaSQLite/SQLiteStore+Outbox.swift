@@ -9,7 +9,7 @@ extension SQLiteStore {
             try Row.fetchAll(
                 database.cachedStatement(sql: OutboxStatements.claim),
                 arguments: [Timestamp.database(claim.leaseUntil), Timestamp.database(now), claim.limit, OutboxEventID.likePattern]
-            ).map(Self.outboxEvent(from:))
+            ).map { try OutboxEvent(row: SQLiteRow($0)) }
             // RETURNING gives no order: send the oldest first.
             .sorted { ($0.createdAt, $0.eventID) < ($1.createdAt, $1.eventID) }
         }
@@ -45,7 +45,7 @@ extension SQLiteStore {
 
     public func outboxEvent(id: String) async throws -> OutboxEvent? {
         try await pool.read { database in
-            try Row.fetchOne(database, sql: "SELECT * FROM outbox_events WHERE event_id = ?", arguments: [id]).map(Self.outboxEvent(from:))
+            try Row.fetchOne(database, sql: "SELECT * FROM outbox_events WHERE event_id = ?", arguments: [id]).map { try OutboxEvent(row: SQLiteRow($0)) }
         }
     }
 
@@ -61,20 +61,6 @@ extension SQLiteStore {
                 event.eventID, event.eventType, event.eventSource, "binary", nil, Data(bytes), event.contentType, timestamp,
             ])
         }
-    }
-
-    static func outboxEvent(from row: Row) -> OutboxEvent {
-        let payload: MessagePayload
-        if row["data_type"] as String == "binary" {
-            payload = .binary(Array(row["event_data_binary"] as Data? ?? Data()))
-        } else {
-            payload = .json(row["event_data"] ?? "null")
-        }
-        return OutboxEvent(
-            eventID: row["event_id"], eventType: row["event_type"], eventSource: row["event_source"], payload: payload,
-            contentType: row["content_type"] ?? "application/json",
-            createdAt: (row["created_at"] as String?).flatMap(Timestamp.parse) ?? Date(timeIntervalSince1970: 0),
-            status: OutboxStatus(rawValue: row["status"]), retryCount: row["retry_count"] ?? 0, lastError: row["last_error"])
     }
 }
 

@@ -334,7 +334,7 @@ public final class SQLiteStore: WorkflowStore, ChannelStore, OutboxStore, System
         return try await pool.read { database in
             let (sql, arguments) = SQLiteInstanceQuery.build(validated)
             let instances = try Row.fetchAll(database, sql: sql, arguments: arguments).map {
-                try Self.instance(from: $0, withSource: true)
+                try WorkflowInstance(row: SQLiteRow($0), withSource: true)
             }
             return InstancePage(fetched: instances, limit: query.limit)
         }
@@ -349,57 +349,32 @@ public final class SQLiteStore: WorkflowStore, ChannelStore, OutboxStore, System
     static func fetchInstance(_ database: Database, id: String, withSource: Bool = false) throws -> WorkflowInstance? {
         let sql = withSource ? Statements.selectInstanceWithSource : Statements.selectInstance
         return try Row.fetchOne(database.cachedStatement(sql: sql), arguments: [id]).map {
-            try instance(from: $0, withSource: withSource)
+            try WorkflowInstance(row: SQLiteRow($0), withSource: withSource)
         }
     }
 
-    static func instance(from row: Row, withSource: Bool) throws -> WorkflowInstance {
-        let inputText: String = row["input_data"]
-        let outputText: String? = row["output_data"]
-        return WorkflowInstance(
-            instanceID: row["instance_id"],
-            workflowName: row["workflow_name"],
-            sourceHash: row["source_hash"],
-            ownerService: row["owner_service"],
-            framework: row["framework"],
-            status: WorkflowStatus(rawValue: row["status"]),
-            currentActivityID: row["current_activity_id"],
-            continuedFrom: row["continued_from"],
-            startedAt: date(row["started_at"]) ?? Date(timeIntervalSince1970: 0),
-            updatedAt: date(row["updated_at"]) ?? Date(timeIntervalSince1970: 0),
-            inputData: JSONValue(jsonText: inputText) ?? .string(inputText),
-            outputData: outputText.map { JSONValue(jsonText: $0) ?? .string($0) },
-            lockedBy: row["locked_by"],
-            lockedAt: date(row["locked_at"]),
-            lockExpiresAt: date(row["lock_expires_at"]),
-            lockTimeoutSeconds: row["lock_timeout_seconds"],
-            sourceCode: withSource ? row["source_code"] : nil)
-    }
-
-    private static func date(_ text: String?) -> Date? {
-        text.flatMap(Timestamp.parse)
-    }
-
     static func fetchHistory(_ database: Database, instanceID: String) throws -> [HistoryEvent] {
-        try Row.fetchAll(database.cachedStatement(sql: Statements.selectHistory), arguments: [instanceID]).map { row in
-            let payload: HistoryPayload
-            if row["data_type"] as String == "binary" {
-                let data: Data = row["event_data_binary"] ?? Data()
-                payload = .binary(Array(data))
-            } else {
-                payload = .json(row["event_data"] ?? "null")
-            }
-            return HistoryEvent(
-                id: row["id"], instanceID: instanceID, activityID: row["activity_id"], eventType: row["event_type"],
-                payload: payload, createdAt: date(row["created_at"]) ?? Date(timeIntervalSince1970: 0))
+        try Row.fetchAll(database.cachedStatement(sql: Statements.selectHistory), arguments: [instanceID]).map {
+            try HistoryEvent(row: SQLiteRow($0), instanceID: instanceID)
         }
     }
 
     static func fetchCompensations(_ database: Database, instanceID: String) throws -> [CompensationRecord] {
         try Row.fetchAll(database.cachedStatement(sql: Statements.selectCompensations), arguments: [instanceID]).map {
-            CompensationRecord(id: $0["id"], activityID: $0["activity_id"], name: $0["activity_name"], argsJSON: $0["args"])
+            try CompensationRecord(row: SQLiteRow($0))
         }
     }
+}
+
+/// A GRDB row, read as the core reads stored rows (times in the shared schema's text formats).
+struct SQLiteRow: StoredRow {
+    let row: Row
+    init(_ row: Row) { self.row = row }
+
+    func text(_ column: String) -> String? { row[column] }
+    func integer(_ column: String) -> Int? { row[column] }
+    func timestamp(_ column: String) -> Date? { (row[column] as String?).flatMap(Timestamp.parse) }
+    func bytes(_ column: String) -> [UInt8]? { (row[column] as Data?).map { Array($0) } }
 }
 
 /// Work on the user's own tables in an activity's commit transaction (SQLite).

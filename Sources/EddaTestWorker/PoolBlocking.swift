@@ -107,7 +107,15 @@ final class LockSampler: Sendable {
         task = Task(executorPreference: executor) {
             await PreferredTaskExecutor.$current.withValue(executor) {
                 var connection: PostgresConnection?
-                if let postgres { connection = try? await Self.connect(to: postgres) }
+                if let postgres {
+                    do {
+                        connection = try await Self.connect(to: postgres)
+                    } catch {
+                        // The sampler would otherwise read through the app's pool: fail, loudly.
+                        FileHandle.standardError.write(Data("lock sampler: cannot connect to PostgreSQL: \(error)\n".utf8))
+                        exit(3)
+                    }
+                }
                 while !readings.stopped.load(ordering: .relaxed) {
                     for id in ids {
                         var lock: (owner: String, expiry: Date)?

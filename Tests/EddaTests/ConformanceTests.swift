@@ -141,6 +141,45 @@ struct PostgresSpecificTests {
         }
     }
 
+    @Test("A frequent statement first prepared with NULLs and JSON runs later with values and bytes on the same connection")
+    func preparedParameterTypes() async throws {
+        try await withBackend(.postgres) { database in
+            _ = try await database.withApp { _ in }  // the schema
+            let url = try #require(database.postgresURL)
+            let rows = try await PostgresTestServer.withConnection(url) { connection in
+                let logger = PostgresTestServer.logger
+                let later = Date().addingTimeInterval(60)
+                let plain = NewInstance(instanceID: "p-1", workflowName: "w", sourceHash: "h", sourceCode: "", ownerService: "s", inputJSON: "{}")
+                let locked = NewInstance(
+                    instanceID: "p-2", workflowName: "w", sourceHash: "h", sourceCode: "", ownerService: "s", inputJSON: "{}",
+                    continuedFrom: "p-1", lockTimeoutSeconds: 30, lockedBy: "w-1", lockExpiresAt: later)
+                for instance in [plain, locked] {
+                    let created = try await connection.rows(preparingFrequent: PostgresStore.insertInstance(instance, now: Date()), logger: logger)
+                    #expect(created.count == 1)
+                }
+                for (index, payload) in [HistoryPayload.json(#"{"a": 1}"#), .binary([0, 1, 255])].enumerated() {
+                    var step = InstanceTransition.step(instanceID: "p-2", workerID: "w-1", leaseUntil: later, currentActivityID: "a:\(index)")
+                    step.history = [NewHistoryEvent(activityID: "a:\(index)", eventType: "ActivityCompleted", payload: payload)]
+                    let committed = try await connection.rows(preparingFrequent: TransitionStatement(step, now: Date()).query, logger: logger)
+                    #expect(committed.count == 1)
+                }
+                let finish = InstanceTransition.finish(instanceID: "p-2", workerID: "w-1", as: .completed, outputJSON: #"{"result": 2}"#)
+                #expect(try await connection.rows(preparingFrequent: TransitionStatement(finish, now: Date()).query, logger: logger).count == 1)
+                return try await connection.query(
+                    """
+                    SELECT i.lock_timeout_seconds, i.status, i.continued_from, h.data_type, h.event_data, h.event_data_binary
+                    FROM workflow_instances i JOIN workflow_history h ON h.instance_id = i.instance_id
+                    WHERE i.instance_id = 'p-2' ORDER BY h.activity_id
+                    """, logger: logger
+                ).collect().map { try $0.decode((Int?, String, String?, String, String?, ByteBuffer?).self) }
+            }
+            #expect(rows.count == 2)
+            #expect(rows.allSatisfy { $0.0 == 30 && $0.1 == "completed" && $0.2 == "p-1" })
+            #expect(rows.first?.3 == "json" && rows.first?.4 == #"{"a": 1}"#)
+            #expect(rows.last?.3 == "binary" && rows.last?.5.map { Array($0.readableBytesView) } == [0, 1, 255])
+        }
+    }
+
     @Test("The user's SQL commits with the step and rolls back with a failed attempt")
     func userTransactionalWork() async throws {
         try await withBackend(.postgres) { database in

@@ -115,6 +115,7 @@ struct InteropTests {
             statement.split(whereSeparator: \.isWhitespace).joined(separator: " ")
                 .replacingOccurrences(of: "( ", with: "(").replacingOccurrences(of: " )", with: ")")
         }
+        #expect(SharedSchema.migrations(in: dialect).map(\.version) == SchemaMigrator.versions)
         for migration in SharedSchema.migrations(in: dialect) {
             let file = try String(contentsOfFile: "\(directory)/\(dialect.rawValue)/\(migration.version)_initial_schema.sql", encoding: .utf8)
             let up = try #require(file.components(separatedBy: "-- migrate:up").last?.components(separatedBy: "-- migrate:down").first)

@@ -96,8 +96,12 @@ struct OutboxRelayer {
             if !Task.isCancelled { engine.background.failed(.outboxRelayer, "Taking outbox events failed", error) }
             return (0, 0)
         }
-        engine.background.succeeded(.outboxRelayer)
-        guard !events.isEmpty else { return (0, 0) }
+        guard !events.isEmpty else {
+            engine.background.succeeded(.outboxRelayer)
+            return (0, 0)
+        }
+        // Whether a store call of this batch failed (the broker's answers are the events' own).
+        let storeFailed = Mutex(false)
         let unsent = Mutex(Set(events.map(\.eventID)))
         // Renews the leases of the rows not yet finished while the batch is sent.
         let renewer = Task { [store, configuration, engine] in
@@ -107,8 +111,11 @@ struct OutboxRelayer {
                 guard !Task.isCancelled, !ids.isEmpty else { return }
                 do {
                     try await store.renewOutboxEvents(eventIDs: ids, until: Date().addingTimeInterval(configuration.lease.seconds))
-                } catch {
+                } catch where !Task.isCancelled {
+                    storeFailed.withLock { $0 = true }
                     engine.background.failed(.outboxRelayer, "Renewing the lease of outbox events failed", error)
+                } catch {
+                    return
                 }
             }
         }
@@ -134,10 +141,13 @@ struct OutboxRelayer {
             unsent.withLock { _ = $0.remove(event.eventID) }
             do {
                 try await store.finishOutboxEvent(eventID: event.eventID, outcome: outcome, now: Date())
-            } catch {
+            } catch where !Task.isCancelled {
+                storeFailed.withLock { $0 = true }
                 engine.background.failed(
                     .outboxRelayer, "Recording the outcome of outbox event \(event.eventID) failed", error,
                     retrying: "it is sent again when its lease ends")
+            } catch {
+                // Shutting down: the row's lease ends and it is taken again.
             }
             switch outcome {
             case .retrying, .postponed: break
@@ -165,6 +175,7 @@ struct OutboxRelayer {
         // No renewal runs after the batch has been recorded.
         renewer.cancel()
         await renewer.value
+        if !storeFailed.withLock({ $0 }), !Task.isCancelled { engine.background.succeeded(.outboxRelayer) }
         return (events.count, published)
     }
 }

@@ -5,10 +5,15 @@ import Synchronization
 /// One of the app's background loops, and how it is doing.
 ///
 /// Read them with ``EddaApp/backgroundStatus``. A loop that fails retries on its own (each at
-/// its own pace: the next pass, heartbeat or poll); a loop with failures since its last success
-/// is where to look when instances stop resuming, timers stop firing or the outbox stops
-/// draining. Every failure is also logged (warning, with `edda.loop` and `edda.error`) and
-/// counted (``EddaMetricName/backgroundFailures``).
+/// its own pace: the next pass, heartbeat or poll) and is healthy again once a whole pass
+/// succeeds; a loop with failures since its last success is where to look when instances stop
+/// resuming, timers stop firing or the outbox stops draining. Every failure is also logged (a
+/// warning, an error from the tenth in a row, with `edda.loop` and `edda.error`) and counted
+/// (``EddaMetricName/backgroundFailures``).
+///
+/// One failure does not heal by itself: a store whose push notifications ended for good leaves
+/// ``BackgroundLoop/wakeUps`` unhealthy, while the other loops' polls still find every due wait
+/// and resumable instance — the app works, later. Treat it as degraded, not down.
 public struct BackgroundLoopStatus: Sendable, Equatable {
     /// The loop: one of ``BackgroundLoop``'s names.
     public let loop: BackgroundLoop

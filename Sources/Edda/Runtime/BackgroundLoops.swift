@@ -18,7 +18,12 @@ struct LeaseRenewer {
             let claimed = engine.runningInstanceIDs.values.filter(\.isClaimed)
             let soon = ContinuousClock.now + .milliseconds(50)
             let due = claimed.filter { $0.renewalDue <= soon }
-            if !due.isEmpty { await renew(due) }
+            if !due.isEmpty {
+                await renew(due)
+            } else if claimed.isEmpty {
+                // Nothing to renew: a failure of an earlier renewal no longer matters.
+                engine.background.succeeded(.leaseRenewal)
+            }
             let next = engine.runningInstanceIDs.values.map(\.renewalDue).min()
             let wait = next.map { max($0 - ContinuousClock.now, .milliseconds(20)) } ?? engine.defaultLockTimeout / 3
             engine.renewerPlannedWake.withLock { $0 = ContinuousClock.now + wait }
@@ -27,6 +32,8 @@ struct LeaseRenewer {
     }
 
     private func renew(_ controls: [ExecutionControl]) async {
+        var healthy = true
+        defer { if healthy { engine.background.succeeded(.leaseRenewal) } }
         for (lease, group) in Dictionary(grouping: controls, by: \.lease) {
             let started = ContinuousClock.now
             let now = Date()
@@ -52,8 +59,8 @@ struct LeaseRenewer {
                     }
                 }
                 engine.metrics.leasesRenewed(group.count - lost, lost: lost)
-                engine.background.succeeded(.leaseRenewal)
             } catch {
+                healthy = false
                 engine.background.failed(.leaseRenewal, "Lock renewal failed", error)
             }
         }
@@ -75,20 +82,23 @@ struct RecoveryLoop {
     func run() async {
         var reportedHolders = false
         while !Task.isCancelled {
-            if let liveness { await takeOverEndedWorkers(liveness) }
+            var healthy = true
+            if let liveness { healthy = await takeOverEndedWorkers(liveness) }
             if !reportedHolders, !engine.registeredNames.isEmpty {
                 reportedHolders = true
-                await reportHeldInstances()
+                healthy = await reportHeldInstances() && healthy
             }
-            await pass()
+            healthy = await pass() && healthy
+            if healthy, !Task.isCancelled { engine.background.succeeded(.recovery) }
             let jitter = Duration.milliseconds(Int.random(in: 0...max(Int(interval.seconds * 100), 1)))
             await engine.recoveryWakeup.wait(for: Self.wakeupKey, timeout: interval + jitter)
         }
     }
 
-    private func pass() async {
+    /// Resumes a batch of free instances; returns whether reading them succeeded.
+    private func pass() async -> Bool {
         let names = engine.registeredNames
-        guard !names.isEmpty else { return }
+        guard !names.isEmpty else { return true }
         do {
             // Fetch past the instances this process must skip, so they cannot crowd out the rest.
             let skipped = engine.quarantinedCount + engine.runningInstanceIDs.count
@@ -96,7 +106,7 @@ struct RecoveryLoop {
                 workflowNames: names, limit: batchSize + skipped, now: Date())
             var started = 0
             for candidate in candidates where started < batchSize {
-                guard !Task.isCancelled else { return }
+                guard !Task.isCancelled else { return true }
                 guard engine.runningInstanceIDs[candidate.instanceID] == nil, !engine.isQuarantined(candidate.instanceID),
                       let workflow = engine.registered(candidate.workflowName)
                 else { continue }
@@ -110,19 +120,24 @@ struct RecoveryLoop {
                     }
                 }
             }
-            engine.background.succeeded(.recovery)
+            return true
         } catch where !Task.isCancelled {
             engine.background.failed(.recovery, "Recovery pass failed", error)
+            return false
         } catch {
             // The app is shutting down: nothing went wrong.
+            return true
         }
     }
 }
 
 extension RecoveryLoop {
     /// Releases the locks of workers on this host whose process has ended, so that their
-    /// instances resume now rather than when their leases lapse.
-    func takeOverEndedWorkers(_ liveness: WorkerLiveness) async {
+    /// instances resume now rather than when their leases lapse. Returns whether all of it
+    /// succeeded.
+    @discardableResult
+    func takeOverEndedWorkers(_ liveness: WorkerLiveness) async -> Bool {
+        var healthy = true
         for worker in liveness.endedWorkers() {
             do {
                 let held = try await instancesLocked { $0.lockedBy == worker.workerID }
@@ -137,27 +152,33 @@ extension RecoveryLoop {
             } catch {
                 // The marker stays, and stays ended: the next pass tries again.
                 liveness.letGo(worker)
+                healthy = false
                 engine.background.failed(.recovery, "Taking over the instances of ended worker \(worker.workerID) failed", error)
             }
         }
+        return healthy
     }
 
     /// Says once, at start, which instances other workers hold and when they resume if those
-    /// workers have ended where this one cannot tell (another host, or no marker).
-    func reportHeldInstances() async {
+    /// workers have ended where this one cannot tell (another host, or no marker). Returns
+    /// whether reading them succeeded.
+    @discardableResult
+    func reportHeldInstances() async -> Bool {
         let now = Date()
         let held: [WorkflowInstance]
         do {
             held = try await instancesLocked { ($0.lockExpiresAt ?? .distantPast) > now && $0.lockedBy != engine.workerID }
         } catch {
-            if !Task.isCancelled { engine.background.failed(.recovery, "Reading the instances other workers hold failed", error, retrying: "not reported") }
-            return
+            if Task.isCancelled { return true }
+            engine.background.failed(.recovery, "Reading the instances other workers hold failed", error, retrying: "not reported")
+            return false
         }
         for (holder, instances) in Dictionary(grouping: held, by: { $0.lockedBy ?? "" }).sorted(by: { $0.key < $1.key }) {
             let until = instances.compactMap(\.lockExpiresAt).max() ?? now
             engine.logger.info(
                 "\(instances.count) instances held by worker \(holder) resume when its lease ends at \(Timestamp.iso8601(until)), unless it is still running")
         }
+        return true
     }
 
     /// This implementation's running and compensating instances whose lock passes `filter`.
@@ -193,12 +214,12 @@ struct WaitScheduler {
         while !Task.isCancelled {
             // Awake: any wait registered from now on wakes the next sleep at once.
             engine.schedulerPlannedWake.withLock { $0 = .distantFuture }
-            let fired = await fireDue()
+            let (fired, firedAll) = await fireDue()
             let names = engine.registeredNames
             var next: Date?
             do {
                 next = names.isEmpty ? nil : try await engine.store.nextWaitDeadline(workflowNames: names)
-                engine.background.succeeded(.waitScheduler)
+                if firedAll { engine.background.succeeded(.waitScheduler) }
             } catch {
                 if Task.isCancelled { break }
                 engine.background.failed(.waitScheduler, "Reading the next wait deadline failed", error, retrying: "polling")
@@ -213,8 +234,9 @@ struct WaitScheduler {
         }
     }
 
-    /// Ends the due waits in batches; returns how many instances it took over.
-    private func fireDue() async -> Int {
+    /// Ends the due waits in batches; returns how many instances it took over, and whether
+    /// none of its reads failed.
+    private func fireDue() async -> (fired: Int, succeeded: Bool) {
         var fired = 0
         while !Task.isCancelled, fired < batchSize * 100 {
             do {
@@ -225,11 +247,12 @@ struct WaitScheduler {
                 if claimed.count < batchSize { break }
             } catch {
                 // Cancelled: the app is shutting down, nothing went wrong.
-                if !Task.isCancelled { engine.background.failed(.waitScheduler, "Ending due waits failed", error) }
-                break
+                if Task.isCancelled { break }
+                engine.background.failed(.waitScheduler, "Ending due waits failed", error)
+                return (fired, false)
             }
         }
-        return fired
+        return (fired, true)
     }
 
     /// Sleeps until `deadline` on the workflow clock, a wake-up, or `pollInterval`.
@@ -309,6 +332,8 @@ struct LeaderElection {
 
     func run() async {
         var lastCleanup: ContinuousClock.Instant?
+        // A failed cleanup counts until a later one succeeds (cleanups run less often than heartbeats).
+        var cleanupHealthy = true
         while !Task.isCancelled {
             let now = Date()
             let isLeader: Bool
@@ -333,8 +358,10 @@ struct LeaderElection {
             }
             if isLeader || locks == nil, lastCleanup.map({ ContinuousClock.now - $0 >= cleanupInterval }) ?? true {
                 lastCleanup = .now
-                healthy = await cleanUp() && healthy
+                cleanupHealthy = await cleanUp()
             }
+            if !isLeader, locks != nil { cleanupHealthy = true }  // another worker does it now
+            healthy = healthy && cleanupHealthy
             if isLeader || locks == nil { healthy = await measure() && healthy }
             if healthy { engine.background.succeeded(.leader) }
             try? await Task.sleep(for: heartbeat)

@@ -3,10 +3,11 @@
 ///
 /// The reference keeps one dbmate file per dialect (`migrations/{sqlite,postgresql,mysql}/`);
 /// they differ only in column types, the current-time default, auto-increment keys, the spelling
-/// of named unique keys and MySQL's `IF NOT EXISTS`-less indexes. Here the tables, columns,
-/// constraints and indexes are written once, and ``statements(of:in:)`` renders them statement
-/// by statement as those files write them (a test compares the renderings with the files of the
-/// installed Python package). A driver applies ``migrations(in:)`` through ``SchemaMigrator``.
+/// of named unique keys, MySQL's `TIMESTAMP NULL` and `ON UPDATE CURRENT_TIMESTAMP`, and its
+/// indexes without `IF NOT EXISTS`. Here the tables, columns, constraints and indexes are written
+/// once and rendered statement by statement as those files write them (a test compares the
+/// renderings with the files of the installed Python package). A driver applies
+/// ``migrations(in:)`` through ``SchemaMigrator``.
 public enum SharedSchema {
     /// An SQL dialect of the shared schema.
     public enum Dialect: String, Sendable, CaseIterable {
