@@ -57,6 +57,12 @@ struct BenchDatabase {
         return try await CommitFloor.postgres(try PostgresURL.configuration(from: serverURL ?? ""), count: count)
     }
 
+    /// The raw step-commit floor (see ``CommitFloor/sqliteStep(beside:durability:count:)``), in
+    /// commits per second; `nil` on a server database.
+    func stepCommitFloor(count: Int, durability: String) throws -> Double? {
+        try sqlitePath.map { try CommitFloor.sqliteStep(beside: $0, durability: durability, count: count) }
+    }
+
     /// `(store operations, commits)` so far, from the SQLite store's counters; `nil` on
     /// PostgreSQL, whose statistics views are updated too lazily to count per workflow.
     func statistics() async -> (transactions: Int, commits: Int)? {

@@ -1,3 +1,4 @@
+import Edda
 import Foundation
 import GRDB
 import Logging
@@ -28,6 +29,56 @@ enum CommitFloor {
             for value in 0..<count {
                 try database.inTransaction(.immediate) {
                     try insert.execute(arguments: [value])
+                    return .commit
+                }
+            }
+        }
+        return Double(count) / (ContinuousClock.now - start).seconds
+    }
+
+    /// Commits per second of `count` raw step commits on a scratch file beside `path` with the
+    /// shared schema: each transaction is what a step's commit must write at the least — the
+    /// compare-and-set `UPDATE` of one `workflow_instances` row (which the schema indexes ten
+    /// times) and one `workflow_history` row — as plain SQL, with no engine around it. The
+    /// distance between a workload's commit and this one is the engine's own cost.
+    static func sqliteStep(beside path: String, durability: String, count: Int) throws -> Double {
+        let scratch = path + ".step-floor"
+        let suffixes = ["", "-wal", "-shm"]
+        for suffix in suffixes { try? FileManager.default.removeItem(atPath: scratch + suffix) }
+        defer { for suffix in suffixes { try? FileManager.default.removeItem(atPath: scratch + suffix) } }
+        let queue = try DatabaseQueue(path: scratch)
+        let synchronous = durability == "normal" ? "NORMAL" : "FULL"
+        let now = Timestamp.database(Date())
+        try queue.writeWithoutTransaction { database in
+            _ = try String.fetchOne(database, sql: "PRAGMA journal_mode = WAL")
+            try database.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            for statement in SharedSchema.migrations(in: .sqlite).flatMap(\.statements) { try database.execute(sql: statement) }
+            try database.execute(
+                sql: "INSERT INTO workflow_definitions (workflow_name, source_hash, source_code) VALUES ('floor', 'h', '')")
+            try database.execute(
+                sql: """
+                    INSERT INTO workflow_instances (instance_id, workflow_name, source_hash, owner_service, framework, status,
+                        input_data, locked_by, locked_at, lock_expires_at, started_at, updated_at)
+                    VALUES ('floor-1', 'floor', 'h', 'bench', 'swift', 'running', '{}', 'w', ?, ?, ?, ?)
+                    """, arguments: [now, now, now, now])
+        }
+        let start = ContinuousClock.now
+        try queue.writeWithoutTransaction { database in
+            let update = try database.makeStatement(
+                sql: """
+                    UPDATE workflow_instances SET updated_at = ?, current_activity_id = ?, lock_expires_at = ?
+                    WHERE instance_id = 'floor-1' AND locked_by = 'w' AND status IN ('running')
+                    """)
+            let insert = try database.makeStatement(
+                sql: """
+                    INSERT INTO workflow_history (instance_id, activity_id, event_type, data_type, event_data, created_at)
+                    VALUES ('floor-1', ?, 'ActivityCompleted', 'json', ?, ?)
+                    """)
+            for step in 0..<count {
+                let at = Timestamp.database(Date())
+                try database.inTransaction(.immediate) {
+                    try update.execute(arguments: [at, "step:\(step)", at])
+                    try insert.execute(arguments: ["step:\(step)", "{\"result\": \(step)}", at])
                     return .commit
                 }
             }

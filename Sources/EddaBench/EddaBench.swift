@@ -129,7 +129,9 @@ struct EddaBench: AsyncParsableCommand {
         discussion: """
             Workloads: seq3 (W1), conc3 (W2), steps100 (W3), replay100 (W4), event_latency (W5), timer (W6), memory (W7), \
             and floor: the raw commit floor (N=1,000 single-row INSERT transactions on the same kind of database; \
-            SQLite: a scratch file in the same folder with the same durability). --floor adds it to any workload's line.
+            SQLite: a scratch file in the same folder with the same durability; on SQLite also the step floor, N raw \
+            step commits on the shared schema — an instance row's compare-and-set UPDATE and one history INSERT). \
+            --floor adds them to any workload's line.
             """)
 
     @Argument(help: "seq3 | conc3 | steps100 | replay100 | event_latency | timer | memory | floor")
@@ -187,13 +189,17 @@ struct EddaBench: AsyncParsableCommand {
             let commits = workload == "floor" ? n ?? 1_000 : 1_000
             let rate = try await database.commitFloor(count: commits, durability: durability)
             floorFigures = ["floor_commits_per_s": .number(rate), "floor_commit_ms": .number(1_000 / rate)]
+            if let stepRate = try database.stepCommitFloor(count: commits, durability: durability) {
+                floorFigures["step_floor_commits_per_s"] = .number(stepRate)
+                floorFigures["step_floor_commit_ms"] = .number(1_000 / stepRate)
+            }
             if workload == "floor" {
                 try await database.store.close()
                 let line: [String: JSONValue] = [
                     "workload": .string(workload), "impl": .string("edda-swift"), "db": .string(database.kind),
                     "durability": .string(durability), "n": .number(Double(commits)),
                     "commits_per_s": .number(rate), "commit_ms": .number(1_000 / rate),
-                ]
+                ].merging(floorFigures.filter { $0.key.hasPrefix("step_") }) { $1 }
                 print(JSONValue.object(line).jsonText)
                 return
             }
