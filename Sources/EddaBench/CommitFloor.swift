@@ -78,6 +78,7 @@ enum CommitFloor {
                 let at = Timestamp.database(Date())
                 try database.inTransaction(.immediate) {
                     try update.execute(arguments: [at, "step:\(step)", at])
+                    guard database.changesCount == 1 else { throw BenchError("the step floor's compare-and-set matched no row") }
                     try insert.execute(arguments: ["step:\(step)", "{\"result\": \(step)}", at])
                     return .commit
                 }

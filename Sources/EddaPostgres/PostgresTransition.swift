@@ -197,22 +197,35 @@ extension PostgresConnection {
         }
     }
 
-    /// Runs `statement`. A server error closes the connection: PostgresNIO keeps a failed
-    /// preparation for the connection's life, and a statement whose plan went stale (a column's
-    /// type changed under it) fails on every later execution, so the pool opens a fresh one.
-    /// (The engine retries the operation; the statement that failed changed nothing.)
+    /// Runs `statement`. An error that says the statement itself is broken on this connection
+    /// closes the connection: PostgresNIO keeps a failed preparation for the connection's life,
+    /// and a statement whose plan went stale (a column's type changed under it, `0A000`) fails on
+    /// every later execution, so the pool opens a fresh one. (The engine retries the operation;
+    /// the statement that failed changed nothing.) Other errors — a conflict, a deadlock, a
+    /// timeout — leave the connection as it is.
     private func rows<Statement>(_ statement: PreparedStatement<Statement>, logger: Logger) async throws -> [PostgresRandomAccessRow] {
         do {
             var rows: [PostgresRandomAccessRow] = []
             for try await row in try await execute(statement, logger: logger) { rows.append(row.makeRandomAccess()) }
             return rows
-        } catch let error as PSQLError where error.code == .server {
+        } catch let error as PSQLError where error.code == .server && Self.breaksPreparedStatement(error.serverInfo?[.sqlState]) {
             logger.warning(
                 "Prepared statement \(Statement.name) failed; closing its connection",
                 metadata: ["edda.error": .string(error.serverInfo?[.message] ?? "\(error)")])
             try? await close()
+            // The pool learns of the close from the close future; wait for it, so that this
+            // connection is never handed to the next operation.
+            try? await closeFuture.get()
             throw error
         }
+    }
+
+    /// Whether a server error with `sqlState` leaves a prepared statement unusable on its
+    /// connection: a stale plan (`0A000`), a missing prepared statement (`26000`), or an error in
+    /// the statement's text or the objects it names (class `42`).
+    static func breaksPreparedStatement(_ sqlState: String?) -> Bool {
+        guard let sqlState else { return false }
+        return sqlState == "0A000" || sqlState == "26000" || sqlState.hasPrefix("42")
     }
 }
 

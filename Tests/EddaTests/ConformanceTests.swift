@@ -139,6 +139,10 @@ struct PostgresSpecificTests {
         for instance in [locked, plain] {
             #expect(PostgresConnection.preparedName(of: PostgresStore.insertInstance(instance, now: Date()).sql) == "edda_create_instance_v1")
         }
+        // A stale plan, a lost statement or a broken text close the connection; a conflict, a
+        // deadlock or a timeout do not.
+        for state in ["0A000", "26000", "42P01", "42703"] { #expect(PostgresConnection.breaksPreparedStatement(state), "\(state)") }
+        for state in ["23505", "40P01", "57014", "55P03", nil] { #expect(!PostgresConnection.breaksPreparedStatement(state), "\(state ?? "nil")") }
     }
 
     @Test("A frequent statement first prepared with NULLs and JSON runs later with values and bytes on the same connection")

@@ -59,9 +59,11 @@ struct LeaseRenewer {
                     }
                 }
                 engine.metrics.leasesRenewed(group.count - lost, lost: lost)
-            } catch {
+            } catch where !Task.isCancelled {
                 healthy = false
                 engine.background.failed(.leaseRenewal, "Lock renewal failed", error)
+            } catch {
+                return  // shutting down
             }
         }
     }
@@ -152,6 +154,7 @@ extension RecoveryLoop {
             } catch {
                 // The marker stays, and stays ended: the next pass tries again.
                 liveness.letGo(worker)
+                if Task.isCancelled { return true }
                 healthy = false
                 engine.background.failed(.recovery, "Taking over the instances of ended worker \(worker.workerID) failed", error)
             }
@@ -292,9 +295,11 @@ struct LeaderElection {
             do {
                 let deleted = try await channels.deleteChannelMessages(publishedBefore: Date().addingTimeInterval(-retention.seconds))
                 if deleted > 0 { engine.logger.info("Deleted \(deleted) channel messages past their retention") }
-            } catch {
+            } catch where !Task.isCancelled {
                 engine.background.failed(.leader, "Channel message cleanup failed", error, retrying: "retrying at the next cleanup")
                 succeeded = false
+            } catch {
+                return true  // shutting down
             }
         }
         if let retention = instanceRetention, let store = engine.store as? any RetentionStore {
@@ -303,9 +308,11 @@ struct LeaderElection {
                     store, try PurgeFilter(endedBefore: Date().addingTimeInterval(-retention.seconds)), dryRun: false)
                 engine.metrics.purged(purged)
                 if purged > 0 { engine.logger.info("Deleted \(purged) finished instances past their retention") }
-            } catch {
+            } catch where !Task.isCancelled {
                 engine.background.failed(.leader, "Retention of finished instances failed", error, retrying: "retrying at the next cleanup")
                 succeeded = false
+            } catch {
+                return true  // shutting down
             }
         }
         return succeeded
@@ -360,7 +367,7 @@ struct LeaderElection {
                 lastCleanup = .now
                 cleanupHealthy = await cleanUp()
             }
-            if !isLeader, locks != nil { cleanupHealthy = true }  // another worker does it now
+            if healthy, !isLeader, locks != nil { cleanupHealthy = true }  // another worker does it now
             healthy = healthy && cleanupHealthy
             if isLeader || locks == nil { healthy = await measure() && healthy }
             if healthy { engine.background.succeeded(.leader) }

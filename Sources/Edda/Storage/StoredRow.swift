@@ -128,13 +128,14 @@ extension Waiter {
         let wait: Wait
         if let rowID = try row.integer("timer_row_id") {
             let timerID = try row.required("timer_id")
+            // A due wait whose time cannot be read is due now.
             wait = .timer(
                 rowID: Int64(rowID), timerID: timerID, activityID: try row.text("activity_id") ?? timerID,
-                expiresAt: try row.time("expires_at"))
+                expiresAt: try row.timestamp("expires_at") ?? Date())
         } else if let subscriptionID = try row.integer("timeout_subscription_id") {
             wait = .receiveTimeout(
                 subscriptionID: Int64(subscriptionID), channel: try row.required("channel"), activityID: try row.required("activity_id"),
-                timeoutAt: try row.time("timeout_at"))
+                timeoutAt: try row.timestamp("timeout_at") ?? Date())
         } else {
             wait = .message(try ChannelSubscription(row: row))
         }
