@@ -12,28 +12,12 @@ enum CommitFloor {
     /// (same folder, so the same disk), with WAL and the given `synchronous` level, as the store
     /// uses them.
     static func sqlite(beside path: String, durability: String, count: Int) throws -> Double {
-        let scratch = path + ".floor"
-        let suffixes = ["", "-wal", "-shm"]
-        for suffix in suffixes { try? FileManager.default.removeItem(atPath: scratch + suffix) }
-        defer { for suffix in suffixes { try? FileManager.default.removeItem(atPath: scratch + suffix) } }
-        let queue = try DatabaseQueue(path: scratch)
-        let synchronous = durability == "normal" ? "NORMAL" : "FULL"
-        try queue.writeWithoutTransaction { database in
-            _ = try String.fetchOne(database, sql: "PRAGMA journal_mode = WAL")
-            try database.execute(sql: "PRAGMA synchronous = \(synchronous)")
+        try timedCommits(count, onScratch: path + ".floor", durability: durability) { database in
             try database.execute(sql: "CREATE TABLE floor (id INTEGER PRIMARY KEY, value INTEGER NOT NULL)")
-        }
-        let start = ContinuousClock.now
-        try queue.writeWithoutTransaction { database in
+        } commits: { database in
             let insert = try database.makeStatement(sql: "INSERT INTO floor (value) VALUES (?)")
-            for value in 0..<count {
-                try database.inTransaction(.immediate) {
-                    try insert.execute(arguments: [value])
-                    return .commit
-                }
-            }
+            return { value in try insert.execute(arguments: [value]) }
         }
-        return Double(count) / (ContinuousClock.now - start).seconds
     }
 
     /// Commits per second of `count` raw step commits on a scratch file beside `path` with the
@@ -42,16 +26,8 @@ enum CommitFloor {
     /// times) and one `workflow_history` row — as plain SQL, with no engine around it. The
     /// distance between a workload's commit and this one is the engine's own cost.
     static func sqliteStep(beside path: String, durability: String, count: Int) throws -> Double {
-        let scratch = path + ".step-floor"
-        let suffixes = ["", "-wal", "-shm"]
-        for suffix in suffixes { try? FileManager.default.removeItem(atPath: scratch + suffix) }
-        defer { for suffix in suffixes { try? FileManager.default.removeItem(atPath: scratch + suffix) } }
-        let queue = try DatabaseQueue(path: scratch)
-        let synchronous = durability == "normal" ? "NORMAL" : "FULL"
-        let now = Timestamp.database(Date())
-        try queue.writeWithoutTransaction { database in
-            _ = try String.fetchOne(database, sql: "PRAGMA journal_mode = WAL")
-            try database.execute(sql: "PRAGMA synchronous = \(synchronous)")
+        try timedCommits(count, onScratch: path + ".step-floor", durability: durability) { database in
+            let now = Timestamp.database(Date())
             for statement in SharedSchema.migrations(in: .sqlite).flatMap(\.statements) { try database.execute(sql: statement) }
             try database.execute(
                 sql: "INSERT INTO workflow_definitions (workflow_name, source_hash, source_code) VALUES ('floor', 'h', '')")
@@ -61,9 +37,7 @@ enum CommitFloor {
                         input_data, locked_by, locked_at, lock_expires_at, started_at, updated_at)
                     VALUES ('floor-1', 'floor', 'h', 'bench', 'swift', 'running', '{}', 'w', ?, ?, ?, ?)
                     """, arguments: [now, now, now, now])
-        }
-        let start = ContinuousClock.now
-        try queue.writeWithoutTransaction { database in
+        } commits: { database in
             let update = try database.makeStatement(
                 sql: """
                     UPDATE workflow_instances SET updated_at = ?, current_activity_id = ?, lock_expires_at = ?
@@ -74,12 +48,36 @@ enum CommitFloor {
                     INSERT INTO workflow_history (instance_id, activity_id, event_type, data_type, event_data, created_at)
                     VALUES ('floor-1', ?, 'ActivityCompleted', 'json', ?, ?)
                     """)
-            for step in 0..<count {
+            return { step in
                 let at = Timestamp.database(Date())
+                try update.execute(arguments: [at, "step:\(step)", at])
+                guard database.changesCount == 1 else { throw BenchError("the step floor's compare-and-set matched no row") }
+                try insert.execute(arguments: ["step:\(step)", "{\"result\": \(step)}", at])
+            }
+        }
+    }
+
+    /// Creates `scratch` (WAL, the durability's `synchronous`), runs `setUp` on it, then times
+    /// `count` transactions, the `n`th running the work `commits` prepared; removes the file.
+    private static func timedCommits(
+        _ count: Int, onScratch scratch: String, durability: String, setUp: (Database) throws -> Void,
+        commits: (Database) throws -> (Int) throws -> Void
+    ) throws -> Double {
+        let suffixes = ["", "-wal", "-shm"]
+        for suffix in suffixes { try? FileManager.default.removeItem(atPath: scratch + suffix) }
+        defer { for suffix in suffixes { try? FileManager.default.removeItem(atPath: scratch + suffix) } }
+        let queue = try DatabaseQueue(path: scratch)
+        try queue.writeWithoutTransaction { database in
+            _ = try String.fetchOne(database, sql: "PRAGMA journal_mode = WAL")
+            try database.execute(sql: "PRAGMA synchronous = \(durability == "normal" ? "NORMAL" : "FULL")")
+            try setUp(database)
+        }
+        let start = ContinuousClock.now
+        try queue.writeWithoutTransaction { database in
+            let commit = try commits(database)
+            for index in 0..<count {
                 try database.inTransaction(.immediate) {
-                    try update.execute(arguments: [at, "step:\(step)", at])
-                    guard database.changesCount == 1 else { throw BenchError("the step floor's compare-and-set matched no row") }
-                    try insert.execute(arguments: ["step:\(step)", "{\"result\": \(step)}", at])
+                    try commit(index)
                     return .commit
                 }
             }

@@ -53,6 +53,7 @@ public enum BackgroundLoop: String, Sendable, CaseIterable, Comparable {
     /// Renews the leases of the instances this worker runs.
     case leaseRenewal = "lease-renewal"
 
+    /// The loops in the order they are listed here (``EddaApp/backgroundStatus``'s order).
     public static func < (lhs: Self, rhs: Self) -> Bool {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
     }
@@ -82,10 +83,12 @@ final class BackgroundHealth: Sendable {
     func failed(_ loop: BackgroundLoop, _ doing: String, _ error: any Error, retrying: String = "retrying") {
         let message = "\(doing); \(retrying): \(error)"
         let consecutive = entries.withLock { entries -> Int in
-            entries[loop, default: Entry()].consecutive += 1
-            entries[loop, default: Entry()].total += 1
-            entries[loop, default: Entry()].lastFailure = .init(message: message, at: Date())
-            return entries[loop, default: Entry()].consecutive
+            var entry = entries[loop] ?? Entry()
+            entry.consecutive += 1
+            entry.total += 1
+            entry.lastFailure = .init(message: message, at: Date())
+            entries[loop] = entry
+            return entry.consecutive
         }
         metrics.backgroundFailure(loop.rawValue)
         let metadata: Logger.Metadata = [

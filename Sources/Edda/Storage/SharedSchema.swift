@@ -11,8 +11,11 @@
 public enum SharedSchema {
     /// An SQL dialect of the shared schema.
     public enum Dialect: String, Sendable, CaseIterable {
+        /// SQLite: `TEXT` times, `INTEGER PRIMARY KEY AUTOINCREMENT`.
         case sqlite
+        /// PostgreSQL: `TIMESTAMP`, `SERIAL`, `BYTEA`.
         case postgresql
+        /// MySQL and MariaDB: `VARCHAR(n)`, `LONGTEXT`, `LONGBLOB`, `AUTO_INCREMENT`.
         case mysql
     }
 

@@ -21,7 +21,10 @@ public protocol StoredRow {
 public struct StoredRowError: Error, CustomStringConvertible, Sendable {
     /// The column.
     public let column: String
-    public var description: String { "the stored row has no value in column \(column)" }
+    public var description: String {
+        "A stored row has no value in column \(column), which the shared schema requires; the row was written outside "
+            + "Edda (by hand or by a tool that skips the schema's constraints). Fix or delete that row."
+    }
 }
 
 extension StoredRow {
