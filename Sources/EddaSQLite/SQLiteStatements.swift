@@ -17,6 +17,10 @@ extension SQLiteStore {
             WHERE i.instance_id = ?
             """
 
+        static let selectStatus = "SELECT status FROM workflow_instances WHERE instance_id = ?"
+
+        static let selectStatusAndLock = "SELECT status, locked_by FROM workflow_instances WHERE instance_id = ?"
+
         static let insertDefinition = """
             INSERT OR IGNORE INTO workflow_definitions (workflow_name, source_hash, source_code, created_at)
             VALUES (?, ?, ?, ?)
@@ -49,7 +53,6 @@ extension SQLiteStore {
                 output_data = COALESCE(?, output_data), current_activity_id = COALESCE(?, current_activity_id),
                 lock_expires_at = ?
             WHERE instance_id = ? AND locked_by = ? AND status IN (\(statusPlaceholders(statusCount)))
-            RETURNING status
             """
         }
 
@@ -60,7 +63,6 @@ extension SQLiteStore {
                 output_data = COALESCE(?, output_data), current_activity_id = COALESCE(?, current_activity_id),
                 locked_by = NULL, locked_at = NULL, lock_expires_at = NULL
             WHERE instance_id = ? AND locked_by = ? AND status IN (\(statusPlaceholders(statusCount)))
-            RETURNING status
             """
         }
 
@@ -102,7 +104,7 @@ extension SQLiteStore {
             """
 
         static let renewLock = """
-            UPDATE workflow_instances SET lock_expires_at = ? WHERE instance_id = ? AND locked_by = ? RETURNING status
+            UPDATE workflow_instances SET lock_expires_at = ? WHERE instance_id = ? AND locked_by = ?
             """
 
         static let finishCancelled = """

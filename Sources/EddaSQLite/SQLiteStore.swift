@@ -181,15 +181,18 @@ public final class SQLiteStore: WorkflowStore, ChannelStore, OutboxStore, System
         }
         arguments += [transition.instanceID, transition.workerID]
         arguments += StatementArguments(transition.expectedStatuses.map(\.rawValue))
-        let newStatus = try String.fetchOne(database.cachedStatement(sql: sql), arguments: arguments)
-        guard let newStatus else {
+        // No `RETURNING`: SQLite runs a `RETURNING` statement as a trigger, which makes it keep a
+        // statement journal of every page it touches (a dozen here, the row and its indexes) —
+        // allocated and freed on each step. The status is read back only when the step keeps it.
+        try database.cachedStatement(sql: sql).execute(arguments: arguments)
+        guard database.changesCount == 1 else {
             let row = try Row.fetchOne(
-                database, sql: "SELECT status, locked_by FROM workflow_instances WHERE instance_id = ?",
-                arguments: [transition.instanceID])
+                database.cachedStatement(sql: Statements.selectStatusAndLock), arguments: [transition.instanceID])
             return .rejected(
                 status: (row?["status"] as String?).map(WorkflowStatus.init(rawValue:)),
                 lockedBy: row?["locked_by"])
         }
+        let newStatus = try transition.newStatus ?? status(of: transition.instanceID, updatedIn: database)
         for event in transition.history {
             try insertHistory(database, instanceID: transition.instanceID, event: event, timestamp: timestamp)
         }
@@ -216,7 +219,15 @@ public final class SQLiteStore: WorkflowStore, ChannelStore, OutboxStore, System
                 .execute(arguments: [transition.instanceID])
         }
         let deliveries = try applyMessaging(transition, in: database, now: now)
-        return .applied(status: WorkflowStatus(rawValue: newStatus), deliveries: deliveries)
+        return .applied(status: newStatus, deliveries: deliveries)
+    }
+
+    /// The status of an instance that the current transaction has just updated.
+    private static func status(of instanceID: String, updatedIn database: Database) throws -> WorkflowStatus {
+        guard let status = try String.fetchOne(database.cachedStatement(sql: Statements.selectStatus), arguments: [instanceID]) else {
+            throw DatabaseError(message: "workflow instance \(instanceID) is missing right after its update")
+        }
+        return WorkflowStatus(rawValue: status)
     }
 
     /// Inserts one history row; with `ifAbsent`, nothing happens if the instance already has a
@@ -245,10 +256,12 @@ public final class SQLiteStore: WorkflowStore, ChannelStore, OutboxStore, System
         guard !instanceIDs.isEmpty else { return [:] }
         return try await writer.write { database in
             var held: [String: WorkflowStatus] = [:]
-            let statement = try database.cachedStatement(sql: Statements.renewLock)
+            let renew = try database.cachedStatement(sql: Statements.renewLock)
+            let readStatus = try database.cachedStatement(sql: Statements.selectStatus)
             let expiry = Timestamp.database(leaseUntil)
             for id in instanceIDs {
-                if let status = try String.fetchOne(statement, arguments: [expiry, id, workerID]) {
+                try renew.execute(arguments: [expiry, id, workerID])
+                if database.changesCount == 1, let status = try String.fetchOne(readStatus, arguments: [id]) {
                     held[id] = WorkflowStatus(rawValue: status)
                 }
             }

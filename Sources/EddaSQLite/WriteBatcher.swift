@@ -27,8 +27,8 @@ final class WriteBatcher: Sendable {
     }
 
     private let pool: DatabasePool
-    /// The writer connection's busy timeout, restored after a leader's attempt without one.
-    private let busyTimeoutMilliseconds: Int
+    /// Restores the writer connection's busy timeout after a leader's attempt without one.
+    private let restoreBusyTimeout: String
     private let state = Mutex(State())
     /// Write transactions requested (one per store operation).
     let transactions = Atomic<Int>(0)
@@ -39,7 +39,7 @@ final class WriteBatcher: Sendable {
 
     init(pool: DatabasePool, busyTimeout: Duration) {
         self.pool = pool
-        self.busyTimeoutMilliseconds = Int(busyTimeout.seconds * 1_000)
+        self.restoreBusyTimeout = "PRAGMA busy_timeout = \(Int(busyTimeout.seconds * 1_000))"
     }
 
     /// Runs `body` in a write transaction shared with other concurrent writes, and returns its
@@ -147,15 +147,18 @@ final class WriteBatcher: Sendable {
     /// Begins a write transaction. Without `waitingForLock`, returns `false` at once (nothing
     /// run, nothing failed) if another connection holds the write lock, instead of waiting up to
     /// the busy timeout.
+    ///
+    /// `BEGIN`, `COMMIT` and the savepoints run as cached statements: GRDB's `beginTransaction()`
+    /// and `commit()` compile their SQL on every call, which costs more than a step's insert.
     private func begin(_ database: Database, waitingForLock: Bool) throws -> Bool {
         if waitingForLock {
-            try database.beginTransaction(.immediate)
+            try database.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
             return true
         }
         try database.cachedStatement(sql: "PRAGMA busy_timeout = 0").execute()
-        defer { try? database.cachedStatement(sql: "PRAGMA busy_timeout = \(busyTimeoutMilliseconds)").execute() }
+        defer { try? database.cachedStatement(sql: restoreBusyTimeout).execute() }
         do {
-            try database.beginTransaction(.immediate)
+            try database.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
             return true
         } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
             return false
@@ -184,9 +187,9 @@ final class WriteBatcher: Sendable {
         } else {
             for write in batch {
                 do {
-                    try database.execute(sql: "SAVEPOINT edda_write")
+                    try database.cachedStatement(sql: "SAVEPOINT edda_write").execute()
                     let completion = try write.run(database)
-                    try database.execute(sql: "RELEASE SAVEPOINT edda_write")
+                    try database.cachedStatement(sql: "RELEASE SAVEPOINT edda_write").execute()
                     completions.append(completion)
                 } catch {
                     try? database.execute(sql: "ROLLBACK TO SAVEPOINT edda_write")
@@ -199,7 +202,7 @@ final class WriteBatcher: Sendable {
             if completions.isEmpty {
                 try database.rollback()
             } else {
-                try database.commit()
+                try database.cachedStatement(sql: "COMMIT TRANSACTION").execute()
                 commits.add(1, ordering: .relaxed)
                 instruments.withLock { $0 }?.groupCommit(transactions: completions.count)
             }

@@ -50,10 +50,12 @@ struct ExecutionScope: Sendable {
             let failure: any Error
             let attemptStarted = ContinuousClock.now
             let span = engine.tracer.startSpan("activity \(invocation.activityName)", context: ServiceContext.current ?? .topLevel)
-            span.attributes[EddaSpanAttribute.activity] = invocation.activityName
-            span.attributes[EddaSpanAttribute.activityID] = invocation.activityID
-            span.attributes[EddaSpanAttribute.attempt] = attempt
-            span.attributes[EddaSpanAttribute.instance] = instanceID
+            if span.isRecording {  // (a no-op tracer's span would still build each attribute)
+                span.attributes[EddaSpanAttribute.activity] = invocation.activityName
+                span.attributes[EddaSpanAttribute.activityID] = invocation.activityID
+                span.attributes[EddaSpanAttribute.attempt] = attempt
+                span.attributes[EddaSpanAttribute.instance] = instanceID
+            }
             defer { span.end() }
             do {
                 let output = try await ServiceContext.withValue(span.context) { try await invocation.perform(context) }

@@ -532,9 +532,11 @@ final class WorkflowEngine: Sendable {
         // The trace the instance was started in, wherever this execution runs.
         let stored = propagatesTraces ? TraceCarrier(inObject: start.inputJSON)?.context(with: tracer) : nil
         let span = tracer.startSpan("workflow \(start.workflow.name)", context: stored ?? ServiceContext.current ?? .topLevel)
-        span.attributes[EddaSpanAttribute.workflow] = start.workflow.name
-        span.attributes[EddaSpanAttribute.instance] = start.control.instanceID
-        span.attributes[EddaSpanAttribute.execution] = start.isNew ? "start" : "resume"
+        if span.isRecording {  // (a no-op tracer's span would still build each attribute)
+            span.attributes[EddaSpanAttribute.workflow] = start.workflow.name
+            span.attributes[EddaSpanAttribute.instance] = start.control.instanceID
+            span.attributes[EddaSpanAttribute.execution] = start.isNew ? "start" : "resume"
+        }
         if !start.isNew, let (kind, lag) = Self.resumeLag(after: start.history.last) { metrics.resumed(after: kind, lag: lag) }
         let step = await ServiceContext.withValue(span.context) { await execute(once: start, span: span) }
         switch step {

@@ -15,15 +15,17 @@ import Foundation
 package enum Timestamp {
     /// `YYYY-MM-DD HH:MM:SS.ffffff` in UTC: the form written to the database.
     package static func database(_ date: Date) -> String {
-        format(date, separator: " ")
+        format(date, separator: UInt8(ascii: " "))
     }
 
     /// `YYYY-MM-DDTHH:MM:SS.ffffff+00:00`: the ISO 8601 form used in JSON payloads.
     package static func iso8601(_ date: Date) -> String {
-        format(date, separator: "T") + "+00:00"
+        format(date, separator: UInt8(ascii: "T")) + "+00:00"
     }
 
-    private static func format(_ date: Date, separator: Character) -> String {
+    /// Writes `YYYY-MM-DD?HH:MM:SS.ffffff` (26 bytes) straight into the string's storage:
+    /// every store operation writes one or more timestamps.
+    private static func format(_ date: Date, separator: UInt8) -> String {
         let interval = date.timeIntervalSince1970
         var seconds = Int(interval.rounded(.down))
         var micros = Int(((interval - Double(seconds)) * 1_000_000).rounded())
@@ -34,30 +36,31 @@ package enum Timestamp {
         var time = time_t(seconds)
         var parts = tm()
         gmtime_r(&time, &parts)
-        var out = ""
-        out.reserveCapacity(32)
-        append(&out, Int(parts.tm_year) + 1900, width: 4)
-        out.append("-")
-        append(&out, Int(parts.tm_mon) + 1, width: 2)
-        out.append("-")
-        append(&out, Int(parts.tm_mday), width: 2)
-        out.append(separator)
-        append(&out, Int(parts.tm_hour), width: 2)
-        out.append(":")
-        append(&out, Int(parts.tm_min), width: 2)
-        out.append(":")
-        append(&out, Int(parts.tm_sec), width: 2)
-        out.append(".")
-        append(&out, micros, width: 6)
-        return out
-    }
-
-    private static func append(_ out: inout String, _ value: Int, width: Int) {
-        let digits = String(value)
-        if digits.count < width {
-            out.append(String(repeating: "0", count: width - digits.count))
+        let year = max(Int(parts.tm_year) + 1900, 0)
+        let yearWidth = year < 10_000 ? 4 : String(year).count
+        return String(unsafeUninitializedCapacity: yearWidth + 22) { buffer in
+            var end = 0
+            func put(_ value: Int, width: Int, then separator: UInt8?) {
+                var value = value
+                for index in stride(from: end + width - 1, through: end, by: -1) {
+                    buffer[index] = UInt8(ascii: "0") + UInt8(value % 10)
+                    value /= 10
+                }
+                end += width
+                if let separator {
+                    buffer[end] = separator
+                    end += 1
+                }
+            }
+            put(year, width: yearWidth, then: UInt8(ascii: "-"))
+            put(Int(parts.tm_mon) + 1, width: 2, then: UInt8(ascii: "-"))
+            put(Int(parts.tm_mday), width: 2, then: separator)
+            put(Int(parts.tm_hour), width: 2, then: UInt8(ascii: ":"))
+            put(Int(parts.tm_min), width: 2, then: UInt8(ascii: ":"))
+            put(Int(parts.tm_sec), width: 2, then: UInt8(ascii: "."))
+            put(micros, width: 6, then: nil)
+            return end
         }
-        out.append(digits)
     }
 
     /// Parses the forms the sibling implementations write: a space or `T` between date and time,
