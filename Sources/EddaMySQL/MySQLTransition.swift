@@ -21,6 +21,7 @@ struct TransitionBatch {
         if let output = transition.outputJSON { set.append(", output_data = \(output)") }
         if let activity = transition.currentActivityID { set.append(", current_activity_id = \(activity)") }
         switch transition.lock {
+        case .keep: break
         case .renew(let until): set.append(", lock_expires_at = \(until.roundedUpToSecond)")
         case .release: set.append(", locked_by = NULL, locked_at = NULL, lock_expires_at = NULL")
         }

@@ -31,6 +31,7 @@ struct TransitionStatement {
             "current_activity_id = COALESCE(\(builder.bind(transition.currentActivityID)), current_activity_id)",
         ]
         switch transition.lock {
+        case .keep: break
         case .renew(let until): set.append("lock_expires_at = \(builder.bind(until))")
         case .release: set.append("locked_by = NULL, locked_at = NULL, lock_expires_at = NULL")
         }
@@ -136,12 +137,11 @@ protocol FrequentStatement {
     static var sql: String { get }
 }
 
-/// A step that records one history row, renews the lock and writes nothing else.
+/// A step that records one history row, keeps the lock as it is and writes nothing else.
 enum StepCommit: FrequentStatement {
     static let name = "edda_step_commit_v1"
     static let sql: String = {
-        var template = InstanceTransition.step(
-            instanceID: "", workerID: "", leaseUntil: Date(timeIntervalSince1970: 0), currentActivityID: "")
+        var template = InstanceTransition.step(instanceID: "", workerID: "", currentActivityID: "")
         template.history = [NewHistoryEvent(activityID: "", eventType: "", payload: .json("null"))]
         return TransitionStatement(template, now: Date(timeIntervalSince1970: 0)).sql
     }()

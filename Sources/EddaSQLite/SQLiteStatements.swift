@@ -45,25 +45,26 @@ extension SQLiteStore {
             Array(repeating: "?", count: max(count, 1)).joined(separator: ", ")
         }
 
-        /// The compare-and-set of a step that keeps the lock. Arguments: updated_at, status,
-        /// output_data, current_activity_id, lock_expires_at, instance_id, locked_by, statuses….
-        static func transitionRenewing(statusCount: Int) -> String {
-            """
-            UPDATE workflow_instances SET updated_at = ?, status = COALESCE(?, status),
-                output_data = COALESCE(?, output_data), current_activity_id = COALESCE(?, current_activity_id),
-                lock_expires_at = ?
-            WHERE instance_id = ? AND locked_by = ? AND status IN (\(statusPlaceholders(statusCount)))
-            """
+        /// The compare-and-set of a transition. Arguments: updated_at, status, output_data,
+        /// current_activity_id, then (`renewing` only) lock_expires_at, then instance_id,
+        /// locked_by, statuses…. The lock is kept as it is, extended (`renewing`) or released.
+        static func transition(_ lock: LockChangeKind, statusCount: Int) -> String {
+            let lockColumns: String
+            switch lock {
+            case .keep: lockColumns = ""
+            case .renew: lockColumns = ", lock_expires_at = ?"
+            case .release: lockColumns = ", locked_by = NULL, locked_at = NULL, lock_expires_at = NULL"
+            }
+            return """
+                UPDATE workflow_instances SET updated_at = ?, status = COALESCE(?, status),
+                    output_data = COALESCE(?, output_data), current_activity_id = COALESCE(?, current_activity_id)\(lockColumns)
+                WHERE instance_id = ? AND locked_by = ? AND status IN (\(statusPlaceholders(statusCount)))
+                """
         }
 
-        /// The compare-and-set of a step that releases the lock.
-        static func transitionReleasing(statusCount: Int) -> String {
-            """
-            UPDATE workflow_instances SET updated_at = ?, status = COALESCE(?, status),
-                output_data = COALESCE(?, output_data), current_activity_id = COALESCE(?, current_activity_id),
-                locked_by = NULL, locked_at = NULL, lock_expires_at = NULL
-            WHERE instance_id = ? AND locked_by = ? AND status IN (\(statusPlaceholders(statusCount)))
-            """
+        /// What a transition does to the lock, as far as its SQL text is concerned.
+        enum LockChangeKind {
+            case keep, renew, release
         }
 
         static let insertHistory = """

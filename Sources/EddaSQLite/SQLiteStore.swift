@@ -171,14 +171,17 @@ public final class SQLiteStore: WorkflowStore, ChannelStore, OutboxStore, System
         var arguments: StatementArguments = [
             timestamp, transition.newStatus?.rawValue, transition.outputJSON, transition.currentActivityID,
         ]
-        let sql: String
+        let lock: Statements.LockChangeKind
         switch transition.lock {
+        case .keep:
+            lock = .keep
         case .renew(let until):
-            sql = Statements.transitionRenewing(statusCount: transition.expectedStatuses.count)
+            lock = .renew
             arguments += [Timestamp.database(until)]
         case .release:
-            sql = Statements.transitionReleasing(statusCount: transition.expectedStatuses.count)
+            lock = .release
         }
+        let sql = Statements.transition(lock, statusCount: transition.expectedStatuses.count)
         arguments += [transition.instanceID, transition.workerID]
         arguments += StatementArguments(transition.expectedStatuses.map(\.rawValue))
         // No `RETURNING`: SQLite runs a `RETURNING` statement as a trigger, which makes it keep a

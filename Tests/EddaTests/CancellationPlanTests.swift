@@ -106,12 +106,11 @@ struct WakeDecisionTests {
 struct TransitionKindTests {
     let until = Date(timeIntervalSince1970: 1_000)
 
-    @Test("A step keeps and renews the lock and is accepted while running or being cancelled")
+    @Test("A step keeps the lock as it is (the renewer extends it) and is accepted while running or being cancelled")
     func step() {
-        let step = InstanceTransition.step(instanceID: "i", workerID: "w", leaseUntil: until, currentActivityID: "a:1")
+        let step = InstanceTransition.step(instanceID: "i", workerID: "w", currentActivityID: "a:1")
         #expect(step.expectedStatuses == [.running, .compensating])
-        guard case .renew(let renewed) = step.lock else { Issue.record("the lock is not kept"); return }
-        #expect(renewed == until)
+        guard case .keep = step.lock else { Issue.record("the lock is not kept as it is"); return }
         #expect(step.newStatus == nil && !step.removeSubscriptions && step.currentActivityID == "a:1")
     }
 
@@ -143,6 +142,8 @@ struct TransitionKindTests {
         #expect(recur.expectedStatuses == [.running] && recur.removeSubscriptions)
         let begin = InstanceTransition.beginCompensating(instanceID: "i", workerID: "w", leaseUntil: until, startedAt: until)
         #expect(begin.newStatus == .compensating && begin.outputJSON == #"{"started_at":"\#(Timestamp.iso8601(until))"}"#)
+        guard case .renew(let renewed) = begin.lock else { Issue.record("entering compensation does not renew the lock"); return }
+        #expect(renewed == until)
         let recorded = InstanceTransition.compensationRecorded(
             instanceID: "i", workerID: "w", leaseUntil: until,
             event: NewHistoryEvent(activityID: "compensation_1", eventType: "CompensationExecuted", payload: .json("{}")))

@@ -110,7 +110,7 @@ struct PostgresSpecificTests {
             return statement.needsTransaction ? nil : PostgresConnection.preparedName(of: statement.sql)
         }
         func step(_ payloads: [HistoryPayload], compensate: Bool = false) -> InstanceTransition {
-            var transition = InstanceTransition.step(instanceID: "i-1", workerID: "w", leaseUntil: Date(), currentActivityID: "a:1")
+            var transition = InstanceTransition.step(instanceID: "i-1", workerID: "w", currentActivityID: "a:1")
             transition.history = payloads.map { NewHistoryEvent(activityID: "a:1", eventType: "ActivityCompleted", payload: $0) }
             if compensate { transition.compensations = [CompensationRecord(activityID: "a:1", name: "undo", argsJSON: "{}")] }
             return transition
@@ -162,7 +162,7 @@ struct PostgresSpecificTests {
                     #expect(created.count == 1)
                 }
                 for (index, payload) in [HistoryPayload.json(#"{"a": 1}"#), .binary([0, 1, 255])].enumerated() {
-                    var step = InstanceTransition.step(instanceID: "p-2", workerID: "w-1", leaseUntil: later, currentActivityID: "a:\(index)")
+                    var step = InstanceTransition.step(instanceID: "p-2", workerID: "w-1", currentActivityID: "a:\(index)")
                     step.history = [NewHistoryEvent(activityID: "a:\(index)", eventType: "ActivityCompleted", payload: payload)]
                     let committed = try await connection.rows(preparingFrequent: TransitionStatement(step, now: Date()).query, logger: logger)
                     #expect(committed.count == 1)

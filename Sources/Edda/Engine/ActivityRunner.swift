@@ -196,7 +196,7 @@ struct ExecutionScope: Sendable {
     /// A transition of a step that keeps the lock, accepted while the instance runs or is
     /// being cancelled (so a step finishing during a cancellation is recorded and compensated).
     func stepTransition(currentActivityID: String?) -> InstanceTransition {
-        .step(instanceID: instanceID, workerID: workerID, leaseUntil: leaseUntil, currentActivityID: currentActivityID)
+        .step(instanceID: instanceID, workerID: workerID, currentActivityID: currentActivityID)
     }
 
     /// When a lease taken or renewed now ends.

@@ -4,12 +4,12 @@ import Foundation
 /// it is accepted from, what it does to the lock, and what it cleans up. A driver applies any
 /// ``InstanceTransition``; the engine builds them only through these.
 extension InstanceTransition {
-    /// A step of the body, recorded while the worker goes on executing: the lock is renewed
-    /// until `leaseUntil`. Accepted while `running` or `compensating`, so a step that finishes
-    /// while a cancellation arrives is recorded (and then compensated).
-    public static func step(instanceID: String, workerID: String, leaseUntil: Date, currentActivityID: String?) -> Self {
+    /// A step of the body, recorded while the worker goes on executing: the lock is kept as it
+    /// is (the lease renewer extends it). Accepted while `running` or `compensating`, so a step
+    /// that finishes while a cancellation arrives is recorded (and then compensated).
+    public static func step(instanceID: String, workerID: String, currentActivityID: String?) -> Self {
         var transition = InstanceTransition(
-            instanceID: instanceID, workerID: workerID, expectedStatuses: [.running, .compensating], lock: .renew(until: leaseUntil))
+            instanceID: instanceID, workerID: workerID, expectedStatuses: [.running, .compensating], lock: .keep)
         transition.currentActivityID = currentActivityID
         return transition
     }
@@ -28,7 +28,8 @@ extension InstanceTransition {
     /// Enters compensation after the body failed: `compensating`, the lock kept and renewed,
     /// `output_data` the reference's `{"started_at": …}`.
     public static func beginCompensating(instanceID: String, workerID: String, leaseUntil: Date, startedAt: Date) -> Self {
-        var transition = step(instanceID: instanceID, workerID: workerID, leaseUntil: leaseUntil, currentActivityID: nil)
+        var transition = step(instanceID: instanceID, workerID: workerID, currentActivityID: nil)
+        transition.lock = .renew(until: leaseUntil)
         transition.newStatus = .compensating
         var output = JSONObjectWriter()
         output.add("started_at", string: Timestamp.iso8601(startedAt))

@@ -257,6 +257,10 @@ enum TransactionalWorkMismatch {
 
 /// How a transition changes the instance lock.
 public enum LockChange: Sendable {
+    /// Keep holding it as it is: `locked_by`, `locked_at` and `lock_expires_at` untouched. A
+    /// step of a running body writes this: its lease is the lease renewer's to extend (on a
+    /// schedule of its own), so a step does not also rewrite `lock_expires_at` and its index.
+    case keep
     /// Keep holding it and extend it to the given expiry.
     case renew(until: Date)
     /// Release it (`locked_by`, `locked_at`, `lock_expires_at` cleared).
