@@ -41,26 +41,30 @@ extension SQLiteStore {
               AND (locked_by IS NULL OR lock_expires_at < ?)
             """
 
-        private static func statusPlaceholders(_ count: Int) -> String {
-            Array(repeating: "?", count: max(count, 1)).joined(separator: ", ")
+        /// The compare-and-set of a transition from one expected status. Arguments: updated_at,
+        /// status, output_data, current_activity_id, then (`renew` only) lock_expires_at, then
+        /// instance_id, locked_by, the expected status. The lock is kept as it is, extended or
+        /// released.
+        static func transition(_ lock: LockChangeKind) -> String {
+            switch lock {
+            case .keep: transitionKeepingLock
+            case .renew: transitionRenewingLock
+            case .release: transitionReleasingLock
+            }
         }
 
-        /// The compare-and-set of a transition. Arguments: updated_at, status, output_data,
-        /// current_activity_id, then (`renewing` only) lock_expires_at, then instance_id,
-        /// locked_by, statuses…. The lock is kept as it is, extended (`renewing`) or released.
-        static func transition(_ lock: LockChangeKind, statusCount: Int) -> String {
-            let lockColumns: String
-            switch lock {
-            case .keep: lockColumns = ""
-            case .renew: lockColumns = ", lock_expires_at = ?"
-            case .release: lockColumns = ", locked_by = NULL, locked_at = NULL, lock_expires_at = NULL"
-            }
-            return """
-                UPDATE workflow_instances SET updated_at = ?, status = COALESCE(?, status),
-                    output_data = COALESCE(?, output_data), current_activity_id = COALESCE(?, current_activity_id)\(lockColumns)
-                WHERE instance_id = ? AND locked_by = ? AND status IN (\(statusPlaceholders(statusCount)))
-                """
+        private static func transition(settingLock lockColumns: String) -> String {
+            """
+            UPDATE workflow_instances SET updated_at = ?, status = COALESCE(?, status),
+                output_data = COALESCE(?, output_data), current_activity_id = COALESCE(?, current_activity_id)\(lockColumns)
+            WHERE instance_id = ? AND locked_by = ? AND status = ?
+            """
         }
+
+        private static let transitionKeepingLock = transition(settingLock: "")
+        private static let transitionRenewingLock = transition(settingLock: ", lock_expires_at = ?")
+        private static let transitionReleasingLock = transition(
+            settingLock: ", locked_by = NULL, locked_at = NULL, lock_expires_at = NULL")
 
         /// What a transition does to the lock, as far as its SQL text is concerned.
         enum LockChangeKind {

@@ -181,21 +181,29 @@ public final class SQLiteStore: WorkflowStore, ChannelStore, OutboxStore, System
         case .release:
             lock = .release
         }
-        let sql = Statements.transition(lock, statusCount: transition.expectedStatuses.count)
         arguments += [transition.instanceID, transition.workerID]
-        arguments += StatementArguments(transition.expectedStatuses.map(\.rawValue))
-        // No `RETURNING`: SQLite runs a `RETURNING` statement as a trigger, which makes it keep a
-        // statement journal of every page it touches (a dozen here, the row and its indexes) —
-        // allocated and freed on each step. The status is read back only when the step keeps it.
-        try database.cachedStatement(sql: sql).execute(arguments: arguments)
-        guard database.changesCount == 1 else {
+        // One compare-and-set per expected status, the likeliest first (a step: `running`, then
+        // `compensating`), so that the status it leaves is known without reading it back. No
+        // `RETURNING`: SQLite runs a `RETURNING` statement as a trigger, which makes it keep a
+        // statement journal of every page it touches (a dozen here, the row and its indexes),
+        // allocated and freed on each step.
+        let update = try database.cachedStatement(sql: Statements.transition(lock))
+        var matched: WorkflowStatus?
+        for expected in transition.expectedStatuses {
+            try update.execute(arguments: arguments + [expected.rawValue])
+            if database.changesCount == 1 {
+                matched = expected
+                break
+            }
+        }
+        guard let matched else {
             let row = try Row.fetchOne(
                 database.cachedStatement(sql: Statements.selectStatusAndLock), arguments: [transition.instanceID])
             return .rejected(
                 status: (row?["status"] as String?).map(WorkflowStatus.init(rawValue:)),
                 lockedBy: row?["locked_by"])
         }
-        let newStatus = try transition.newStatus ?? status(of: transition.instanceID, updatedIn: database)
+        let newStatus = transition.newStatus ?? matched
         for event in transition.history {
             try insertHistory(database, instanceID: transition.instanceID, event: event, timestamp: timestamp)
         }
@@ -223,14 +231,6 @@ public final class SQLiteStore: WorkflowStore, ChannelStore, OutboxStore, System
         }
         let deliveries = try applyMessaging(transition, in: database, now: now)
         return .applied(status: newStatus, deliveries: deliveries)
-    }
-
-    /// The status of an instance that the current transaction has just updated.
-    private static func status(of instanceID: String, updatedIn database: Database) throws -> WorkflowStatus {
-        guard let status = try String.fetchOne(database.cachedStatement(sql: Statements.selectStatus), arguments: [instanceID]) else {
-            throw DatabaseError(message: "workflow instance \(instanceID) is missing right after its update")
-        }
-        return WorkflowStatus(rawValue: status)
     }
 
     /// Inserts one history row; with `ifAbsent`, nothing happens if the instance already has a
