@@ -45,7 +45,7 @@ extension SQLiteStore {
         /// status, output_data, current_activity_id, then (`renew` only) lock_expires_at, then
         /// instance_id, locked_by, the expected status. The lock is kept as it is, extended or
         /// released.
-        static func transition(_ lock: LockChangeKind) -> String {
+        static func transition(_ lock: LockChange) -> String {
             switch lock {
             case .keep: transitionKeepingLock
             case .renew: transitionRenewingLock
@@ -65,11 +65,6 @@ extension SQLiteStore {
         private static let transitionRenewingLock = transition(settingLock: ", lock_expires_at = ?")
         private static let transitionReleasingLock = transition(
             settingLock: ", locked_by = NULL, locked_at = NULL, lock_expires_at = NULL")
-
-        /// What a transition does to the lock, as far as its SQL text is concerned.
-        enum LockChangeKind {
-            case keep, renew, release
-        }
 
         static let insertHistory = """
             INSERT INTO workflow_history (instance_id, activity_id, event_type, data_type, event_data, event_data_binary, created_at)

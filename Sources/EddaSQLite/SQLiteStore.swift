@@ -171,23 +171,14 @@ public final class SQLiteStore: WorkflowStore, ChannelStore, OutboxStore, System
         var arguments: StatementArguments = [
             timestamp, transition.newStatus?.rawValue, transition.outputJSON, transition.currentActivityID,
         ]
-        let lock: Statements.LockChangeKind
-        switch transition.lock {
-        case .keep:
-            lock = .keep
-        case .renew(let until):
-            lock = .renew
-            arguments += [Timestamp.database(until)]
-        case .release:
-            lock = .release
-        }
+        if case .renew(let until) = transition.lock { arguments += [Timestamp.database(until)] }
         arguments += [transition.instanceID, transition.workerID]
         // One compare-and-set per expected status, the likeliest first (a step: `running`, then
         // `compensating`), so that the status it leaves is known without reading it back. No
         // `RETURNING`: SQLite runs a `RETURNING` statement as a trigger, which makes it keep a
         // statement journal of every page it touches (a dozen here, the row and its indexes),
         // allocated and freed on each step.
-        let update = try database.cachedStatement(sql: Statements.transition(lock))
+        let update = try database.cachedStatement(sql: Statements.transition(transition.lock))
         var matched: WorkflowStatus?
         for expected in transition.expectedStatuses {
             try update.execute(arguments: arguments + [expected.rawValue])

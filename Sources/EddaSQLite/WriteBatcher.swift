@@ -148,8 +148,8 @@ final class WriteBatcher: Sendable {
     /// run, nothing failed) if another connection holds the write lock, instead of waiting up to
     /// the busy timeout.
     ///
-    /// `BEGIN`, `COMMIT` and the savepoints run as cached statements: GRDB's `beginTransaction()`
-    /// and `commit()` compile their SQL on every call, which costs more than a step's insert.
+    /// `BEGIN`, `COMMIT` and the savepoints run as cached statements, compiled once per
+    /// connection (GRDB's `beginTransaction()` and `commit()` compile their SQL on every call).
     private func begin(_ database: Database, waitingForLock: Bool) throws -> Bool {
         if waitingForLock {
             try database.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
