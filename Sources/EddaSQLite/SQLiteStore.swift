@@ -315,9 +315,12 @@ public final class SQLiteStore: WorkflowStore, ChannelStore, OutboxStore, System
             var arguments: StatementArguments = [StoredFramework.name, Timestamp.database(now)]
             arguments += StatementArguments(workflowNames)
             arguments += [limit]
+            // A lock timeout that is not an integer (written outside Edda) is left to the claim,
+            // which fails for that instance alone, instead of failing the recovery of them all.
             return try Row.fetchAll(database, sql: sql, arguments: arguments).map {
                 ResumableInstance(
-                    instanceID: $0["instance_id"], workflowName: $0["workflow_name"], lockTimeoutSeconds: $0["lock_timeout_seconds"])
+                    instanceID: try $0.decode(forColumn: "instance_id"), workflowName: try $0.decode(forColumn: "workflow_name"),
+                    lockTimeoutSeconds: (try? $0.decode(Int?.self, forColumn: "lock_timeout_seconds")) ?? nil)
             }
         }
     }
@@ -374,14 +377,18 @@ public final class SQLiteStore: WorkflowStore, ChannelStore, OutboxStore, System
 }
 
 /// A GRDB row, read as the core reads stored rows (times in the shared schema's text formats).
+///
+/// SQLite keeps whatever type it is given in an `INTEGER` or `BLOB` column (and a blob in a
+/// `TEXT` one): a value of another type, written outside Edda, throws GRDB's decoding error
+/// naming the column, where GRDB's subscripts would stop the process.
 struct SQLiteRow: StoredRow {
     let row: Row
     init(_ row: Row) { self.row = row }
 
-    func text(_ column: String) -> String? { row[column] }
-    func integer(_ column: String) -> Int? { row[column] }
-    func timestamp(_ column: String) -> Date? { (row[column] as String?).flatMap(Timestamp.parse) }
-    func bytes(_ column: String) -> [UInt8]? { (row[column] as Data?).map { Array($0) } }
+    func text(_ column: String) throws -> String? { try row.decode(String?.self, forColumn: column) }
+    func integer(_ column: String) throws -> Int? { try row.decode(Int?.self, forColumn: column) }
+    func timestamp(_ column: String) throws -> Date? { try text(column).flatMap(Timestamp.parse) }
+    func bytes(_ column: String) throws -> [UInt8]? { try row.decode(Data?.self, forColumn: column).map { Array($0) } }
 }
 
 /// Work on the user's own tables in an activity's commit transaction (SQLite).

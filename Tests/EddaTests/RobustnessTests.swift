@@ -1,6 +1,7 @@
 import Edda
 import EddaTesting
 import Foundation
+import GRDB
 import Testing
 
 /// Fails every attempt; waits `backoff` between attempts.
@@ -139,6 +140,53 @@ struct RobustnessTests {
                 expectRenewed(samples.values.first ?? [], by: owner.workerID)
             }
             #expect(recorder.count("slow") == 1)
+        }
+    }
+
+    @Test("a stored value of the wrong type (written outside Edda) fails that instance's reads, not the process or the others")
+    func wrongTypeInStoredRow() async throws {
+        try await withDatabase { database in
+            let recorder = Recorder()
+            let gate = Gate()
+            let register: (EddaApp) -> WorkflowReference<String, String> = { app in
+                app.register(workflow: "fragile") { (input: String, context) -> String in
+                    try await context.run(Hold(gate: gate, recorder: recorder), input: input)
+                }
+            }
+            // Two instances left running by an app that stopped mid-step.
+            try await withApp(database) { first in
+                _ = try await first.startDetached(register(first), input: "bad", instanceID: "fragile-bad")
+                _ = try await first.startDetached(register(first), input: "good", instanceID: "fragile-good")
+                try await eventually("both held steps") { recorder.count("hold") == 2 }
+            }
+            // SQLite keeps text in an INTEGER column as text.
+            func setLockTimeout(_ value: String?) throws {
+                let queue = try openDatabase(database.path)
+                try queue.write { db in
+                    try db.execute(
+                        sql: "UPDATE workflow_instances SET lock_timeout_seconds = ? WHERE instance_id = 'fragile-bad'",
+                        arguments: [value])
+                }
+                try queue.close()
+            }
+            try setLockTimeout("soon")
+            gate.open()
+            try await withApp(database) { app in
+                _ = register(app)
+                #expect(try await app.result(of: "fragile-good", as: String.self) == "released good")
+                do {
+                    _ = try await app.instance("fragile-bad")
+                    Issue.record("reading an instance whose lock_timeout_seconds is text succeeded")
+                } catch {
+                    #expect(String(describing: error).contains("lock_timeout_seconds"), "\(error)")
+                }
+                let stored = try rows(database.path, "SELECT status, locked_by FROM workflow_instances WHERE instance_id = 'fragile-bad'")
+                #expect(stored.first?["status"] as String? == "running")
+                #expect(stored.first?["locked_by"] as String? == nil, "a claim that could not read the row took no lock")
+
+                try setLockTimeout(nil)
+                #expect(try await app.result(of: "fragile-bad", as: String.self) == "released bad")
+            }
         }
     }
 }
