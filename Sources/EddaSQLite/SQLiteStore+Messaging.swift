@@ -101,11 +101,7 @@ extension SQLiteStore {
 
     /// `nil` if `workerID` holds the lock of the instance and it is `running`; else what was found.
     static func checkHolder(_ database: Database, instanceID: String, workerID: String) throws -> HolderMismatch? {
-        let row = try Row.fetchOne(
-            database.cachedStatement(sql: "SELECT status, locked_by FROM workflow_instances WHERE instance_id = ?"),
-            arguments: [instanceID])
-        let status = (row?["status"] as String?).map(WorkflowStatus.init(rawValue:))
-        let lockedBy: String? = row?["locked_by"]
+        let (status, lockedBy) = try statusAndLock(database, instanceID: instanceID)
         if status == .running, lockedBy == workerID { return nil }
         return HolderMismatch(status: status, lockedBy: lockedBy)
     }
@@ -272,7 +268,7 @@ extension SQLiteStore {
         for row in try Row.fetchAll(
             database.cachedStatement(sql: "SELECT channel, mode FROM channel_subscriptions WHERE instance_id = ?"),
             arguments: [instanceID]) {
-            subscriptions[row["channel"]] = row["mode"]
+            subscriptions[try row.decode(forColumn: "channel")] = try row.decode(String.self, forColumn: "mode")
         }
         return subscriptions
     }

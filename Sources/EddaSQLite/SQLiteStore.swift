@@ -188,11 +188,8 @@ public final class SQLiteStore: WorkflowStore, ChannelStore, OutboxStore, System
             }
         }
         guard let matched else {
-            let row = try Row.fetchOne(
-                database.cachedStatement(sql: Statements.selectStatusAndLock), arguments: [transition.instanceID])
-            return .rejected(
-                status: (row?["status"] as String?).map(WorkflowStatus.init(rawValue:)),
-                lockedBy: row?["locked_by"])
+            let (status, lockedBy) = try statusAndLock(database, instanceID: transition.instanceID)
+            return .rejected(status: status, lockedBy: lockedBy)
         }
         let newStatus = transition.newStatus ?? matched
         for event in transition.history {
@@ -222,6 +219,14 @@ public final class SQLiteStore: WorkflowStore, ChannelStore, OutboxStore, System
         }
         let deliveries = try applyMessaging(transition, in: database, now: now)
         return .applied(status: newStatus, deliveries: deliveries)
+    }
+
+    /// An instance's status and lock holder (`nil`s if there is no such instance).
+    static func statusAndLock(_ database: Database, instanceID: String) throws -> (WorkflowStatus?, String?) {
+        guard let row = try Row.fetchOne(database.cachedStatement(sql: Statements.selectStatusAndLock), arguments: [instanceID])
+        else { return (nil, nil) }
+        let stored = SQLiteRow(row)
+        return (try stored.text("status").map(WorkflowStatus.init(rawValue:)), try stored.text("locked_by"))
     }
 
     /// Inserts one history row; with `ifAbsent`, nothing happens if the instance already has a
@@ -270,9 +275,10 @@ public final class SQLiteStore: WorkflowStore, ChannelStore, OutboxStore, System
                 sql: "SELECT status, framework, locked_by, lock_expires_at FROM workflow_instances WHERE instance_id = ?",
                 arguments: [instanceID]
             ).map {
-                CancellationCandidate(
-                    status: WorkflowStatus(rawValue: $0["status"]), framework: $0["framework"], lockedBy: $0["locked_by"],
-                    lockExpiresAt: ($0["lock_expires_at"] as String?).flatMap(Timestamp.parse))
+                let stored = SQLiteRow($0)
+                return CancellationCandidate(
+                    status: WorkflowStatus(rawValue: try stored.required("status")), framework: try stored.required("framework"),
+                    lockedBy: try stored.text("locked_by"), lockExpiresAt: try stored.timestamp("lock_expires_at"))
             }
             let plan: CancellationPlan
             switch CancellationPlan.decide(candidate, framework: StoredFramework.name, cancelledBy: cancelledBy, now: now) {

@@ -28,7 +28,10 @@ public struct StoredRowError: Error, CustomStringConvertible, Sendable {
 }
 
 extension StoredRow {
-    func required(_ column: String) throws -> String {
+    /// The text of a column the shared schema declares `NOT NULL`.
+    ///
+    /// - Throws: ``StoredRowError`` if it is `NULL` or missing.
+    public func required(_ column: String) throws -> String {
         guard let value = try text(column) else { throw StoredRowError(column: column) }
         return value
     }
