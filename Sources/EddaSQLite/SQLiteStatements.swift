@@ -17,8 +17,6 @@ extension SQLiteStore {
             WHERE i.instance_id = ?
             """
 
-        static let selectStatus = "SELECT status FROM workflow_instances WHERE instance_id = ?"
-
         static let selectStatusAndLock = "SELECT status, locked_by FROM workflow_instances WHERE instance_id = ?"
 
         static let insertDefinition = """

@@ -256,12 +256,11 @@ public final class SQLiteStore: WorkflowStore, ChannelStore, OutboxStore, System
         return try await writer.write { database in
             var held: [String: WorkflowStatus] = [:]
             let renew = try database.cachedStatement(sql: Statements.renewLock)
-            let readStatus = try database.cachedStatement(sql: Statements.selectStatus)
             let expiry = Timestamp.database(leaseUntil)
             for id in instanceIDs {
                 try renew.execute(arguments: [expiry, id, workerID])
-                if database.changesCount == 1, let status = try String.fetchOne(readStatus, arguments: [id]) {
-                    held[id] = WorkflowStatus(rawValue: status)
+                if database.changesCount == 1, let status = try Self.statusAndLock(database, instanceID: id).0 {
+                    held[id] = status
                 }
             }
             return held

@@ -151,14 +151,15 @@ final class WriteBatcher: Sendable {
     /// `BEGIN`, `COMMIT` and the savepoints run as cached statements, compiled once per
     /// connection (GRDB's `beginTransaction()` and `commit()` compile their SQL on every call).
     private func begin(_ database: Database, waitingForLock: Bool) throws -> Bool {
+        let beginImmediate = try database.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION")
         if waitingForLock {
-            try database.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
+            try beginImmediate.execute()
             return true
         }
         try database.cachedStatement(sql: "PRAGMA busy_timeout = 0").execute()
         defer { try? database.cachedStatement(sql: restoreBusyTimeout).execute() }
         do {
-            try database.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
+            try beginImmediate.execute()
             return true
         } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
             return false
