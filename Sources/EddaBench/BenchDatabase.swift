@@ -63,6 +63,13 @@ struct BenchDatabase {
         try sqlitePath.map { try CommitFloor.sqliteStep(beside: $0, durability: durability, count: count) }
     }
 
+    /// The raw commits of a three-activity workflow (see
+    /// ``CommitFloor/sqliteWorkflow(beside:durability:count:)``), in commits per second; `nil`
+    /// on a server database.
+    func workflowCommitFloor(count: Int, durability: String) throws -> Double? {
+        try sqlitePath.map { try CommitFloor.sqliteWorkflow(beside: $0, durability: durability, count: count) }
+    }
+
     /// `(store operations, commits)` so far, from the SQLite store's counters; `nil` on
     /// PostgreSQL, whose statistics views are updated too lazily to count per workflow.
     func statistics() async -> (transactions: Int, commits: Int)? {

@@ -58,6 +58,66 @@ enum CommitFloor {
         }
     }
 
+    /// Commits per second of the five raw commits of `count / 5` three-activity workflows (W1's
+    /// shape) on a scratch file beside `path` with the shared schema, as plain SQL with no engine
+    /// around it: the start (the instance row, through all of the table's indexes), three step
+    /// commits (as ``sqliteStep(beside:durability:count:)``) and the finish (the status, the
+    /// output and the released lock, through the indexes on those columns; the instance's
+    /// subscriptions removed). What W1 costs beyond this is the engine's; what this costs beyond
+    /// the floor is the schema's.
+    static func sqliteWorkflow(beside path: String, durability: String, count: Int) throws -> Double {
+        try timedCommits(count, onScratch: path + ".workflow-floor", durability: durability) { database in
+            for statement in SharedSchema.migrations(in: .sqlite).flatMap(\.statements) { try database.execute(sql: statement) }
+            try database.execute(
+                sql: "INSERT INTO workflow_definitions (workflow_name, source_hash, source_code) VALUES ('floor', 'h', '')")
+        } commits: { database in
+            let start = try database.makeStatement(
+                sql: """
+                    INSERT INTO workflow_instances (instance_id, workflow_name, source_hash, owner_service, framework, status,
+                        continued_from, started_at, updated_at, input_data, locked_by, locked_at, lock_expires_at,
+                        lock_timeout_seconds)
+                    VALUES (?, 'floor', 'h', 'bench', 'swift', 'running', NULL, ?, ?, ?, 'w', ?, ?, NULL)
+                    """)
+            let step = try database.makeStatement(
+                sql: """
+                    UPDATE workflow_instances SET updated_at = ?, current_activity_id = ?
+                    WHERE instance_id = ? AND locked_by = 'w' AND status = 'running'
+                    """)
+            let history = try database.makeStatement(
+                sql: """
+                    INSERT INTO workflow_history (instance_id, activity_id, event_type, data_type, event_data, created_at)
+                    VALUES (?, ?, 'ActivityCompleted', 'json', ?, ?)
+                    """)
+            let finish = try database.makeStatement(
+                sql: """
+                    UPDATE workflow_instances SET updated_at = ?, status = 'completed', output_data = ?,
+                        locked_by = NULL, locked_at = NULL, lock_expires_at = NULL
+                    WHERE instance_id = ? AND locked_by = 'w' AND status = 'running'
+                    """)
+            let removeChannels = try database.makeStatement(sql: "DELETE FROM channel_subscriptions WHERE instance_id = ?")
+            let removeTimers = try database.makeStatement(sql: "DELETE FROM workflow_timer_subscriptions WHERE instance_id = ?")
+            return { index in
+                let (workflow, phase) = index.quotientAndRemainder(dividingBy: 5)
+                let id = "floor-\(workflow)"
+                let at = Timestamp.database(Date())
+                switch phase {
+                case 0:
+                    try start.execute(arguments: [id, at, at, "{\"n\": \(workflow)}", at, at])
+                case 4:
+                    try finish.execute(arguments: [at, "{\"result\": {\"x\": \(workflow)}}", id])
+                    guard database.changesCount == 1 else { throw BenchError("the workflow floor's finish matched no row") }
+                    try removeChannels.execute(arguments: [id])
+                    try removeTimers.execute(arguments: [id])
+                default:
+                    let activity = "step_\(phase):1"
+                    try step.execute(arguments: [at, activity, id])
+                    guard database.changesCount == 1 else { throw BenchError("the workflow floor's step matched no row") }
+                    try history.execute(arguments: [id, activity, "{\"result\": \(phase)}", at])
+                }
+            }
+        }
+    }
+
     /// Creates `scratch` (WAL, the durability's `synchronous`), runs `setUp` on it, then times
     /// `count` transactions, the `n`th running the work `commits` prepared; removes the file.
     private static func timedCommits(

@@ -130,7 +130,8 @@ struct EddaBench: AsyncParsableCommand {
             Workloads: seq3 (W1), conc3 (W2), steps100 (W3), replay100 (W4), event_latency (W5), timer (W6), memory (W7), \
             and floor: the raw commit floor (N=1,000 single-row INSERT transactions on the same kind of database; \
             SQLite: a scratch file in the same folder with the same durability; on SQLite also the step floor, N raw \
-            step commits on the shared schema — an instance row's compare-and-set UPDATE and one history INSERT). \
+            step commits on the shared schema — an instance row's compare-and-set UPDATE and one history INSERT — \
+            and the workflow floor, the five raw commits of a three-activity workflow: start, three steps, finish). \
             --floor adds them to any workload's line.
             """)
 
@@ -193,13 +194,17 @@ struct EddaBench: AsyncParsableCommand {
                 floorFigures["step_floor_commits_per_s"] = .number(stepRate)
                 floorFigures["step_floor_commit_ms"] = .number(1_000 / stepRate)
             }
+            if let workflowRate = try database.workflowCommitFloor(count: commits, durability: durability) {
+                floorFigures["workflow_floor_commits_per_s"] = .number(workflowRate)
+                floorFigures["workflow_floor_ms"] = .number(5_000 / workflowRate)
+            }
             if workload == "floor" {
                 try await database.store.close()
                 let line: [String: JSONValue] = [
                     "workload": .string(workload), "impl": .string("edda-swift"), "db": .string(database.kind),
                     "durability": .string(durability), "n": .number(Double(commits)),
                     "commits_per_s": .number(rate), "commit_ms": .number(1_000 / rate),
-                ].merging(floorFigures.filter { $0.key.hasPrefix("step_") }) { $1 }
+                ].merging(floorFigures.filter { $0.key.hasPrefix("step_") || $0.key.hasPrefix("workflow_") }) { $1 }
                 print(JSONValue.object(line).jsonText)
                 return
             }

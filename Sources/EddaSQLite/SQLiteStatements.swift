@@ -40,29 +40,42 @@ extension SQLiteStore {
             """
 
         /// The compare-and-set of a transition from one expected status. Arguments: updated_at,
-        /// status, output_data, current_activity_id, then (`renew` only) lock_expires_at, then
-        /// instance_id, locked_by, the expected status. The lock is kept as it is, extended or
-        /// released.
-        static func transition(_ lock: LockChange) -> String {
-            switch lock {
-            case .keep: transitionKeepingLock
-            case .renew: transitionRenewingLock
-            case .release: transitionReleasingLock
+        /// (`settingStatus` only) status, then output_data, current_activity_id, then (`renew`
+        /// only) lock_expires_at, then instance_id, locked_by, the expected status. The lock is
+        /// kept as it is, extended or released.
+        ///
+        /// A transition that keeps the status (a step) leaves `status` out of its `SET` list:
+        /// SQLite rewrites the entries of every index on a column named there, changed or not,
+        /// and `status` is in two of them (`idx_instances_status`, `idx_instances_resumable`) —
+        /// two more pages in each step's commit.
+        static func transition(_ lock: LockChange, settingStatus: Bool) -> String {
+            switch (lock, settingStatus) {
+            case (.keep, false): stepKeepingLock
+            case (.keep, true): transitionKeepingLock
+            case (.renew, false): stepRenewingLock
+            case (.renew, true): transitionRenewingLock
+            case (.release, false): stepReleasingLock
+            case (.release, true): transitionReleasingLock
             }
         }
 
-        private static func transition(settingLock lockColumns: String) -> String {
+        private static func transition(settingStatus: Bool, settingLock lockColumns: String) -> String {
             """
-            UPDATE workflow_instances SET updated_at = ?, status = COALESCE(?, status),
+            UPDATE workflow_instances SET updated_at = ?,\(settingStatus ? " status = ?," : "")
                 output_data = COALESCE(?, output_data), current_activity_id = COALESCE(?, current_activity_id)\(lockColumns)
             WHERE instance_id = ? AND locked_by = ? AND status = ?
             """
         }
 
-        private static let transitionKeepingLock = transition(settingLock: "")
-        private static let transitionRenewingLock = transition(settingLock: ", lock_expires_at = ?")
-        private static let transitionReleasingLock = transition(
-            settingLock: ", locked_by = NULL, locked_at = NULL, lock_expires_at = NULL")
+        private static let lockKept = ""
+        private static let lockRenewed = ", lock_expires_at = ?"
+        private static let lockReleased = ", locked_by = NULL, locked_at = NULL, lock_expires_at = NULL"
+        private static let stepKeepingLock = transition(settingStatus: false, settingLock: lockKept)
+        private static let stepRenewingLock = transition(settingStatus: false, settingLock: lockRenewed)
+        private static let stepReleasingLock = transition(settingStatus: false, settingLock: lockReleased)
+        private static let transitionKeepingLock = transition(settingStatus: true, settingLock: lockKept)
+        private static let transitionRenewingLock = transition(settingStatus: true, settingLock: lockRenewed)
+        private static let transitionReleasingLock = transition(settingStatus: true, settingLock: lockReleased)
 
         static let insertHistory = """
             INSERT INTO workflow_history (instance_id, activity_id, event_type, data_type, event_data, event_data_binary, created_at)

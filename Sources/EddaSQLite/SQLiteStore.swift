@@ -168,9 +168,9 @@ public final class SQLiteStore: WorkflowStore, ChannelStore, OutboxStore, System
 
     static func apply(_ transition: InstanceTransition, now: Date, in database: Database) throws -> TransitionOutcome {
         let timestamp = Timestamp.database(now)
-        var arguments: StatementArguments = [
-            timestamp, transition.newStatus?.rawValue, transition.outputJSON, transition.currentActivityID,
-        ]
+        var arguments: StatementArguments = [timestamp]
+        if let newStatus = transition.newStatus { arguments += [newStatus.rawValue] }
+        arguments += [transition.outputJSON, transition.currentActivityID]
         if case .renew(let until) = transition.lock { arguments += [Timestamp.database(until)] }
         arguments += [transition.instanceID, transition.workerID]
         // One compare-and-set per expected status, the likeliest first (a step: `running`, then
@@ -178,7 +178,7 @@ public final class SQLiteStore: WorkflowStore, ChannelStore, OutboxStore, System
         // `RETURNING`: SQLite runs a `RETURNING` statement as a trigger, which makes it keep a
         // statement journal of every page it touches (a dozen here, the row and its indexes),
         // allocated and freed on each step.
-        let update = try database.cachedStatement(sql: Statements.transition(transition.lock))
+        let update = try database.cachedStatement(sql: Statements.transition(transition.lock, settingStatus: transition.newStatus != nil))
         var matched: WorkflowStatus?
         for expected in transition.expectedStatuses {
             try update.execute(arguments: arguments + [expected.rawValue])
