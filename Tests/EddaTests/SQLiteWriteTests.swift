@@ -42,11 +42,13 @@ struct SQLiteWriteTests {
             // `sqlite_sequence` (the table is AUTOINCREMENT). Naming `status` in the UPDATE's SET
             // list, even unchanged, would also rewrite `idx_instances_status` and
             // `idx_instances_resumable`: 9.
-            #expect(try await pagesWritten(by: step(4), expecting: .running) == 7)
+            let stepPages = try await pagesWritten(by: step(4), expecting: .running)
+            #expect(stepPages == 7, "\((try? pagesInLog(database.path)) ?? "(the WAL could not be read)")")
             // Ending the instance changes its status and its lock: the row and the five indexes on
             // those columns and `updated_at` (status, resumable, locked, lock_expires, updated).
             let finish = InstanceTransition.finish(instanceID: "pages-1", workerID: "w", as: .completed, outputJSON: #"{"result": 1}"#)
-            #expect(try await pagesWritten(by: finish, expecting: .completed) == 6)
+            let finishPages = try await pagesWritten(by: finish, expecting: .completed)
+            #expect(finishPages == 6, "\((try? pagesInLog(database.path)) ?? "(the WAL could not be read)")")
             let stored = try rows(database.path, "SELECT status, current_activity_id, locked_by FROM workflow_instances")
             #expect(stored.first?["status"] as String? == "completed")
             #expect(stored.first?["current_activity_id"] as String? == "a:4", "a finish keeps the step it ended on")
@@ -69,6 +71,22 @@ struct SQLiteWriteTests {
             let result = try Row.fetchOne(database, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
             guard result?[0] as Int? == 0 else { throw DatabaseError(message: "the WAL checkpoint was blocked: \(String(describing: result))") }
         }
+    }
+
+    /// What the WAL holds, for a failure's message: each frame's page and the table or index
+    /// that page belongs to now (SQLite's `dbstat` table, where the library has it).
+    private func pagesInLog(_ path: String) throws -> String {
+        let log = try Data(contentsOf: URL(fileURLWithPath: path + "-wal"))
+        let pageSize = log.count >= 12 ? Int(log[8]) << 24 | Int(log[9]) << 16 | Int(log[10]) << 8 | Int(log[11]) : 0
+        var pages: [Int] = []
+        var offset = 32
+        while pageSize > 0, offset + 24 + pageSize <= log.count {
+            pages.append(Int(log[offset]) << 24 | Int(log[offset + 1]) << 16 | Int(log[offset + 2]) << 8 | Int(log[offset + 3]))
+            offset += 24 + pageSize
+        }
+        let names = (try? rows(path, "SELECT pageno, name FROM dbstat")) ?? []
+        let owner = Dictionary(names.map { ($0["pageno"] as Int, $0["name"] as String) }, uniquingKeysWith: { first, _ in first })
+        return "WAL frames: " + pages.map { "\($0) (\(owner[$0] ?? "?"))" }.joined(separator: ", ")
     }
 
     /// The frames (pages) in the WAL now.
