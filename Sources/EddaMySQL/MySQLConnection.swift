@@ -357,13 +357,23 @@ public final class MySQLConnection: @unchecked Sendable {
         return outcome
     }
 
-    /// Runs `statements` as one transaction in one round trip (`START TRANSACTION` and `COMMIT`
-    /// are added), and returns each statement's outcome. On an error the transaction is rolled
-    /// back and the error thrown.
-    func transactionBatch(_ statements: [MySQLQuery]) throws -> [Outcome] {
+    /// Runs `statements` as one transaction: `START TRANSACTION` and the statements in one round
+    /// trip, then, once every result has been read and `commits` accepted them, `COMMIT` in a
+    /// second; otherwise `ROLLBACK`. Returns each statement's outcome. On an error the
+    /// transaction is rolled back and the error thrown.
+    ///
+    /// `COMMIT` is never part of the batch. A server whose client disappears in the middle of a
+    /// batch (a worker killed while it suspends) may go on to the batch's end without the
+    /// batch's own guards holding: with `COMMIT` in the batch, MariaDB 10.11 committed a
+    /// suspension's status change without the timer row that the same batch inserts only if the
+    /// status change matched (`@edda_matched`), and the instance waited for a timer that did not
+    /// exist. A transaction that only a live client that read every result can commit is rolled
+    /// back whenever the client dies first.
+    func transactionBatch(_ statements: [MySQLQuery], commitsIf commits: ([Outcome]) throws -> Bool = { _ in true }) throws -> [Outcome] {
         do {
-            let outcomes = try runAll(["START TRANSACTION"] + statements + ["COMMIT"])
-            return Array(outcomes.dropFirst().dropLast())
+            let outcomes = Array(try runAll(["START TRANSACTION"] + statements).dropFirst())
+            try execute(try commits(outcomes) ? "COMMIT" : "ROLLBACK")
+            return outcomes
         } catch {
             rollBack("ROLLBACK")
             throw error

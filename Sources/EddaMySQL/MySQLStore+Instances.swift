@@ -16,7 +16,7 @@ extension MySQLStore {
 
     public func createInstance(_ instance: NewInstance, now: Date) async throws -> CreateInstanceOutcome {
         let created = try await read { connection in
-            // One round trip: the definition (if new) and the instance, in one transaction.
+            // One batch: the definition (if new) and the instance, in one transaction.
             do {
                 _ = try connection.transactionBatch(Self.insertInstanceStatements(instance, now: now))
                 return true
@@ -59,7 +59,7 @@ extension MySQLStore {
     }
 
     public func claim(instanceID: String, workerID: String, leaseUntil: Date, now: Date) async throws -> ClaimedInstance? {
-        // One round trip: the compare-and-set and the reads replay needs (useless, and
+        // One batch: the compare-and-set and the reads replay needs (useless, and
         // ignored, when the compare-and-set did not match).
         try await read { connection in
             let outcomes = try connection.transactionBatch([
@@ -110,10 +110,16 @@ extension MySQLStore {
                 try self.apply(transition, on: connection, now: now)
             }
         }
-        // Everything the transition writes, in one round trip (see `TransitionBatch`).
+        // Everything the transition writes, in one batch (see `TransitionBatch`).
         let batch = TransitionBatch(transition, now: now)
         return try await read { connection in
-            if let applied = try batch.outcome(try connection.transactionBatch(batch.statements).last) { return applied }
+            // Committed only if the compare-and-set matched (see `transactionBatch`).
+            var applied: TransitionOutcome?
+            _ = try connection.transactionBatch(batch.statements) { outcomes in
+                applied = try batch.outcome(outcomes.last)
+                return applied != nil
+            }
+            if let applied { return applied }
             return try Self.rejection(transition.instanceID, on: connection)
         }
     }
@@ -195,7 +201,7 @@ extension MySQLStore {
     public func renewLocks(instanceIDs: [String], workerID: String, leaseUntil: Date, now: Date) async throws -> [String: WorkflowStatus] {
         guard !instanceIDs.isEmpty else { return [:] }
         return try await read { connection in
-            // One round trip. `updated_at = updated_at`: a renewal is not a change (the column
+            // One batch. `updated_at = updated_at`: a renewal is not a change (the column
             // would otherwise take the server's time, `ON UPDATE CURRENT_TIMESTAMP`).
             let outcomes = try connection.transactionBatch([
                 """

@@ -1,12 +1,14 @@
 import Edda
 import Foundation
 
-/// An ``Edda/InstanceTransition`` as one batch of statements sent in one round trip, inside one
+/// An ``Edda/InstanceTransition`` as one batch of statements sent at once, inside one
 /// transaction: the compare-and-set `UPDATE` of the instance, then every row the transition
 /// writes (history, compensations, outbox events, the timer) and removes (subscriptions), each
 /// gated on the `UPDATE` having matched (`@edda_matched`), and last the instance's status and
-/// holder, read in the same transaction. The parts no batch can hold (the user's work, messages
-/// to deliver, the successor of `recur`) take the statement-by-statement path instead.
+/// holder, read in the same transaction. The store commits it in a second round trip, and only
+/// if the compare-and-set matched (see `MySQLConnection.transactionBatch`). The parts no batch
+/// can hold (the user's work, messages to deliver, the successor of `recur`) take the
+/// statement-by-statement path instead.
 struct TransitionBatch {
     private(set) var statements: [MySQLQuery] = []
     /// The status the instance has once the transition applied, when the transition says it

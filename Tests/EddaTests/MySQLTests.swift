@@ -4,6 +4,7 @@ import EddaPostgres
 import EddaSQLite
 import EddaTesting
 import Foundation
+import Synchronization
 import Testing
 
 /// What only the MySQL driver has: URLs, its connection form for the user's SQL, escaping,
@@ -207,4 +208,64 @@ struct MySQLSpecificTests {
             #expect(rows.split(separator: "\n").map(String.init) == ["2-inner", "2-kept"])
         }
     }
+
+    /// The chaos test found a suspension committed without its timer row after its worker was
+    /// killed during the batch, when `COMMIT` was the batch's last statement: the server went on
+    /// to the batch's end without the client. The commit is now the client's, once it has read
+    /// every result.
+    @Test("A batch commits only when its client has read every result and accepted them; a client gone first commits nothing")
+    func batchCommitsAfterItsResults() async throws {
+        try await withBackend(.mysql) { database in
+            let url = try #require(database.mysqlURL)
+            let store = try MySQLStore(url: url)
+            let observer = try MySQLStore(url: url)
+            try await store.read { connection in try connection.execute("CREATE TABLE marks (n INT PRIMARY KEY)") }
+            @Sendable func committed() async throws -> [Int] {
+                try await observer.read { connection in try connection.query("SELECT n FROM marks ORDER BY n").compactMap { try $0.int("n") } }
+            }
+            // What another connection sees while the batch's client decides: nothing yet.
+            let seenBeforeCommit = Mutex<[Int]?>(nil)
+            _ = try await store.read { connection in
+                try connection.transactionBatch(["INSERT INTO marks VALUES (1)"]) { _ in
+                    seenBeforeCommit.withLock { $0 = waitFor(committed) }
+                    return true
+                }
+            }
+            #expect(seenBeforeCommit.withLock { $0 } == [])
+            #expect(try await committed() == [1])
+            // Refused (a compare-and-set that did not match): rolled back.
+            _ = try await store.read { connection in try connection.transactionBatch(["INSERT INTO marks VALUES (2)"]) { _ in false } }
+            #expect(try await committed() == [1])
+            // The client's connection gone after the batch ran and before it committed.
+            do {
+                _ = try await store.read { connection in
+                    try connection.transactionBatch(["INSERT INTO marks VALUES (3)", "SELECT CONNECTION_ID() AS id"]) { outcomes in
+                        let id = try #require(try outcomes.last?.rows.first?.int("id"))
+                        _ = waitFor { try await MariaDBTestServer.execute(url, "KILL CONNECTION \(id)") }
+                        return true
+                    }
+                }
+                Issue.record("a batch committed on a connection the server had closed")
+            } catch let error as MySQLError {
+                #expect(error.breaksConnection, "\(error)")
+            }
+            #expect(try await committed() == [1])
+            try await store.close()
+            try await observer.close()
+        }
+    }
+}
+
+/// Runs `work` to its end from a thread outside Swift's concurrency pool (a connection's own
+/// thread, here): the thread waits; the pool does the work. `nil` if it threw.
+private func waitFor<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) -> T? {
+    let result = Mutex<T?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        let value = try? await work()
+        result.withLock { $0 = value }
+        done.signal()
+    }
+    done.wait()
+    return result.withLock { $0 }
 }
