@@ -49,33 +49,36 @@ extension SQLiteStore {
         /// and `status` is in two of them (`idx_instances_status`, `idx_instances_resumable`) —
         /// two more pages in each step's commit.
         static func transition(_ lock: LockChange, settingStatus: Bool) -> String {
-            switch (lock, settingStatus) {
-            case (.keep, false): stepKeepingLock
-            case (.keep, true): transitionKeepingLock
-            case (.renew, false): stepRenewingLock
-            case (.renew, true): transitionRenewingLock
-            case (.release, false): stepReleasingLock
-            case (.release, true): transitionReleasingLock
+            let texts = settingStatus ? TransitionTexts.settingStatus : TransitionTexts.keepingStatus
+            switch lock {
+            case .keep: return texts.keepingLock
+            case .renew: return texts.renewingLock
+            case .release: return texts.releasingLock
             }
         }
 
-        private static func transition(settingStatus: Bool, settingLock lockColumns: String) -> String {
-            """
-            UPDATE workflow_instances SET updated_at = ?,\(settingStatus ? " status = ?," : "")
-                output_data = COALESCE(?, output_data), current_activity_id = COALESCE(?, current_activity_id)\(lockColumns)
-            WHERE instance_id = ? AND locked_by = ? AND status = ?
-            """
-        }
+        /// The three texts of a transition, one per lock change, built once.
+        private struct TransitionTexts {
+            static let settingStatus = TransitionTexts(settingStatus: true)
+            static let keepingStatus = TransitionTexts(settingStatus: false)
 
-        private static let lockKept = ""
-        private static let lockRenewed = ", lock_expires_at = ?"
-        private static let lockReleased = ", locked_by = NULL, locked_at = NULL, lock_expires_at = NULL"
-        private static let stepKeepingLock = transition(settingStatus: false, settingLock: lockKept)
-        private static let stepRenewingLock = transition(settingStatus: false, settingLock: lockRenewed)
-        private static let stepReleasingLock = transition(settingStatus: false, settingLock: lockReleased)
-        private static let transitionKeepingLock = transition(settingStatus: true, settingLock: lockKept)
-        private static let transitionRenewingLock = transition(settingStatus: true, settingLock: lockRenewed)
-        private static let transitionReleasingLock = transition(settingStatus: true, settingLock: lockReleased)
+            let keepingLock: String
+            let renewingLock: String
+            let releasingLock: String
+
+            private init(settingStatus: Bool) {
+                func text(settingLock lockColumns: String) -> String {
+                    """
+                    UPDATE workflow_instances SET updated_at = ?,\(settingStatus ? " status = ?," : "")
+                        output_data = COALESCE(?, output_data), current_activity_id = COALESCE(?, current_activity_id)\(lockColumns)
+                    WHERE instance_id = ? AND locked_by = ? AND status = ?
+                    """
+                }
+                keepingLock = text(settingLock: "")
+                renewingLock = text(settingLock: ", lock_expires_at = ?")
+                releasingLock = text(settingLock: ", locked_by = NULL, locked_at = NULL, lock_expires_at = NULL")
+            }
+        }
 
         static let insertHistory = """
             INSERT INTO workflow_history (instance_id, activity_id, event_type, data_type, event_data, event_data_binary, created_at)

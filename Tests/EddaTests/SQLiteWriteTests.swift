@@ -76,12 +76,15 @@ struct SQLiteWriteTests {
     /// The page of each frame in the WAL file now, read from the file itself (after
     /// ``truncateLog(_:)``, the frames written since).
     private func pagesInLog(_ path: String) throws -> [Int] {
-        let log = try Data(contentsOf: URL(fileURLWithPath: path + "-wal"))
-        let pageSize = log.count >= 12 ? Int(log[8]) << 24 | Int(log[9]) << 16 | Int(log[10]) << 8 | Int(log[11]) : 0
+        // The file: a 32-byte header (the page size at byte 8), then frames of a 24-byte header
+        // (the page number at byte 0) and the page; numbers are big-endian.
+        let log = Array(try Data(contentsOf: URL(fileURLWithPath: path + "-wal")))
+        func number(at offset: Int) -> Int { log[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) } }
+        let pageSize = log.count >= 32 ? number(at: 8) : 0
         var pages: [Int] = []
         var offset = 32
         while pageSize > 0, offset + 24 + pageSize <= log.count {
-            pages.append(Int(log[offset]) << 24 | Int(log[offset + 1]) << 16 | Int(log[offset + 2]) << 8 | Int(log[offset + 3]))
+            pages.append(number(at: offset))
             offset += 24 + pageSize
         }
         return pages
