@@ -40,34 +40,37 @@ struct BenchDatabase {
             try await MySQLAdministration.recreateDatabase(url: url)
             return BenchDatabase(store: try MySQLStore(url: url), sqlitePath: nil, serverURL: url, kind: "mysql")
         }
-        let admin = PostgresConnection.Configuration(
-            host: host, port: components.port ?? 5432, username: components.user ?? "postgres",
-            password: components.password, database: "postgres", tls: .disable)
-        let connection = try await PostgresConnection.connect(configuration: admin, id: 1, logger: Logger(label: "bench"))
-        try await connection.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"), logger: Logger(label: "bench"))
-        try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: Logger(label: "bench"))
-        try await connection.close()
+        try await PostgresAdministration.recreate(name, on: components, host: host)
         return BenchDatabase(store: try PostgresStore(url: url), sqlitePath: nil, serverURL: url, kind: "postgresql")
     }
 
     /// The raw commit floor of this database, in commits per second (see ``CommitFloor``).
-    func commitFloor(count: Int, durability: String) async throws -> Double {
-        if let sqlitePath { return try CommitFloor.sqlite(beside: sqlitePath, durability: durability, count: count) }
-        if kind == "mysql" { return try await MySQLAdministration.commitFloor(url: serverURL ?? "", count: count) }
-        return try await CommitFloor.postgres(try PostgresURL.configuration(from: serverURL ?? ""), count: count)
+    func commitFloor(count: Int, durability: String, spacing: Duration) async throws -> Double {
+        if let sqlitePath { return try CommitFloor.sqlite(beside: sqlitePath, durability: durability, count: count, spacing: spacing) }
+        if kind == "mysql" {
+            guard spacing == .zero else { throw BenchError("--floor-spacing-us is not supported on MySQL") }
+            return try await MySQLAdministration.commitFloor(url: serverURL ?? "", count: count)
+        }
+        return try await CommitFloor.postgres(try PostgresURL.configuration(from: serverURL ?? ""), count: count, spacing: spacing)
     }
 
-    /// The raw step-commit floor (see ``CommitFloor/sqliteStep(beside:durability:count:)``), in
+    /// The raw step-commit floor (see ``CommitFloor/sqliteStep(beside:durability:count:spacing:)``), in
     /// commits per second; `nil` on a server database.
-    func stepCommitFloor(count: Int, durability: String) throws -> Double? {
-        try sqlitePath.map { try CommitFloor.sqliteStep(beside: $0, durability: durability, count: count) }
+    func stepCommitFloor(count: Int, durability: String, spacing: Duration) throws -> Double? {
+        try sqlitePath.map { try CommitFloor.sqliteStep(beside: $0, durability: durability, count: count, spacing: spacing) }
     }
 
     /// The raw commits of a three-activity workflow (see
-    /// ``CommitFloor/sqliteWorkflow(beside:durability:count:)``), in commits per second; `nil`
-    /// on a server database.
-    func workflowCommitFloor(count: Int, durability: String) throws -> Double? {
-        try sqlitePath.map { try CommitFloor.sqliteWorkflow(beside: $0, durability: durability, count: count) }
+    /// ``CommitFloor/sqliteWorkflow(beside:durability:count:spacing:)`` and
+    /// ``CommitFloor/postgresWorkflow(url:count:spacing:)``), in commits per second; `nil` on MySQL.
+    func workflowCommitFloor(count: Int, durability: String, spacing: Duration) async throws -> Double? {
+        if let sqlitePath {
+            return try CommitFloor.sqliteWorkflow(beside: sqlitePath, durability: durability, count: count, spacing: spacing)
+        }
+        if kind == "postgresql", let serverURL {
+            return try await CommitFloor.postgresWorkflow(url: serverURL, count: count, spacing: spacing)
+        }
+        return nil
     }
 
     /// `(store operations, commits)` so far, from the SQLite store's counters; `nil` on
@@ -132,5 +135,48 @@ extension EddaBench {
             FileHandle.standardOutput.write(Data("sent\n".utf8))
         }
         await app.shutdown()
+    }
+}
+
+/// Creates and drops the benchmark's PostgreSQL databases, through the server's `postgres`
+/// database. Only names that start with `edda_bench` are ever dropped.
+enum PostgresAdministration {
+    /// Drops (if it exists) and creates the database `name` on the server of `url`.
+    static func recreate(_ name: String, on url: URLComponents, host: String) async throws {
+        try await administer(url, host: host) { connection, logger in
+            try await connection.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(try checked(name)) WITH (FORCE)"), logger: logger)
+            try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(try checked(name))"), logger: logger)
+        }
+    }
+
+    /// Drops the database `name` on the server of `url`, if it exists.
+    static func drop(_ name: String, on url: URLComponents, host: String) async throws {
+        try await administer(url, host: host) { connection, logger in
+            try await connection.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(try checked(name)) WITH (FORCE)"), logger: logger)
+        }
+    }
+
+    private static func checked(_ name: String) throws -> String {
+        guard name.hasPrefix("edda_bench"), name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
+            throw BenchError("only databases named edda_bench… are created or dropped; got '\(name)'")
+        }
+        return name
+    }
+
+    private static func administer(
+        _ url: URLComponents, host: String, _ body: (PostgresConnection, Logger) async throws -> Void
+    ) async throws {
+        let logger = Logger(label: "edda-bench")
+        let admin = PostgresConnection.Configuration(
+            host: host, port: url.port ?? 5432, username: url.user ?? "postgres",
+            password: url.password, database: "postgres", tls: .disable)
+        let connection = try await PostgresConnection.connect(configuration: admin, id: 1, logger: logger)
+        do {
+            try await body(connection, logger)
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        try await connection.close()
     }
 }

@@ -1,4 +1,5 @@
 import Edda
+import EddaPostgres
 import Foundation
 import GRDB
 import Logging
@@ -11,8 +12,8 @@ enum CommitFloor {
     /// Commits per second of `count` single-row transactions on a scratch file beside `path`
     /// (same folder, so the same disk), with WAL and the given `synchronous` level, as the store
     /// uses them.
-    static func sqlite(beside path: String, durability: String, count: Int) throws -> Double {
-        try timedCommits(count, onScratch: path + ".floor", durability: durability) { database in
+    static func sqlite(beside path: String, durability: String, count: Int, spacing: Duration) throws -> Double {
+        try timedCommits(count, spacing: spacing, onScratch: path + ".floor", durability: durability) { database in
             try database.execute(sql: "CREATE TABLE floor (id INTEGER PRIMARY KEY, value INTEGER NOT NULL)")
         } commits: { database in
             let insert = try database.makeStatement(sql: "INSERT INTO floor (value) VALUES (?)")
@@ -26,8 +27,8 @@ enum CommitFloor {
     /// `current_activity_id` (the schema indexes the table ten times, `updated_at` among them)
     /// and one `workflow_history` row — as plain SQL, with no engine around it. The
     /// distance between a workload's commit and this one is the engine's own cost.
-    static func sqliteStep(beside path: String, durability: String, count: Int) throws -> Double {
-        try timedCommits(count, onScratch: path + ".step-floor", durability: durability) { database in
+    static func sqliteStep(beside path: String, durability: String, count: Int, spacing: Duration) throws -> Double {
+        try timedCommits(count, spacing: spacing, onScratch: path + ".step-floor", durability: durability) { database in
             let now = Timestamp.database(Date())
             for statement in SharedSchema.migrations(in: .sqlite).flatMap(\.statements) { try database.execute(sql: statement) }
             try database.execute(
@@ -61,12 +62,12 @@ enum CommitFloor {
     /// Commits per second of the five raw commits of `count / 5` three-activity workflows (W1's
     /// shape) on a scratch file beside `path` with the shared schema, as plain SQL with no engine
     /// around it: the start (the instance row, through all of the table's indexes), three step
-    /// commits (as ``sqliteStep(beside:durability:count:)``) and the finish (the status, the
+    /// commits (as ``sqliteStep(beside:durability:count:spacing:)``) and the finish (the status, the
     /// output and the released lock, through the indexes on those columns; the instance's
     /// subscriptions removed). What W1 costs beyond this is the engine's; what this costs beyond
     /// the floor is the schema's.
-    static func sqliteWorkflow(beside path: String, durability: String, count: Int) throws -> Double {
-        try timedCommits(count, onScratch: path + ".workflow-floor", durability: durability) { database in
+    static func sqliteWorkflow(beside path: String, durability: String, count: Int, spacing: Duration) throws -> Double {
+        try timedCommits(count, spacing: spacing, onScratch: path + ".workflow-floor", durability: durability) { database in
             for statement in SharedSchema.migrations(in: .sqlite).flatMap(\.statements) { try database.execute(sql: statement) }
             try database.execute(
                 sql: "INSERT INTO workflow_definitions (workflow_name, source_hash, source_code) VALUES ('floor', 'h', '')")
@@ -118,10 +119,68 @@ enum CommitFloor {
         }
     }
 
+    /// Commits per second of the five raw commits of `count / 5` three-activity workflows on
+    /// PostgreSQL: what ``sqliteWorkflow(beside:durability:count:spacing:)`` writes, each commit one
+    /// prepared statement (a step is one data-modifying CTE, as the store sends it) through a
+    /// connection pool, with no engine around it. It runs in a scratch database with the shared
+    /// schema, `<the benchmark database>_floor` on the same server, dropped afterwards.
+    static func postgresWorkflow(url: String, count: Int, spacing: Duration) async throws -> Double {
+        guard var components = URLComponents(string: url), let host = components.host else {
+            throw BenchError("not a PostgreSQL URL: \(url)")
+        }
+        let name = String(components.path.dropFirst()) + "_floor"
+        try await PostgresAdministration.recreate(name, on: components, host: host)
+        components.path = "/" + name
+        let logger = Logger(label: "edda-bench.floor")
+        let client = PostgresClient(
+            configuration: try PostgresURL.configuration(from: components.string ?? url), backgroundLogger: logger)
+        let rate = try await withThrowingTaskGroup(of: Double?.self) { group in
+            group.addTask {
+                await client.run()
+                return nil
+            }
+            group.addTask {
+                for statement in SharedSchema.migrations(in: .postgresql).flatMap(\.statements) {
+                    try await client.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await client.query(
+                    "INSERT INTO workflow_definitions (workflow_name, source_hash, source_code) VALUES ('floor', 'h', '')",
+                    logger: logger)
+                var clock = CommitClock(spacing: spacing)
+                for index in 0..<count {
+                    let (workflow, phase) = index.quotientAndRemainder(dividingBy: 5)
+                    let id = "floor-\(workflow)"
+                    let rows = try await clock.time {
+                        let now = Date()
+                        switch phase {
+                        case 0:
+                            return try await client.execute(WorkflowFloorStart(id: id, now: now), logger: logger).reduce(0) { n, _ in n + 1 }
+                        case 4:
+                            return try await client.execute(WorkflowFloorFinish(id: id, now: now), logger: logger).reduce(0) { n, _ in n + 1 }
+                        default:
+                            return try await client.execute(WorkflowFloorStep(id: id, step: phase, now: now), logger: logger)
+                                .reduce(0) { n, _ in n + 1 }
+                        }
+                    }
+                    guard rows == 1 else { throw BenchError("the workflow floor's commit \(index) wrote \(rows) rows, not 1") }
+                }
+                return clock.commitsPerSecond(count)
+            }
+            defer { group.cancelAll() }
+            while let result = try await group.next() {
+                if let rate = result { return rate }
+            }
+            throw BenchError("the workflow floor ended without a result")
+        }
+        try await PostgresAdministration.drop(name, on: components, host: host)
+        return rate
+    }
+
     /// Creates `scratch` (WAL, the durability's `synchronous`), runs `setUp` on it, then times
-    /// `count` transactions, the `n`th running the work `commits` prepared; removes the file.
+    /// `count` transactions, the `n`th running the work `commits` prepared, each after `spacing`
+    /// (see ``CommitClock``); removes the file.
     private static func timedCommits(
-        _ count: Int, onScratch scratch: String, durability: String, setUp: (Database) throws -> Void,
+        _ count: Int, spacing: Duration, onScratch scratch: String, durability: String, setUp: (Database) throws -> Void,
         commits: (Database) throws -> (Int) throws -> Void
     ) throws -> Double {
         let suffixes = ["", "-wal", "-shm"]
@@ -133,22 +192,24 @@ enum CommitFloor {
             try database.execute(sql: "PRAGMA synchronous = \(durability == "normal" ? "NORMAL" : "FULL")")
             try setUp(database)
         }
-        let start = ContinuousClock.now
+        var clock = CommitClock(spacing: spacing)
         try queue.writeWithoutTransaction { database in
             let commit = try commits(database)
             for index in 0..<count {
-                try database.inTransaction(.immediate) {
-                    try commit(index)
-                    return .commit
+                try clock.time {
+                    try database.inTransaction(.immediate) {
+                        try commit(index)
+                        return .commit
+                    }
                 }
             }
         }
-        return Double(count) / (ContinuousClock.now - start).seconds
+        return clock.commitsPerSecond(count)
     }
 
     /// Commits per second of `count` single-row autocommit `INSERT`s through a connection pool of
     /// the kind the store uses, in the (scratch) benchmark database.
-    static func postgres(_ configuration: PostgresClient.Configuration, count: Int) async throws -> Double {
+    static func postgres(_ configuration: PostgresClient.Configuration, count: Int, spacing: Duration) async throws -> Double {
         let logger = Logger(label: "edda-bench.floor")
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         return try await withThrowingTaskGroup(of: Double?.self) { group in
@@ -158,11 +219,13 @@ enum CommitFloor {
             }
             group.addTask {
                 try await client.query("CREATE TABLE IF NOT EXISTS edda_bench_floor (id BIGSERIAL PRIMARY KEY, value INT NOT NULL)", logger: logger)
-                let start = ContinuousClock.now
+                var clock = CommitClock(spacing: spacing)
                 for value in 0..<count {
-                    try await client.query("INSERT INTO edda_bench_floor (value) VALUES (\(value))", logger: logger)
+                    try await clock.time {
+                        try await client.query("INSERT INTO edda_bench_floor (value) VALUES (\(value))", logger: logger)
+                    }
                 }
-                let rate = Double(count) / (ContinuousClock.now - start).seconds
+                let rate = clock.commitsPerSecond(count)
                 try await client.query("DROP TABLE edda_bench_floor", logger: logger)
                 return rate
             }
@@ -173,4 +236,114 @@ enum CommitFloor {
             throw BenchError("the floor measurement ended without a result")
         }
     }
+}
+
+/// Times a floor's commits, each after `spacing` of busy CPU time: a workload's engine spends
+/// CPU between its commits, and a disk may commit back-to-back commits faster than spaced ones
+/// (this machine's did: see `--floor-spacing-us`). Only the commits are timed.
+struct CommitClock {
+    let spacing: Duration
+    private var committing = Duration.zero
+
+    init(spacing: Duration) { self.spacing = spacing }
+
+    mutating func time<T>(_ commit: () throws -> T) rethrows -> T {
+        spend()
+        let start = ContinuousClock.now
+        defer { committing += ContinuousClock.now - start }
+        return try commit()
+    }
+
+    mutating func time<T>(_ commit: () async throws -> T) async rethrows -> T {
+        spend()
+        let start = ContinuousClock.now
+        defer { committing += ContinuousClock.now - start }
+        return try await commit()
+    }
+
+    func commitsPerSecond(_ count: Int) -> Double { Double(count) / committing.seconds }
+
+    /// Keeps this thread busy for `spacing` (a sleep would let the CPU idle, which costs a wake-up).
+    private func spend() {
+        guard spacing > .zero else { return }
+        let until = ContinuousClock.now + spacing
+        while ContinuousClock.now < until {}
+    }
+}
+
+/// The start of ``CommitFloor/postgresWorkflow(url:count:spacing:)``: the instance row, locked.
+private struct WorkflowFloorStart: PostgresPreparedStatement {
+    static let sql = """
+        INSERT INTO workflow_instances (instance_id, workflow_name, source_hash, owner_service, framework, status,
+            continued_from, started_at, updated_at, input_data, locked_by, locked_at, lock_expires_at, lock_timeout_seconds)
+        VALUES ($1, 'floor', 'h', 'bench', 'swift', 'running', NULL, $2, $2, $3, 'w', $2, $4, NULL)
+        RETURNING instance_id
+        """
+    typealias Row = String
+    let id: String
+    let now: Date
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings()
+        bindings.append(id)
+        bindings.append(now)
+        bindings.append("{\"n\": 1}")
+        bindings.append(now.addingTimeInterval(300))
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
+}
+
+/// A step of ``CommitFloor/postgresWorkflow(url:count:spacing:)``: the instance's compare-and-set and
+/// its history row, in one statement.
+private struct WorkflowFloorStep: PostgresPreparedStatement {
+    static let sql = """
+        WITH u AS (UPDATE workflow_instances SET updated_at = $1, current_activity_id = $2
+                   WHERE instance_id = $3 AND locked_by = 'w' AND status = 'running' RETURNING instance_id)
+        INSERT INTO workflow_history (instance_id, activity_id, event_type, data_type, event_data, created_at)
+        SELECT u.instance_id, $2, 'ActivityCompleted', 'json', $4, $1 FROM u
+        RETURNING instance_id
+        """
+    typealias Row = String
+    let id: String
+    let step: Int
+    let now: Date
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings()
+        bindings.append(now)
+        bindings.append("step_\(step):1")
+        bindings.append(id)
+        bindings.append("{\"result\": \(step)}")
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
+}
+
+/// The finish of ``CommitFloor/postgresWorkflow(url:count:spacing:)``: the status, the output and the
+/// released lock; the instance's subscriptions removed.
+private struct WorkflowFloorFinish: PostgresPreparedStatement {
+    static let sql = """
+        WITH u AS (UPDATE workflow_instances SET updated_at = $1, status = 'completed', output_data = $2,
+                       locked_by = NULL, locked_at = NULL, lock_expires_at = NULL
+                   WHERE instance_id = $3 AND locked_by = 'w' AND status = 'running' RETURNING instance_id),
+             dc AS (DELETE FROM channel_subscriptions WHERE instance_id = $3 AND EXISTS (SELECT 1 FROM u)),
+             dt AS (DELETE FROM workflow_timer_subscriptions WHERE instance_id = $3 AND EXISTS (SELECT 1 FROM u))
+        SELECT instance_id FROM u
+        """
+    typealias Row = String
+    let id: String
+    let now: Date
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings()
+        bindings.append(now)
+        bindings.append("{\"result\": {\"x\": 1}}")
+        bindings.append(id)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
 }

@@ -130,8 +130,9 @@ struct EddaBench: AsyncParsableCommand {
             Workloads: seq3 (W1), conc3 (W2), steps100 (W3), replay100 (W4), event_latency (W5), timer (W6), memory (W7), \
             and floor: the raw commit floor (N=1,000 single-row INSERT transactions on the same kind of database; \
             SQLite: a scratch file in the same folder with the same durability; on SQLite also the step floor, N raw \
-            step commits on the shared schema — an instance row's compare-and-set UPDATE and one history INSERT — \
-            and the workflow floor, the five raw commits of a three-activity workflow: start, three steps, finish). \
+            step commits on the shared schema — an instance row's compare-and-set UPDATE and one history INSERT; \
+            on SQLite and PostgreSQL the workflow floor, the five raw commits of a three-activity workflow: start, \
+            three steps, finish, with no engine; PostgreSQL: in a scratch database <name>_floor on the same server). \
             --floor adds them to any workload's line.
             """)
 
@@ -159,6 +160,9 @@ struct EddaBench: AsyncParsableCommand {
     @Flag(help: "Also measure the raw commit floor first, in the same run: floor_commits_per_s and floor_commit_ms.")
     var floor = false
 
+    @Option(help: "Busy CPU time before each of the floors' commits, in microseconds (default 0: back to back); only the commits are timed. A workload's engine spends CPU between its commits, and a disk may commit back-to-back commits faster than spaced ones.")
+    var floorSpacingUs: Int = 0
+
     @Option(help: "Where the app's metrics go: default (the process's MetricsSystem, not bootstrapped here: discarded) or memory (an in-memory backend that keeps every value, swift-metrics' TestMetrics), to measure the instrumentation's cost.")
     var metrics: String = "default"
 
@@ -184,17 +188,22 @@ struct EddaBench: AsyncParsableCommand {
         guard ["default", "memory"].contains(tracing) else {
             throw ValidationError("--tracing must be default or memory; got '\(tracing)'")
         }
+        guard (0...1_000_000).contains(floorSpacingUs) else {
+            throw ValidationError("--floor-spacing-us must be between 0 and 1000000; got \(floorSpacingUs)")
+        }
         let database = try await BenchDatabase.open(db, durability: durability)
         var floorFigures: [String: JSONValue] = [:]
         if floor || workload == "floor" {
             let commits = workload == "floor" ? n ?? 1_000 : 1_000
-            let rate = try await database.commitFloor(count: commits, durability: durability)
+            let spacing = Duration.microseconds(floorSpacingUs)
+            let rate = try await database.commitFloor(count: commits, durability: durability, spacing: spacing)
             floorFigures = ["floor_commits_per_s": .number(rate), "floor_commit_ms": .number(1_000 / rate)]
-            if let stepRate = try database.stepCommitFloor(count: commits, durability: durability) {
+            if floorSpacingUs > 0 { floorFigures["floor_spacing_us"] = .number(Double(floorSpacingUs)) }
+            if let stepRate = try database.stepCommitFloor(count: commits, durability: durability, spacing: spacing) {
                 floorFigures["step_floor_commits_per_s"] = .number(stepRate)
                 floorFigures["step_floor_commit_ms"] = .number(1_000 / stepRate)
             }
-            if let workflowRate = try database.workflowCommitFloor(count: commits, durability: durability) {
+            if let workflowRate = try await database.workflowCommitFloor(count: commits, durability: durability, spacing: spacing) {
                 floorFigures["workflow_floor_commits_per_s"] = .number(workflowRate)
                 floorFigures["workflow_floor_ms"] = .number(5_000 / workflowRate)
             }
