@@ -247,6 +247,7 @@ struct CommitClock {
 
     init(spacing: Duration) { self.spacing = spacing }
 
+    @discardableResult
     mutating func time<T>(_ commit: () throws -> T) rethrows -> T {
         spend()
         let start = ContinuousClock.now
@@ -254,6 +255,7 @@ struct CommitClock {
         return try commit()
     }
 
+    @discardableResult
     mutating func time<T>(_ commit: () async throws -> T) async rethrows -> T {
         spend()
         let start = ContinuousClock.now
