@@ -152,14 +152,10 @@ enum CommitFloor {
                     let id = "floor-\(workflow)"
                     let rows = try await clock.time {
                         let now = Date()
-                        switch phase {
-                        case 0:
-                            return try await client.execute(WorkflowFloorStart(id: id, now: now), logger: logger).reduce(0) { n, _ in n + 1 }
-                        case 4:
-                            return try await client.execute(WorkflowFloorFinish(id: id, now: now), logger: logger).reduce(0) { n, _ in n + 1 }
-                        default:
-                            return try await client.execute(WorkflowFloorStep(id: id, step: phase, now: now), logger: logger)
-                                .reduce(0) { n, _ in n + 1 }
+                        return switch phase {
+                        case 0: try await client.rowCount(of: try WorkflowFloorStart(id: id, now: now), logger: logger)
+                        case 4: try await client.rowCount(of: try WorkflowFloorFinish(id: id, now: now), logger: logger)
+                        default: try await client.rowCount(of: try WorkflowFloorStep(id: id, step: phase, now: now), logger: logger)
                         }
                     }
                     guard rows == 1 else { throw BenchError("the workflow floor's commit \(index) wrote \(rows) rows, not 1") }
@@ -273,33 +269,45 @@ struct CommitClock {
     }
 }
 
-/// The start of ``CommitFloor/postgresWorkflow(url:count:spacing:)``: the instance row, locked.
-private struct WorkflowFloorStart: PostgresPreparedStatement {
+extension PostgresClient {
+    /// How many rows `statement` returned.
+    fileprivate func rowCount<Statement: WorkflowFloorStatement>(of statement: Statement, logger: Logger) async throws -> Int {
+        try await execute(statement, logger: logger).reduce(0) { count, _ in count + 1 }
+    }
+}
+
+/// One of the statements of ``CommitFloor/postgresWorkflow(url:count:spacing:)``: it returns
+/// the instance's ID once if it wrote what it should.
+private protocol WorkflowFloorStatement: PostgresPreparedStatement where Row == String {
+    var bindings: PostgresBindings { get }
+}
+
+extension WorkflowFloorStatement {
+    func makeBindings() throws -> PostgresBindings { bindings }
+    func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
+
+    static func bind(_ values: any PostgresEncodable...) throws -> PostgresBindings {
+        var bindings = PostgresBindings()
+        for value in values { try bindings.append(value) }
+        return bindings
+    }
+}
+
+/// The start: the instance row, locked.
+private struct WorkflowFloorStart: WorkflowFloorStatement {
     static let sql = """
         INSERT INTO workflow_instances (instance_id, workflow_name, source_hash, owner_service, framework, status,
             continued_from, started_at, updated_at, input_data, locked_by, locked_at, lock_expires_at, lock_timeout_seconds)
         VALUES ($1, 'floor', 'h', 'bench', 'swift', 'running', NULL, $2, $2, $3, 'w', $2, $4, NULL)
         RETURNING instance_id
         """
-    typealias Row = String
-    let id: String
-    let now: Date
+    let bindings: PostgresBindings
 
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings()
-        bindings.append(id)
-        bindings.append(now)
-        bindings.append("{\"n\": 1}")
-        bindings.append(now.addingTimeInterval(300))
-        return bindings
-    }
-
-    func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
+    init(id: String, now: Date) throws { bindings = try Self.bind(id, now, "{\"n\": 1}", now.addingTimeInterval(300)) }
 }
 
-/// A step of ``CommitFloor/postgresWorkflow(url:count:spacing:)``: the instance's compare-and-set and
-/// its history row, in one statement.
-private struct WorkflowFloorStep: PostgresPreparedStatement {
+/// A step: the instance's compare-and-set and its history row, in one statement.
+private struct WorkflowFloorStep: WorkflowFloorStatement {
     static let sql = """
         WITH u AS (UPDATE workflow_instances SET updated_at = $1, current_activity_id = $2
                    WHERE instance_id = $3 AND locked_by = 'w' AND status = 'running' RETURNING instance_id)
@@ -307,26 +315,14 @@ private struct WorkflowFloorStep: PostgresPreparedStatement {
         SELECT u.instance_id, $2, 'ActivityCompleted', 'json', $4, $1 FROM u
         RETURNING instance_id
         """
-    typealias Row = String
-    let id: String
-    let step: Int
-    let now: Date
+    let bindings: PostgresBindings
 
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings()
-        bindings.append(now)
-        bindings.append("step_\(step):1")
-        bindings.append(id)
-        bindings.append("{\"result\": \(step)}")
-        return bindings
-    }
-
-    func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
+    init(id: String, step: Int, now: Date) throws { bindings = try Self.bind(now, "step_\(step):1", id, "{\"result\": \(step)}") }
 }
 
-/// The finish of ``CommitFloor/postgresWorkflow(url:count:spacing:)``: the status, the output and the
-/// released lock; the instance's subscriptions removed.
-private struct WorkflowFloorFinish: PostgresPreparedStatement {
+/// The finish: the status, the output and the released lock; the instance's subscriptions
+/// removed.
+private struct WorkflowFloorFinish: WorkflowFloorStatement {
     static let sql = """
         WITH u AS (UPDATE workflow_instances SET updated_at = $1, status = 'completed', output_data = $2,
                        locked_by = NULL, locked_at = NULL, lock_expires_at = NULL
@@ -335,17 +331,7 @@ private struct WorkflowFloorFinish: PostgresPreparedStatement {
              dt AS (DELETE FROM workflow_timer_subscriptions WHERE instance_id = $3 AND EXISTS (SELECT 1 FROM u))
         SELECT instance_id FROM u
         """
-    typealias Row = String
-    let id: String
-    let now: Date
+    let bindings: PostgresBindings
 
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings()
-        bindings.append(now)
-        bindings.append("{\"result\": {\"x\": 1}}")
-        bindings.append(id)
-        return bindings
-    }
-
-    func decodeRow(_ row: PostgresRow) throws -> String { try row.decode(String.self) }
+    init(id: String, now: Date) throws { bindings = try Self.bind(now, "{\"result\": {\"x\": 1}}", id) }
 }

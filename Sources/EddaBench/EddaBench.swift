@@ -213,7 +213,7 @@ struct EddaBench: AsyncParsableCommand {
                     "workload": .string(workload), "impl": .string("edda-swift"), "db": .string(database.kind),
                     "durability": .string(durability), "n": .number(Double(commits)),
                     "commits_per_s": .number(rate), "commit_ms": .number(1_000 / rate),
-                ].merging(floorFigures.filter { $0.key.hasPrefix("step_") || $0.key.hasPrefix("workflow_") }) { $1 }
+                ].merging(floorFigures.filter { $0.key.hasPrefix("step_") || $0.key.hasPrefix("workflow_") || $0.key.hasSuffix("_us") }) { $1 }
                 print(JSONValue.object(line).jsonText)
                 return
             }
