@@ -459,7 +459,7 @@ struct SendEvent: AsyncParsableCommand {
     @Option(help: "The event data as JSON.") var data = "{}"
     @Option(help: "Deliver to this instance only (the eddainstanceid extension).") var to: String?
     @Option(help: ArgumentHelp(
-        "Post the event to an app's CloudEvents endpoint (e.g. http://127.0.0.1:8080/events) instead of writing it to --db, "
+        "Post the event to an app's CloudEvents endpoint (e.g. http://127.0.0.1:8080/workflows/events) instead of writing it to --db, "
             + "so that the app also starts the workflows it handles the type with.",
         valueName: "endpoint"))
     var url: String?

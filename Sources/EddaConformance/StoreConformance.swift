@@ -31,7 +31,7 @@ import Foundation
 /// }
 /// ```
 ///
-/// SQLite and PostgreSQL run it in this package's own tests.
+/// SQLite, PostgreSQL and MariaDB run it in this package's own tests.
 public enum StoreConformance {
     /// Every check, in a stable order.
     public static var checks: [Check] { ConformanceChecks.all }
