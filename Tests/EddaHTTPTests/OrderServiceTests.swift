@@ -56,10 +56,7 @@ struct OrderServiceTests {
                 let (process, base) = try Self.launch([
                     "--port", "0", "--database", database.path, "--broker-url", "\(brokerBase)/events", "--quiet",
                 ])
-                defer {
-                    process.terminate()
-                    process.waitUntilExit()
-                }
+                defer { process.stop() }
                 let json = ("Content-Type", "application/json")
                 var reply = try await httpRequest(
                     "\(base)/api/orders", headers: [json],
@@ -121,10 +118,7 @@ struct OrderServiceTests {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "order-service not built at \(Self.binary)")
         try await TemporaryDatabase.with { database in
             let (process, base) = try Self.launch(["--port", "0", "--database", database.path, "--quiet", "--prometheus"])
-            defer {
-                process.terminate()
-                process.waitUntilExit()
-            }
+            defer { process.stop() }
             let reply = try await httpRequest(
                 "\(base)/api/orders", headers: [("Content-Type", "application/json")],
                 text: #"{"order_id": "m-1", "items": [{"sku": "book", "quantity": 1}], "amount": 10, "address": "1 Main St"}"#)
@@ -141,10 +135,7 @@ struct OrderServiceTests {
         }
         try await TemporaryDatabase.with { database in
             let (process, base) = try Self.launch(["--port", "0", "--database", database.path, "--quiet"])
-            defer {
-                process.terminate()
-                process.waitUntilExit()
-            }
+            defer { process.stop() }
             #expect(try await httpRequest("\(base)/metrics", method: .GET).status == 404)
         }
         // --otel needs the OpenTelemetry trait, which this build (the default) does not have;
@@ -165,10 +156,7 @@ struct OrderServiceTests {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "order-service not built at \(Self.binary)")
         try await TemporaryDatabase.with { database in
             let (process, base) = try Self.launch(["--port", "0", "--database", database.path, "--quiet"])
-            defer {
-                process.terminate()
-                process.waitUntilExit()
-            }
+            defer { process.stop() }
             let json = ("Content-Type", "application/json")
             func order(_ id: String, amount: String = "40") -> String {
                 #"{"order_id": \#(JSONValue.string(id).jsonText), "items": [{"sku": "book", "quantity": 1}], "amount": \#(amount), "address": "1 Main St"}"#
@@ -244,10 +232,7 @@ struct OrderServiceTests {
             let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
             defer { try? log.close() }
             let (process, base) = try Self.launch(["--port", "0", "--database", database.path, "--quiet"], errors: log)
-            defer {
-                process.terminate()
-                process.waitUntilExit()
-            }
+            defer { process.stop() }
             // Storing a new instance fails inside SQLite, as it would on a full or read-only disk.
             let connection = try openDatabase(database.path)
             defer { try? connection.close() }

@@ -14,7 +14,7 @@ struct ChaosTests {
 
     /// Starts worker `index`, its output appended to `log` (kept for the report of a failure).
     static func launch(_ url: String, _ index: Int, log: URL) throws -> Process {
-        if !FileManager.default.fileExists(atPath: log.path) { FileManager.default.createFile(atPath: log.path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: log.path) { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }
         let output = try FileHandle(forWritingTo: log)
         output.seekToEndOfFile()
         let process = Process()
@@ -99,10 +99,7 @@ struct ChaosTests {
         let logs = (0..<Self.workers).map { logDirectory.appendingPathComponent("worker-\($0).log") }
         var processes = try (0..<Self.workers).map { try Self.launch(url, $0, log: logs[$0]) }
         defer {
-            for process in processes where process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
-            }
+            for process in processes { process.stop(with: SIGKILL) }
         }
 
         var configuration = EddaApp.Configuration(serviceName: "chaos-test", database: try database.location)
@@ -133,8 +130,9 @@ struct ChaosTests {
         while ContinuousClock.now < deadline, kills < 10 || ContinuousClock.now - lastProgress < .seconds(300) {
             if kills < 12, ContinuousClock.now - lastKill > .milliseconds(1500) {
                 let victim = Int.random(in: 0..<Self.workers)
-                kill(processes[victim].processIdentifier, SIGKILL)
-                processes[victim].waitUntilExit()
+                guard processes[victim].stop(with: SIGKILL) else {
+                    throw TestFailure(message: "worker \(victim) had not ended 60 s after SIGKILL")
+                }
                 processes[victim] = try Self.launch(url, victim, log: logs[victim])
                 kills += 1
                 lastKill = .now

@@ -6,15 +6,10 @@ import GRDB
 import Testing
 
 extension Process {
-    /// Kills the process with SIGKILL, as a crash would, and waits until it has ended.
+    /// Kills the process with SIGKILL, as a crash would, and waits until it has ended (if it
+    /// still runs: so that no worker outlives its test).
     func kill() {
-        Glibc.kill(processIdentifier, SIGKILL)
-        waitUntilExit()
-    }
-
-    /// Kills the process if it still runs (so that no worker outlives its test).
-    func killIfRunning() {
-        if isRunning { kill() }
+        if !stop(with: SIGKILL) { Issue.record("worker \(processIdentifier) had not ended 60 s after SIGKILL") }
     }
 }
 
@@ -50,7 +45,7 @@ struct CrashTests {
             let deadline = Date().addingTimeInterval(3_600)
             var worker = try Self.launch([database.path, "start-waiter", "waiter-1", "\(deadline.timeIntervalSince1970)"])
             // Whatever happens, no worker outlives the test.
-            defer { worker.killIfRunning() }
+            defer { worker.kill() }
             try await eventually("the durable sleep", timeout: .seconds(90)) { try status() == "waiting_for_timer" }
             worker.kill()
             // The timer falls due while no worker runs; the restarted one fires it.
@@ -105,7 +100,7 @@ struct CrashTests {
             let worker = try Self.launch(
                 [database.path, "start-service", "drain-1", "3"],
                 environment: ["EDDA_TEST_STEP_DELAY": "3", "EDDA_TEST_LOCK_TIMEOUT": "10"])
-            defer { worker.killIfRunning() }
+            defer { worker.kill() }
             // SIGTERM while step 2 runs (step 1 committed).
             try await eventually("the first step", timeout: .seconds(90)) { !executed().isEmpty }
             let signalled = ContinuousClock.now
@@ -158,7 +153,7 @@ struct CrashTests {
             }
             try queue.close()
             var current = try Self.launch([database.path, "start", "takeover-1", "3"], environment: environment)
-            defer { current.killIfRunning() }
+            defer { current.kill() }
             // Killed inside step 3 (held at the gate), with 120 s left on its lease.
             try await eventually("two steps", timeout: .seconds(90)) { completedSteps() == 2 }
             current.kill()
@@ -203,7 +198,7 @@ struct CrashTests {
                 return found.first?["status"]
             }
             let relayer = try Self.launch([database.path, "relay-hang"], environment: ["EDDA_TEST_OUTBOX_LEASE": "2"])
-            defer { relayer.killIfRunning() }
+            defer { relayer.kill() }
             try await eventually("the relayer sending", timeout: .seconds(90)) { try status() == "processing" }
             relayer.kill()
             let killed = ContinuousClock.now
@@ -256,7 +251,7 @@ struct CrashTests {
             let first = try Self.launch([database.path, "start", "crash-1", "\(steps)"])
             var current = first
             // Whatever happens, no worker outlives the test.
-            defer { current.killIfRunning() }
+            defer { current.kill() }
             // Kill the worker three times: after steps 4, 7 and 10, each time inside the next step.
             for gate in [4, 7, 10] {
                 try await eventually("steps up to \(gate)", timeout: .seconds(90)) { completedSteps() >= gate }

@@ -408,9 +408,6 @@ final class ServeProcess {
     }
 
     deinit {
-        if process.isRunning {
-            process.interrupt()
-            process.waitUntilExit()
-        }
+        process.stop(with: SIGINT)
     }
 }

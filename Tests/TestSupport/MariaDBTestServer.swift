@@ -305,10 +305,7 @@ public enum MariaDBTestServer {
         } else {
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
         }
-        // (One closed meanwhile is skipped by posix_spawn.)
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
-            if let descriptor = Int32(name), descriptor > 2 { posix_spawn_file_actions_addclose(&actions, descriptor) }
-        }
+        closeInheritedDescriptors(from: 3, in: &actions)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

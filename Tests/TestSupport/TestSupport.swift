@@ -60,7 +60,7 @@ public struct ChildExit: Sendable {
 /// Not Foundation's `Process`: on a loaded Linux machine it can miss the exit of a child that
 /// ends at once (the child stays a zombie and `waitUntilExit` never returns, seen with a
 /// `python3 -c` check), and a daemon that a command leaves behind (`pg_ctl start`) must not
-/// hold a pipe of ours.
+/// hold a pipe or socket of ours (see ``closeInheritedDescriptors(from:in:)``).
 public func spawnAndWait(
     _ argv: [String], environment: [String: String]? = nil, directory: String? = nil,
     standardOutput: String, standardError: String?, timeout: Duration? = nil
@@ -75,6 +75,7 @@ public func spawnAndWait(
     } else {
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
     }
+    closeInheritedDescriptors(from: 3, in: &actions)
     // In `directory` by way of the shell (glibc's chdir file action is not visible to Swift).
     let argv = directory.map { ["/bin/sh", "-c", #"cd -- "$0" && exec "$@""#, $0] + argv } ?? argv
     var cArguments = argv.map { strdup($0) } + [nil]
