@@ -245,7 +245,7 @@ struct CommitClock {
 
     @discardableResult
     mutating func time<T>(_ commit: () throws -> T) rethrows -> T {
-        spend()
+        busyWait(spacing)
         let start = ContinuousClock.now
         defer { committing += ContinuousClock.now - start }
         return try commit()
@@ -253,7 +253,7 @@ struct CommitClock {
 
     @discardableResult
     mutating func time<T>(_ commit: () async throws -> T) async rethrows -> T {
-        spend()
+        busyWait(spacing)
         let start = ContinuousClock.now
         defer { committing += ContinuousClock.now - start }
         return try await commit()
@@ -261,12 +261,6 @@ struct CommitClock {
 
     func commitsPerSecond(_ count: Int) -> Double { Double(count) / committing.seconds }
 
-    /// Keeps this thread busy for `spacing` (a sleep would let the CPU idle, which costs a wake-up).
-    private func spend() {
-        guard spacing > .zero else { return }
-        let until = ContinuousClock.now + spacing
-        while ContinuousClock.now < until {}
-    }
 }
 
 extension PostgresClient {

@@ -9,6 +9,7 @@ import Foundation
 import InMemoryTracing
 import Logging
 import MetricsTestKit
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -19,27 +20,52 @@ struct StepResult: Codable, Sendable {
     var x: Int
 }
 
+/// Busy CPU time each activity spends (`--activity-cpu-us`; none by default).
+let activityCPU = Atomic<Int>(0)
+
+/// Spends ``activityCPU`` microseconds of busy CPU time, if any.
+func spendActivityCPU() {
+    let microseconds = activityCPU.load(ordering: .relaxed)
+    if microseconds > 0 { busyWait(.microseconds(microseconds)) }
+}
+
+/// Keeps this thread busy for `duration` (a sleep would let the CPU idle, which costs a wake-up).
+func busyWait(_ duration: Duration) {
+    let until = ContinuousClock.now + duration
+    while ContinuousClock.now < until {}
+}
+
 /// `step(x) -> {"step": name, "x": x}`: trivial, so the figures measure engine and database.
 struct Step: Activity {
     static let name = "step"
     func run(_ x: Int, context: ActivityContext) async throws -> StepResult {
-        StepResult(step: context.activityID, x: x)
+        spendActivityCPU()
+        return StepResult(step: context.activityID, x: x)
     }
 }
 
 struct StepA: Activity {
     static let name = "step_a"
-    func run(_ x: Int, context: ActivityContext) async throws -> StepResult { StepResult(step: "a", x: x) }
+    func run(_ x: Int, context: ActivityContext) async throws -> StepResult {
+        spendActivityCPU()
+        return StepResult(step: "a", x: x)
+    }
 }
 
 struct StepB: Activity {
     static let name = "step_b"
-    func run(_ x: Int, context: ActivityContext) async throws -> StepResult { StepResult(step: "b", x: x) }
+    func run(_ x: Int, context: ActivityContext) async throws -> StepResult {
+        spendActivityCPU()
+        return StepResult(step: "b", x: x)
+    }
 }
 
 struct StepC: Activity {
     static let name = "step_c"
-    func run(_ x: Int, context: ActivityContext) async throws -> StepResult { StepResult(step: "c", x: x) }
+    func run(_ x: Int, context: ActivityContext) async throws -> StepResult {
+        spendActivityCPU()
+        return StepResult(step: "c", x: x)
+    }
 }
 
 /// W1/W2/W7: three activities in sequence.
@@ -163,6 +189,9 @@ struct EddaBench: AsyncParsableCommand {
     @Option(help: "Busy CPU time before each of the floors' commits, in microseconds (default 0: back to back); only the commits are timed. A workload's engine spends CPU between its commits, and a disk may commit back-to-back commits faster than spaced ones.")
     var floorSpacingUs: Int = 0
 
+    @Option(help: "Busy CPU time each activity spends, in microseconds (default 0: trivial activities). Shows what CPU between a workload's commits costs on this disk, next to --floor-spacing-us.")
+    var activityCpuUs: Int = 0
+
     @Option(help: "Where the app's metrics go: default (the process's MetricsSystem, not bootstrapped here: discarded) or memory (an in-memory backend that keeps every value, swift-metrics' TestMetrics), to measure the instrumentation's cost.")
     var metrics: String = "default"
 
@@ -191,6 +220,10 @@ struct EddaBench: AsyncParsableCommand {
         guard (0...1_000_000).contains(floorSpacingUs) else {
             throw ValidationError("--floor-spacing-us must be between 0 and 1000000; got \(floorSpacingUs)")
         }
+        guard (0...1_000_000).contains(activityCpuUs) else {
+            throw ValidationError("--activity-cpu-us must be between 0 and 1000000; got \(activityCpuUs)")
+        }
+        activityCPU.store(activityCpuUs, ordering: .relaxed)
         let database = try await BenchDatabase.open(db, durability: durability)
         var floorFigures: [String: JSONValue] = [:]
         if floor || workload == "floor" {
@@ -386,6 +419,7 @@ struct EddaBench: AsyncParsableCommand {
             "peak_rss_mib": .number(peakRSSMiB()),
         ]
         if timedOut { line["timed_out"] = .bool(true) }
+        if activityCpuUs > 0 { line["activity_cpu_us"] = .number(Double(activityCpuUs)) }
         line.merge(figures) { $1 }
         line.merge(floorFigures) { $1 }
         print(JSONValue.object(line).jsonText)
