@@ -26,22 +26,29 @@ struct BenchDatabase {
         }
         let scheme = DatabaseURL.scheme(of: url) ?? ""
         guard PostgresStore.urlSchemes.contains(scheme) || MySQLStore.urlSchemes.contains(scheme),
-              let components = URLComponents(string: url), let host = components.host
+              let components = URLComponents(string: url), components.host != nil
         else {
             throw BenchError(
                 "--db must be sqlite:////absolute/path.db, sqlite:///relative.db, postgresql://user@host:port/edda_bench… "
                     + "or mysql://user:password@host:port/edda_bench…")
         }
-        let name = String(components.path.dropFirst())
-        guard name.hasPrefix("edda_bench"), name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
-            throw BenchError("The database name must start with edda_bench (it is dropped and recreated); got '\(name)'.")
-        }
+        _ = try benchDatabaseName(components)
         if MySQLStore.urlSchemes.contains(scheme) {
             try await MySQLAdministration.recreateDatabase(url: url)
             return BenchDatabase(store: try MySQLStore(url: url), sqlitePath: nil, serverURL: url, kind: "mysql")
         }
-        try await PostgresAdministration.recreate(name, on: components, host: host)
+        try await PostgresAdministration.recreate(url: url)
         return BenchDatabase(store: try PostgresStore(url: url), sqlitePath: nil, serverURL: url, kind: "postgresql")
+    }
+
+    /// The database name of a server URL, which must start with `edda_bench` (the benchmark drops
+    /// and recreates it) and be a plain name.
+    static func benchDatabaseName(_ url: URLComponents) throws -> String {
+        let name = String(url.path.dropFirst())
+        guard name.hasPrefix("edda_bench"), name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
+            throw BenchError("The database name must start with edda_bench (it is dropped and recreated); got '\(name)'.")
+        }
+        return name
     }
 
     /// The raw commit floor of this database, in commits per second (see ``CommitFloor``).
@@ -139,40 +146,40 @@ extension EddaBench {
 }
 
 /// Creates and drops the benchmark's PostgreSQL databases, through the server's `postgres`
-/// database. Only names that start with `edda_bench` are ever dropped.
+/// database. Only names that start with `edda_bench` are ever dropped
+/// (``BenchDatabase/benchDatabaseName(_:)``).
 enum PostgresAdministration {
-    /// Drops (if it exists) and creates the database `name` on the server of `url`.
-    static func recreate(_ name: String, on url: URLComponents, host: String) async throws {
-        try await administer(url, host: host) { connection, logger in
-            try await connection.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(try checked(name)) WITH (FORCE)"), logger: logger)
-            try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(try checked(name))"), logger: logger)
+    /// Drops (if it exists) and creates the database of `url`.
+    static func recreate(url: String) async throws {
+        try await administer(url) { connection, name, logger in
+            try await connection.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"), logger: logger)
+            try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: logger)
         }
     }
 
-    /// Drops the database `name` on the server of `url`, if it exists.
-    static func drop(_ name: String, on url: URLComponents, host: String) async throws {
-        try await administer(url, host: host) { connection, logger in
-            try await connection.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(try checked(name)) WITH (FORCE)"), logger: logger)
+    /// Drops the database of `url`, if it exists.
+    static func drop(url: String) async throws {
+        try await administer(url) { connection, name, logger in
+            try await connection.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"), logger: logger)
         }
     }
 
-    private static func checked(_ name: String) throws -> String {
-        guard name.hasPrefix("edda_bench"), name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
-            throw BenchError("only databases named edda_bench… are created or dropped; got '\(name)'")
-        }
-        return name
-    }
-
+    /// Runs `body` on a connection to the `postgres` database of `url`'s server, with the name
+    /// of `url`'s database.
     private static func administer(
-        _ url: URLComponents, host: String, _ body: (PostgresConnection, Logger) async throws -> Void
+        _ url: String, _ body: (PostgresConnection, String, Logger) async throws -> Void
     ) async throws {
+        guard let components = URLComponents(string: url), let host = components.host else {
+            throw BenchError("not a PostgreSQL URL: \(url)")
+        }
+        let name = try BenchDatabase.benchDatabaseName(components)
         let logger = Logger(label: "edda-bench")
         let admin = PostgresConnection.Configuration(
-            host: host, port: url.port ?? 5432, username: url.user ?? "postgres",
-            password: url.password, database: "postgres", tls: .disable)
+            host: host, port: components.port ?? 5432, username: components.user ?? "postgres",
+            password: components.password, database: "postgres", tls: .disable)
         let connection = try await PostgresConnection.connect(configuration: admin, id: 1, logger: logger)
         do {
-            try await body(connection, logger)
+            try await body(connection, name, logger)
         } catch {
             try? await connection.close()
             throw error

@@ -125,21 +125,12 @@ enum CommitFloor {
     /// connection pool, with no engine around it. It runs in a scratch database with the shared
     /// schema, `<the benchmark database>_floor` on the same server, dropped afterwards.
     static func postgresWorkflow(url: String, count: Int, spacing: Duration) async throws -> Double {
-        guard var components = URLComponents(string: url), let host = components.host else {
-            throw BenchError("not a PostgreSQL URL: \(url)")
-        }
-        let name = String(components.path.dropFirst()) + "_floor"
-        try await PostgresAdministration.recreate(name, on: components, host: host)
-        components.path = "/" + name
-        let logger = Logger(label: "edda-bench.floor")
-        let client = PostgresClient(
-            configuration: try PostgresURL.configuration(from: components.string ?? url), backgroundLogger: logger)
-        let rate = try await withThrowingTaskGroup(of: Double?.self) { group in
-            group.addTask {
-                await client.run()
-                return nil
-            }
-            group.addTask {
+        guard var components = URLComponents(string: url) else { throw BenchError("not a PostgreSQL URL: \(url)") }
+        components.path += "_floor"
+        guard let scratch = components.string else { throw BenchError("no scratch database URL for \(url)") }
+        try await PostgresAdministration.recreate(url: scratch)
+        do {
+            let rate = try await withClient(try PostgresURL.configuration(from: scratch)) { client, logger in
                 for statement in SharedSchema.migrations(in: .postgresql).flatMap(\.statements) {
                     try await client.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                 }
@@ -162,14 +153,12 @@ enum CommitFloor {
                 }
                 return clock.commitsPerSecond(count)
             }
-            defer { group.cancelAll() }
-            while let result = try await group.next() {
-                if let rate = result { return rate }
-            }
-            throw BenchError("the workflow floor ended without a result")
+            try await PostgresAdministration.drop(url: scratch)
+            return rate
+        } catch {
+            try? await PostgresAdministration.drop(url: scratch)
+            throw error
         }
-        try await PostgresAdministration.drop(name, on: components, host: host)
-        return rate
     }
 
     /// Creates `scratch` (WAL, the durability's `synchronous`), runs `setUp` on it, then times
@@ -206,28 +195,34 @@ enum CommitFloor {
     /// Commits per second of `count` single-row autocommit `INSERT`s through a connection pool of
     /// the kind the store uses, in the (scratch) benchmark database.
     static func postgres(_ configuration: PostgresClient.Configuration, count: Int, spacing: Duration) async throws -> Double {
+        try await withClient(configuration) { client, logger in
+            try await client.query("CREATE TABLE IF NOT EXISTS edda_bench_floor (id BIGSERIAL PRIMARY KEY, value INT NOT NULL)", logger: logger)
+            var clock = CommitClock(spacing: spacing)
+            for value in 0..<count {
+                try await clock.time {
+                    try await client.query("INSERT INTO edda_bench_floor (value) VALUES (\(value))", logger: logger)
+                }
+            }
+            try await client.query("DROP TABLE edda_bench_floor", logger: logger)
+            return clock.commitsPerSecond(count)
+        }
+    }
+
+    /// Runs `body` with a connection pool of `configuration`, which runs as long as `body` does.
+    private static func withClient<T: Sendable>(
+        _ configuration: PostgresClient.Configuration, _ body: @escaping @Sendable (PostgresClient, Logger) async throws -> T
+    ) async throws -> T {
         let logger = Logger(label: "edda-bench.floor")
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        return try await withThrowingTaskGroup(of: Double?.self) { group in
+        return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {
                 await client.run()
                 return nil
             }
-            group.addTask {
-                try await client.query("CREATE TABLE IF NOT EXISTS edda_bench_floor (id BIGSERIAL PRIMARY KEY, value INT NOT NULL)", logger: logger)
-                var clock = CommitClock(spacing: spacing)
-                for value in 0..<count {
-                    try await clock.time {
-                        try await client.query("INSERT INTO edda_bench_floor (value) VALUES (\(value))", logger: logger)
-                    }
-                }
-                let rate = clock.commitsPerSecond(count)
-                try await client.query("DROP TABLE edda_bench_floor", logger: logger)
-                return rate
-            }
+            group.addTask { try await body(client, logger) }
             defer { group.cancelAll() }
             while let result = try await group.next() {
-                if let rate = result { return rate }
+                if let result { return result }
             }
             throw BenchError("the floor measurement ended without a result")
         }
@@ -260,7 +255,6 @@ struct CommitClock {
     }
 
     func commitsPerSecond(_ count: Int) -> Double { Double(count) / committing.seconds }
-
 }
 
 extension PostgresClient {
